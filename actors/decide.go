@@ -1,0 +1,209 @@
+package actors
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"hash/fnv"
+	"math"
+	"slices"
+	"time"
+)
+
+// Command asks an order to change. Time comes in with the command (At), so decide stays
+// pure; the grain stamps At from its clock.
+type Command struct {
+	Type    CommandType
+	OrderID string
+	Key     string // idempotency key chosen by the client
+	By      Principal
+	At      time.Time
+
+	Lines    []Line // Create: priced lines (prices come from the catalog, never the client)
+	Currency string // Create
+
+	PaymentTimeout time.Duration // SubmitPayment: how long the payment may take
+	Reason         string        // optional, for FailPayment, Cancel, Refund
+}
+
+// Event is one accepted change to an order. Version numbers run 1, 2, 3, ... per order.
+type Event struct {
+	Type        EventType
+	OrderID     string
+	Version     uint64
+	From, To    Status
+	At          time.Time
+	Key         string
+	By          string
+	Fingerprint uint64
+
+	// Payload: set only by the events that carry it.
+	Customer        string    `json:",omitempty"` // OrderCreated
+	Lines           []Line    `json:",omitempty"` // OrderCreated
+	Currency        string    `json:",omitempty"` // OrderCreated
+	Total           int64     `json:",omitempty"` // OrderCreated
+	PaymentDeadline time.Time `json:",omitzero"`  // PaymentSubmitted
+	Reason          string    `json:",omitempty"`
+}
+
+// Decision is the outcome of Decide: either new events to persist and apply, or, when the
+// idempotency key was seen before, the remembered result and no events.
+type Decision struct {
+	Events []Event
+	Replay *KeyResult
+}
+
+// Decide checks command c against order o and returns what happens. It is pure: no clock,
+// no I/O, no mutation of o. Errors are *Error with a stable code, checked in this order:
+// malformed command (400), role not allowed (403), unknown or invisible order (404),
+// idempotency key reused for another request (422), illegal transition (409), invalid
+// content (422).
+func Decide(o *Order, c Command) (Decision, error) {
+	if c.Key == "" || len(c.Key) > MaxKeyLen {
+		return Decision{}, Errorf(CodeInvalidRequest, "an Idempotency-Key of 1 to %d characters is required", MaxKeyLen)
+	}
+	if len(c.Reason) > MaxReason {
+		return Decision{}, Errorf(CodeValidation, "reason is longer than %d characters", MaxReason)
+	}
+	t, ok := TransitionFor(c.Type)
+	if !ok {
+		return Decision{}, Errorf(CodeInvalidRequest, "unknown command %q", c.Type)
+	}
+	if !t.Allows(c.By.Role) {
+		return Decision{}, Errorf(CodeForbidden, "role %q may not %s", c.By.Role, commandVerb(c.Type))
+	}
+	fp := Fingerprint(c)
+
+	if c.Type == CmdCreate {
+		if o.Exists() {
+			if r, seen := o.FindKey(c.Key); seen && o.Customer == c.By.Subject && r.Command == CmdCreate {
+				if r.Fingerprint != fp {
+					return Decision{}, Errorf(CodeKeyReused, "idempotency key %q was used for a different order", c.Key)
+				}
+				return Decision{Replay: &r}, nil
+			}
+			return Decision{}, Errorf(CodeAlreadyExists, "order %s exists already", c.OrderID)
+		}
+		total, err := validateLines(c.Lines, c.Currency)
+		if err != nil {
+			return Decision{}, err
+		}
+		return Decision{Events: []Event{{
+			Type: t.Event, OrderID: c.OrderID, Version: 1, From: StatusNone, To: t.To, At: c.At,
+			Key: c.Key, By: c.By.Subject, Fingerprint: fp,
+			Customer: c.By.Subject, Lines: slices.Clone(c.Lines), Currency: c.Currency, Total: total, Reason: c.Reason,
+		}}}, nil
+	}
+
+	if !o.Exists() || !CanView(c.By, o) {
+		return Decision{}, Errorf(CodeNotFound, "order %s not found", c.OrderID)
+	}
+	if r, seen := o.FindKey(c.Key); seen {
+		if r.Command != c.Type || r.Fingerprint != fp {
+			return Decision{}, Errorf(CodeKeyReused, "idempotency key %q was used for a different request on this order", c.Key)
+		}
+		return Decision{Replay: &r}, nil
+	}
+	if !t.allowsFrom(o.Status) {
+		return Decision{}, Errorf(CodeIllegalTransition, "cannot %s an order that is %s", commandVerb(c.Type), o.Status)
+	}
+	e := Event{
+		Type: t.Event, OrderID: o.ID, Version: o.Version + 1, From: o.Status, To: t.To, At: c.At,
+		Key: c.Key, By: c.By.Subject, Fingerprint: fp, Reason: c.Reason,
+	}
+	switch c.Type {
+	case CmdSubmitPayment:
+		if c.PaymentTimeout <= 0 {
+			return Decision{}, Errorf(CodeInvalidRequest, "payment timeout must be positive")
+		}
+		e.PaymentDeadline = c.At.Add(c.PaymentTimeout)
+	case CmdExpirePayment:
+		if c.At.Before(o.PaymentDeadline) {
+			return Decision{}, Errorf(CodeIllegalTransition, "the payment deadline %s has not passed", o.PaymentDeadline.Format(time.RFC3339))
+		}
+	}
+	return Decision{Events: []Event{e}}, nil
+}
+
+// validateLines checks an order's lines and returns their total.
+func validateLines(lines []Line, currency string) (int64, error) {
+	if len(lines) == 0 || len(lines) > MaxLines {
+		return 0, Errorf(CodeValidation, "an order needs 1 to %d items", MaxLines)
+	}
+	if currency == "" {
+		return 0, Errorf(CodeValidation, "currency is required")
+	}
+	var total int64
+	for i, l := range lines {
+		if l.SKU == "" {
+			return 0, Errorf(CodeValidation, "item %d: sku is required", i)
+		}
+		if l.Qty < 1 || l.Qty > MaxQty {
+			return 0, Errorf(CodeValidation, "item %d: qty must be 1 to %d", i, MaxQty)
+		}
+		if l.UnitPrice < 0 || l.UnitPrice > math.MaxInt64/MaxQty/MaxLines {
+			return 0, Errorf(CodeValidation, "item %d: unit price out of range", i)
+		}
+		total += l.Qty * l.UnitPrice
+	}
+	return total, nil
+}
+
+// Fingerprint identifies the content of a command, so that an idempotency key reused for a
+// different request can be told from a genuine retry.
+func Fingerprint(c Command) uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	write := func(s string) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
+		h.Write(buf[:])
+		h.Write([]byte(s))
+	}
+	writeInt := func(v int64) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	write(string(c.Type))
+	write(c.Currency)
+	write(c.Reason)
+	writeInt(int64(len(c.Lines)))
+	for _, l := range c.Lines {
+		write(l.SKU)
+		writeInt(l.Qty)
+		writeInt(l.UnitPrice)
+	}
+	return h.Sum64()
+}
+
+// OrderIDFor derives the id of the order a customer creates with an idempotency key. A
+// retried create therefore reaches the same grain and is answered from its memory, with
+// no lookup table.
+func OrderIDFor(customer, key string) string {
+	sum := sha256.Sum256([]byte(customer + "\x00" + key))
+	return "o_" + base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:15])
+}
+
+func commandVerb(c CommandType) string {
+	switch c {
+	case CmdSubmitPayment:
+		return "pay for"
+	case CmdConfirmPayment:
+		return "confirm the payment of"
+	case CmdFailPayment:
+		return "fail the payment of"
+	case CmdExpirePayment:
+		return "expire the payment of"
+	default:
+		return lower(string(c))
+	}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if 'A' <= ch && ch <= 'Z' {
+			b[i] = ch + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

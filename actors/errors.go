@@ -1,0 +1,81 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code. It is part of the public API: clients
+// switch on it, so a code never changes meaning. The HTTP status of a code is Code/100.
+type Code int
+
+// The codes. Add new ones; never renumber.
+const (
+	CodeOK                Code = 0
+	CodeInvalidRequest    Code = 40000 // malformed JSON, unknown fields, wrong types, missing header
+	CodeUnauthenticated   Code = 40100 // missing, forged, expired token; bad credentials
+	CodeForbidden         Code = 40300 // the caller's role may not do this
+	CodeNotFound          Code = 40400 // unknown order, or one the caller may not see
+	CodeRouteNotFound     Code = 40401 // no such endpoint
+	CodeMethodNotAllowed  Code = 40500
+	CodeIllegalTransition Code = 40900 // the command is not allowed in the order's current state
+	CodeAlreadyExists     Code = 40901 // the resource exists already
+	CodeTooLarge          Code = 41300 // request body over the limit
+	CodeValidation        Code = 42200 // well-formed but invalid (unknown sku, qty out of range)
+	CodeKeyReused         Code = 42201 // idempotency key reused for a different request
+	CodeRateLimited       Code = 42900
+	CodeInternal          Code = 50000 // a bug or an unexpected failure; details are only logged
+	CodeUnavailable       Code = 50300 // try again: the order moved, a node is draining, the store is busy
+)
+
+// HTTPStatus is the HTTP status that carries this code.
+func (c Code) HTTPStatus() int {
+	if c == CodeOK {
+		return 200
+	}
+	return int(c) / 100
+}
+
+// Retryable reports whether the same request (with the same idempotency key) may succeed
+// if sent again.
+func (c Code) Retryable() bool { return c == CodeUnavailable }
+
+// Error is the one application error type. Its Code and Message are safe to show to a
+// client; anything that is not an *Error is reported to clients as CodeInternal and only
+// logged in full.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (code %d)", e.Message, e.Code) }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, CodeOK for nil and
+// CodeInternal for anything else.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return CodeOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the client-safe message of err.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

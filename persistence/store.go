@@ -1,0 +1,110 @@
+// Package persistence defines how orders, their events and users are stored. It imports
+// nothing of ordermesh: the domain hands it opaque snapshots plus the few columns it needs
+// to query (status, customer, payment deadline). Two implementations pass one conformance
+// suite (persistence/storetest): PostgreSQL (persistence/postgres) and the embedded
+// default (persistence/sqlite).
+package persistence
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound: no such order or user.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict: a conditional write found a version other than the expected one, so another
+// activation moved the order on (or created it). Nothing of that write was applied.
+var ErrConflict = errors.New("version conflict")
+
+// ErrClosed: the store was closed.
+var ErrClosed = errors.New("store closed")
+
+// Order is one row of the orders table: the latest snapshot of an order.
+type Order struct {
+	ID              string
+	Customer        string
+	Status          string
+	Version         int64
+	Snapshot        []byte    // opaque to the store
+	PaymentDeadline time.Time // zero = no deadline armed
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Event is one row of order_events; (OrderID, Version) is its primary key.
+type Event struct {
+	OrderID        string
+	Version        int64
+	Type           string
+	From, To       string
+	IdempotencyKey string
+	Node           string
+	At             time.Time
+	Payload        []byte // JSON
+}
+
+// Write is one conditional transition: store Order (whose Version is the new version) and
+// append Events, only if the stored version is ExpectedVersion (0 = the order must not
+// exist yet). All or nothing.
+type Write struct {
+	Order           Order
+	ExpectedVersion int64
+	Events          []Event
+}
+
+// OrderQuery selects orders for listing, newest first, with keyset pagination.
+type OrderQuery struct {
+	Customer string // "" = every customer
+	Status   string // "" = every status
+	Cursor   string // opaque; from OrderPage.NextCursor; "" = first page
+	Limit    int    // 1..1000
+}
+
+// OrderPage is one page of a listing. NextCursor is "" on the last page.
+type OrderPage struct {
+	Orders     []Order
+	NextCursor string
+}
+
+// User is an account that can log in.
+type User struct {
+	Username     string
+	PasswordHash string // bcrypt
+	Role         string
+	CreatedAt    time.Time
+}
+
+// Orders stores order snapshots and their event history.
+type Orders interface {
+	// LoadOrder returns the latest snapshot of an order, or ErrNotFound.
+	LoadOrder(ctx context.Context, id string) (Order, error)
+	// WriteOrder applies w atomically, or returns ErrConflict and applies nothing.
+	// Concurrent calls are batched into few round trips (group commit); a conflict fails
+	// only its own write. It returns once the write is durable.
+	WriteOrder(ctx context.Context, w Write) error
+	// ListOrders returns a page of orders, newest (by creation) first.
+	ListOrders(ctx context.Context, q OrderQuery) (OrderPage, error)
+	// OrderEvents returns an order's events in version order (empty if it has none).
+	OrderEvents(ctx context.Context, id string) ([]Event, error)
+	// DuePayments returns the ids of up to limit orders whose payment deadline is at or
+	// before now, earliest first.
+	DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+}
+
+// Users stores accounts.
+type Users interface {
+	// GetUser returns a user by name, or ErrNotFound.
+	GetUser(ctx context.Context, username string) (User, error)
+	// PutUser creates or replaces a user.
+	PutUser(ctx context.Context, u User) error
+}
+
+// Store is everything ordermesh keeps.
+type Store interface {
+	Orders
+	Users
+	// Close flushes pending writes and releases the store.
+	Close() error
+}
