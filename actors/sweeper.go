@@ -1,0 +1,67 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// Sweeper fires payment deadlines that no active grain is watching: orders whose grain
+// passivated while PAYING, or whose node restarted or died. It asks the store for due
+// deadlines and sends ExpirePayment through the cluster; the grain derives the
+// idempotency key from the deadline, so a deadline expires once however often it is swept.
+type Sweeper struct {
+	Store    persistence.Orders
+	Orders   Service
+	Now      func() time.Time
+	Interval time.Duration
+	Batch    int
+	// Owns, if set, limits the sweep to the orders this node is responsible for, so the
+	// nodes of a cluster do not all sweep the same orders.
+	Owns   func(orderID string) bool
+	Logger *slog.Logger
+}
+
+// Run sweeps every Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) {
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.Logger.Warn("payment sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// Sweep expires the due payments it finds once and returns how many orders it expired.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	ids, err := s.Store.DuePayments(ctx, s.Now(), s.Batch)
+	if err != nil {
+		return 0, err
+	}
+	expired := 0
+	system := Principal{Subject: "sweeper", Role: RoleSystem}
+	for _, id := range ids {
+		if s.Owns != nil && !s.Owns(id) {
+			continue
+		}
+		// Key is filled in by the grain from the deadline it expires.
+		_, err := s.Orders.Execute(ctx, Command{Type: CmdExpirePayment, OrderID: id, Key: "-", By: system}, "sweeper")
+		switch ErrorCode(err) {
+		case CodeOK:
+			expired++
+		case CodeIllegalTransition, CodeNotFound:
+			// Paid, cancelled or expired meanwhile: nothing to do.
+		default:
+			s.Logger.Warn("expiring payment", "order_id", id, "err", err)
+		}
+	}
+	return expired, nil
+}

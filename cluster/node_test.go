@@ -1,0 +1,278 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/sqlite"
+)
+
+var (
+	alice = actors.Principal{Subject: "alice", Role: actors.RoleShopper}
+	olga  = actors.Principal{Subject: "olga", Role: actors.RoleOperator}
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func openStore(t testing.TB, path string) persistence.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func startNode(t testing.TB, store persistence.Orders, tweak func(*actors.GrainConfig)) *Node {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := &actors.GrainConfig{
+		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute,
+		WriteTimeout: 5 * time.Second, Logger: logger,
+	}
+	if tweak != nil {
+		tweak(g)
+	}
+	n, err := Start(Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Stop(ctx)
+	})
+	return n
+}
+
+func create(t *testing.T, svc actors.Service, key string) actors.View {
+	t.Helper()
+	res, err := svc.Execute(context.Background(), actors.Command{
+		Type: actors.CmdCreate, OrderID: actors.OrderIDFor(alice.Subject, key), Key: key, By: alice,
+		Lines: []actors.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
+	}, "test")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return res.View
+}
+
+func exec(svc actors.Service, id string, c actors.CommandType, key string, by actors.Principal) (actors.Result, error) {
+	return svc.Execute(context.Background(), actors.Command{Type: c, OrderID: id, Key: key, By: by}, "test")
+}
+
+func mustExec(t *testing.T, svc actors.Service, id string, c actors.CommandType, key string, by actors.Principal) actors.View {
+	t.Helper()
+	res, err := exec(svc, id, c, key, by)
+	if err != nil {
+		t.Fatalf("%s: %v", c, err)
+	}
+	return res.View
+}
+
+// eventually polls cond until it holds or the deadline passes; it waits for the system to
+// reach a state, it does not time anything.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func checkHistory(t *testing.T, store persistence.Orders, id string, want ...actors.EventType) {
+	t.Helper()
+	events, err := store.OrderEvents(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != len(want) {
+		t.Fatalf("order %s has %d events, want %d: %+v", id, len(events), len(want), events)
+	}
+	from := actors.StatusNone
+	for i, e := range events {
+		if e.Version != int64(i+1) {
+			t.Errorf("event %d has version %d", i, e.Version)
+		}
+		if e.Type != string(want[i]) {
+			t.Errorf("event %d is %s, want %s", i, e.Type, want[i])
+		}
+		if actors.Status(e.From) != from || !actors.Legal(from, actors.EventType(e.Type), actors.Status(e.To)) {
+			t.Errorf("event %d %s %s->%s is not a legal step from %s", i, e.Type, e.From, e.To, from)
+		}
+		from = actors.Status(e.To)
+	}
+}
+
+func TestLifecycleThroughGrain(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	n := startNode(t, store, nil)
+	o := create(t, n, "k1")
+	if o.Status != actors.StatusCreated || o.Version != 1 || o.Total != 900 {
+		t.Fatalf("created %+v", o)
+	}
+	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "k2", alice)
+	mustExec(t, n, o.ID, actors.CmdConfirmPayment, "k3", olga)
+	mustExec(t, n, o.ID, actors.CmdShip, "k4", olga)
+	v := mustExec(t, n, o.ID, actors.CmdDeliver, "k5", olga)
+	if v.Status != actors.StatusDelivered || v.Version != 5 {
+		t.Fatalf("delivered %+v", v)
+	}
+	// A replayed key answers as the first time and changes nothing.
+	res, err := exec(n, o.ID, actors.CmdSubmitPayment, "k2", alice)
+	if err != nil || !res.Replayed || res.View.Status != actors.StatusPaying || res.View.Version != 2 {
+		t.Fatalf("replay = %+v, %v", res, err)
+	}
+	// Illegal, forbidden, unknown.
+	if _, err := exec(n, o.ID, actors.CmdShip, "k6", olga); actors.ErrorCode(err) != actors.CodeIllegalTransition {
+		t.Fatalf("ship delivered order: %v", err)
+	}
+	if _, err := exec(n, o.ID, actors.CmdShip, "k7", alice); actors.ErrorCode(err) != actors.CodeForbidden {
+		t.Fatalf("shopper ships: %v", err)
+	}
+	if _, err := n.Get(context.Background(), "o_unknown", olga, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+		t.Fatalf("unknown order: %v", err)
+	}
+	bob := actors.Principal{Subject: "bob", Role: actors.RoleShopper}
+	if _, err := n.Get(context.Background(), o.ID, bob, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+		t.Fatalf("bob sees alice's order: %v", err)
+	}
+	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentConfirmed, actors.EvtShipped, actors.EvtDelivered)
+}
+
+// Racing commands on one order are applied one at a time: exactly one payment wins.
+func TestRacingCommandsOneWinner(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	n := startNode(t, store, nil)
+	o := create(t, n, "race")
+	var wins, illegal atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := actors.CmdSubmitPayment
+			if i%2 == 1 {
+				cmd = actors.CmdCancel
+			}
+			_, err := exec(n, o.ID, cmd, "race-"+string(rune('a'+i%26))+string(rune('a'+i/26)), alice)
+			switch actors.ErrorCode(err) {
+			case actors.CodeOK:
+				wins.Add(1)
+			case actors.CodeIllegalTransition:
+				illegal.Add(1)
+			default:
+				t.Errorf("unexpected: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Pay then cancel is a legal path too, so one or two may win; never more.
+	events, _ := store.OrderEvents(context.Background(), o.ID)
+	if int(wins.Load()) != len(events)-1 || wins.Load() < 1 || wins.Load() > 2 {
+		t.Fatalf("wins=%d illegal=%d events=%d", wins.Load(), illegal.Load(), len(events))
+	}
+}
+
+// Two live activations of one order on two nodes: the store's version fence rejects the
+// stale one, and a retry (same key) reaches a fresh activation that sees the latest state.
+func TestVersionFenceRejectsStaleActivation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "om.db")
+	storeA, storeB := openStore(t, path), openStore(t, path)
+	a := startNode(t, storeA, nil)
+	b := startNode(t, storeB, nil)
+
+	o := create(t, a, "fence")
+	if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 1
+		t.Fatal(err)
+	}
+	mustExec(t, a, o.ID, actors.CmdSubmitPayment, "pay", alice) // a moves it to version 2
+
+	_, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
+	if actors.ErrorCode(err) != actors.CodeUnavailable {
+		t.Fatalf("stale activation answered %v, want CodeUnavailable", err)
+	}
+	var v actors.View
+	eventually(t, 5*time.Second, "a fresh activation on b", func() bool {
+		res, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
+		v = res.View
+		return err == nil
+	})
+	if v.Status != actors.StatusClosed || v.Version != 3 {
+		t.Fatalf("after retry: %+v", v)
+	}
+	checkHistory(t, storeA, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtCancelled)
+}
+
+func TestPassivatedGrainReloads(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	n := startNode(t, store, func(g *actors.GrainConfig) { g.IdleTimeout = 50 * time.Millisecond })
+	o := create(t, n, "idle")
+	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	eventually(t, 5*time.Second, "passivation", func() bool { return n.Activations() == 0 })
+	v, err := n.Get(context.Background(), o.ID, alice, "t")
+	if err != nil || v.Status != actors.StatusPaying || v.Version != 2 {
+		t.Fatalf("reloaded %+v, %v", v, err)
+	}
+}
+
+func TestActiveGrainExpiresPayment(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	n := startNode(t, store, func(g *actors.GrainConfig) { g.PaymentTimeout = 100 * time.Millisecond })
+	o := create(t, n, "timer")
+	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	eventually(t, 5*time.Second, "expiry", func() bool {
+		v, err := n.Get(context.Background(), o.ID, alice, "t")
+		return err == nil && v.Status == actors.StatusClosed
+	})
+	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentExpired)
+}
+
+func TestSweeperExpiresPassivatedOrders(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	n := startNode(t, store, func(g *actors.GrainConfig) {
+		g.Now = clock.Now
+		g.IdleTimeout = 50 * time.Millisecond
+	})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sw := &actors.Sweeper{Store: store, Orders: n, Now: clock.Now, Batch: 100, Logger: logger}
+	o := create(t, n, "sweep")
+	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	eventually(t, 5*time.Second, "passivation", func() bool { return n.Activations() == 0 })
+
+	if got, err := sw.Sweep(context.Background()); err != nil || got != 0 {
+		t.Fatalf("sweep before the deadline expired %d, %v", got, err)
+	}
+	clock.Advance(time.Hour)
+	if got, err := sw.Sweep(context.Background()); err != nil || got != 1 {
+		t.Fatalf("sweep after the deadline expired %d, %v", got, err)
+	}
+	if got, err := sw.Sweep(context.Background()); err != nil || got != 0 {
+		t.Fatalf("second sweep expired %d, %v", got, err)
+	}
+	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentExpired)
+}
