@@ -62,12 +62,12 @@ func Decide(o *Order, c Command) (Decision, error) {
 	if c.Key == "" || len(c.Key) > MaxKeyLen {
 		return Decision{}, Errorf(CodeInvalidRequest, "an Idempotency-Key of 1 to %d characters is required", MaxKeyLen)
 	}
-	if len(c.Reason) > MaxReason {
-		return Decision{}, Errorf(CodeValidation, "reason is longer than %d characters", MaxReason)
-	}
 	t, ok := TransitionFor(c.Type)
 	if !ok {
 		return Decision{}, Errorf(CodeInvalidRequest, "unknown command %q", c.Type)
+	}
+	if c.Type == CmdSubmitPayment && c.PaymentTimeout <= 0 {
+		return Decision{}, Errorf(CodeInvalidRequest, "payment timeout must be positive")
 	}
 	if !t.Allows(c.By.Role) {
 		return Decision{}, Errorf(CodeForbidden, "role %q may not %s", c.By.Role, commandVerb(c.Type))
@@ -83,6 +83,9 @@ func Decide(o *Order, c Command) (Decision, error) {
 				return Decision{Replay: &r}, nil
 			}
 			return Decision{}, Errorf(CodeAlreadyExists, "order %s exists already", c.OrderID)
+		}
+		if err := validateReason(c.Reason); err != nil {
+			return Decision{}, err
 		}
 		total, err := validateLines(c.Lines, c.Currency)
 		if err != nil {
@@ -107,15 +110,15 @@ func Decide(o *Order, c Command) (Decision, error) {
 	if !t.allowsFrom(o.Status) {
 		return Decision{}, Errorf(CodeIllegalTransition, "cannot %s an order that is %s", commandVerb(c.Type), o.Status)
 	}
+	if err := validateReason(c.Reason); err != nil {
+		return Decision{}, err
+	}
 	e := Event{
 		Type: t.Event, OrderID: o.ID, Version: o.Version + 1, From: o.Status, To: t.To, At: c.At,
 		Key: c.Key, By: c.By.Subject, Fingerprint: fp, Reason: c.Reason,
 	}
 	switch c.Type {
 	case CmdSubmitPayment:
-		if c.PaymentTimeout <= 0 {
-			return Decision{}, Errorf(CodeInvalidRequest, "payment timeout must be positive")
-		}
 		e.PaymentDeadline = c.At.Add(c.PaymentTimeout)
 	case CmdExpirePayment:
 		if c.At.Before(o.PaymentDeadline) {
@@ -123,6 +126,13 @@ func Decide(o *Order, c Command) (Decision, error) {
 		}
 	}
 	return Decision{Events: []Event{e}}, nil
+}
+
+func validateReason(r string) error {
+	if len(r) > MaxReason {
+		return Errorf(CodeValidation, "reason is longer than %d characters", MaxReason)
+	}
+	return nil
 }
 
 // validateLines checks an order's lines and returns their total.

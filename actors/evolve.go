@@ -27,21 +27,18 @@ func Evolve(o Order, e Event) Order {
 }
 
 // rememberKey returns a new slice: keys plus r, with at most KeysKept entries. The oldest
-// entry goes first, except the Create key, which is kept for the life of the order so a
+// entries go first, except the Create key, which is kept for the life of the order so a
 // retried create is always recognised.
 func rememberKey(keys []KeyResult, r KeyResult) []KeyResult {
 	out := make([]KeyResult, 0, min(len(keys)+1, KeysKept))
-	drop := -1
-	if len(keys) >= KeysKept {
-		drop = 0
-		if keys[0].Command == CmdCreate && len(keys) > 1 {
-			drop = 1
-		}
+	rest := keys
+	if len(keys) > 0 && keys[0].Command == CmdCreate {
+		out = append(out, keys[0])
+		rest = keys[1:]
 	}
-	for i, k := range keys {
-		if i != drop {
-			out = append(out, k)
-		}
+	if excess := len(out) + len(rest) + 1 - KeysKept; excess > 0 {
+		rest = rest[min(excess, len(rest)):]
 	}
+	out = append(out, rest...)
 	return append(out, r)
 }

@@ -1,0 +1,684 @@
+package actors
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	t0    = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	alice = Principal{Subject: "alice", Role: RoleShopper}
+	bob   = Principal{Subject: "bob", Role: RoleShopper}
+	oper  = Principal{Subject: "olga", Role: RoleOperator}
+	adm   = Principal{Subject: "root", Role: RoleAdmin}
+	sys   = Principal{Subject: "node-1", Role: RoleSystem}
+)
+
+const payTimeout = 15 * time.Minute
+
+func testLines() []Line {
+	return []Line{
+		{SKU: "sku-mug", Name: "Mug", Qty: 2, UnitPrice: 1999},
+		{SKU: "sku-tea", Name: "Tea", Qty: 1, UnitPrice: 500},
+	}
+}
+
+const testTotal = 2*1999 + 500
+
+func createCmd(by Principal, key string, at time.Time) Command {
+	return Command{Type: CmdCreate, OrderID: OrderIDFor(by.Subject, key), Key: key, By: by, At: at,
+		Lines: testLines(), Currency: "EUR"}
+}
+
+// cmdOn builds a non-create command for order o.
+func cmdOn(o *Order, typ CommandType, by Principal, key string, at time.Time) Command {
+	c := Command{Type: typ, OrderID: o.ID, Key: key, By: by, At: at}
+	if typ == CmdSubmitPayment {
+		c.PaymentTimeout = payTimeout
+	}
+	return c
+}
+
+// step decides c on o, requires exactly one new event and returns the order after it.
+func step(tb testing.TB, o Order, c Command) (Order, Event) {
+	tb.Helper()
+	d, err := Decide(&o, c)
+	if err != nil {
+		tb.Fatalf("Decide(%s on %q order): %v", c.Type, o.Status, err)
+	}
+	if d.Replay != nil || len(d.Events) != 1 {
+		tb.Fatalf("Decide(%s on %q order) = %+v, want one event", c.Type, o.Status, d)
+	}
+	return Evolve(o, d.Events[0]), d.Events[0]
+}
+
+// pathTo is a legal way from "does not exist" to each state, with who does each step.
+var pathTo = map[Status][]struct {
+	cmd CommandType
+	by  Principal
+}{
+	StatusNone:      {},
+	StatusCreated:   {{CmdCreate, alice}},
+	StatusPaying:    {{CmdCreate, alice}, {CmdSubmitPayment, alice}},
+	StatusPaid:      {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}},
+	StatusShipped:   {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdShip, oper}},
+	StatusDelivered: {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdShip, oper}, {CmdDeliver, adm}},
+	StatusClosed:    {{CmdCreate, alice}, {CmdCancel, alice}},
+	StatusRefunded:  {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdRefund, oper}},
+}
+
+// orderIn returns alice's order in state st, built by Decide/Evolve along pathTo[st]; step
+// i uses key "setup-i" at t0 + i minutes.
+func orderIn(tb testing.TB, st Status) Order {
+	tb.Helper()
+	steps, ok := pathTo[st]
+	if !ok {
+		tb.Fatalf("no path to %q", st)
+	}
+	var o Order
+	for i, s := range steps {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		key := "setup-" + string(rune('0'+i))
+		c := cmdOn(&o, s.cmd, s.by, key, at)
+		if s.cmd == CmdCreate {
+			c = createCmd(s.by, key, at)
+		}
+		o, _ = step(tb, o, c)
+	}
+	if o.Status != st {
+		tb.Fatalf("orderIn(%q) built a %q order", st, o.Status)
+	}
+	return o
+}
+
+// deepCopyOrder copies o including the whole backing arrays of its slices (up to cap), so
+// that a write past len by an append in place is noticed too.
+func deepCopyOrder(o Order) Order {
+	c := o
+	if o.Lines != nil {
+		c.Lines = slices.Clone(o.Lines[:cap(o.Lines)])[:len(o.Lines)]
+	}
+	if o.Keys != nil {
+		c.Keys = slices.Clone(o.Keys[:cap(o.Keys)])[:len(o.Keys)]
+	}
+	return c
+}
+
+func assertOrderUnchanged(tb testing.TB, before, after Order) {
+	tb.Helper()
+	if !reflect.DeepEqual(before, after) {
+		tb.Errorf("order was modified:\nbefore %+v\nafter  %+v", before, after)
+	}
+	if cap(before.Keys) == cap(after.Keys) && !reflect.DeepEqual(before.Keys[:cap(before.Keys)], after.Keys[:cap(after.Keys)]) {
+		tb.Errorf("the backing array of Keys was written past len")
+	}
+	if cap(before.Lines) == cap(after.Lines) && !reflect.DeepEqual(before.Lines[:cap(before.Lines)], after.Lines[:cap(after.Lines)]) {
+		tb.Errorf("the backing array of Lines was written past len")
+	}
+}
+
+func assertAppError(tb testing.TB, err error) {
+	tb.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("error %v (%T) is not an *Error", err, err)
+	}
+	if e.Code == CodeOK || e.Code == CodeInternal || e.Message == "" {
+		tb.Errorf("error %+v: want a non-internal code and a message", e)
+	}
+}
+
+func wantCode(tb testing.TB, d Decision, err error, want Code) {
+	tb.Helper()
+	if got := ErrorCode(err); got != want {
+		tb.Fatalf("got code %d (%v, decision %+v), want %d", got, err, d, want)
+	}
+	if err != nil {
+		assertAppError(tb, err)
+		if d.Events != nil || d.Replay != nil {
+			tb.Errorf("an error came with a decision: %+v", d)
+		}
+	}
+}
+
+// wantReplay decides c on o and requires a replay with no events.
+func wantReplay(tb testing.TB, o *Order, c Command) KeyResult {
+	tb.Helper()
+	d, err := Decide(o, c)
+	if err != nil {
+		tb.Fatalf("want a replay, got %v", err)
+	}
+	if d.Replay == nil || len(d.Events) != 0 {
+		tb.Fatalf("want a replay and no events, got %+v", d)
+	}
+	return *d.Replay
+}
+
+// TestDecideCheckOrder checks the documented order of Decide's checks: malformed (400),
+// role (403), not found or invisible (404), key reused (422), illegal (409), content (422).
+// Each case breaks several rules at once; the earliest must win.
+func TestDecideCheckOrder(t *testing.T) {
+	paid := orderIn(t, StatusPaid) // keys setup-0 (Create), setup-1 (SubmitPayment), setup-2 (ConfirmPayment)
+	var none Order
+	long := strings.Repeat("r", MaxReason+1)
+	at := t0.Add(time.Hour)
+	with := func(c Command, f func(*Command)) Command { f(&c); return c }
+	cases := []struct {
+		name string
+		o    Order
+		c    Command
+		want Code
+	}{
+		{"400 empty key before 403 and 404", none, cmdOn(&none, CmdShip, alice, "", at), CodeInvalidRequest},
+		{"400 key too long before 404", paid, cmdOn(&paid, CmdCancel, bob, strings.Repeat("k", MaxKeyLen+1), at), CodeInvalidRequest},
+		{"400 unknown command before 403", none, cmdOn(&none, "Teleport", sys, "k", at), CodeInvalidRequest},
+		{"400 empty key before long reason", paid, with(cmdOn(&paid, CmdShip, oper, "", at), func(c *Command) { c.Reason = long }), CodeInvalidRequest},
+		{"400 unknown command before long reason", paid, with(cmdOn(&paid, "Teleport", oper, "k", at), func(c *Command) { c.Reason = long }), CodeInvalidRequest},
+		{"403 role before 404 (missing)", none, cmdOn(&none, CmdShip, alice, "k", at), CodeForbidden},
+		{"403 role before 404 (invisible)", paid, cmdOn(&paid, CmdShip, bob, "k", at), CodeForbidden},
+		{"403 role before key reuse", paid, cmdOn(&paid, CmdExpirePayment, oper, "setup-1", at), CodeForbidden},
+		{"403 create by operator on existing order", paid, with(createCmd(oper, "setup-0", at), func(c *Command) { c.OrderID = paid.ID }), CodeForbidden},
+		{"403 role before long reason", paid, with(cmdOn(&paid, CmdRefund, alice, "k", at), func(c *Command) { c.Reason = long }), CodeForbidden},
+		{"404 missing order", none, cmdOn(&none, CmdCancel, oper, "k", at), CodeNotFound},
+		{"404 invisible before key reuse", paid, cmdOn(&paid, CmdCancel, bob, "setup-1", at), CodeNotFound},
+		{"404 invisible before replay", paid, cmdOn(&paid, CmdSubmitPayment, bob, "setup-1", at), CodeNotFound},
+		{"404 invisible before long reason", paid, with(cmdOn(&paid, CmdCancel, bob, "k", at), func(c *Command) { c.Reason = long }), CodeNotFound},
+		{"422 key reused before 409", paid, cmdOn(&paid, CmdCancel, alice, "setup-1", at), CodeKeyReused},
+		{"422 create key reused with other content before content check", paid,
+			with(createCmd(alice, "setup-0", at), func(c *Command) { c.Lines = nil }), CodeKeyReused},
+		{"409 existing order before create content", paid,
+			with(createCmd(alice, "fresh", at), func(c *Command) { c.OrderID, c.Lines = paid.ID, nil }), CodeAlreadyExists},
+		{"409 illegal before long reason", paid, with(cmdOn(&paid, CmdCancel, oper, "k", at), func(c *Command) { c.Reason = long }), CodeIllegalTransition},
+		{"400 missing payment timeout before 409", paid, with(cmdOn(&paid, CmdSubmitPayment, alice, "k", at), func(c *Command) { c.PaymentTimeout = 0 }), CodeInvalidRequest},
+		{"422 long reason on a legal command", paid, with(cmdOn(&paid, CmdRefund, oper, "k", at), func(c *Command) { c.Reason = long }), CodeValidation},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := deepCopyOrder(tc.o)
+			d, err := Decide(&tc.o, tc.c)
+			assertOrderUnchanged(t, before, tc.o)
+			wantCode(t, d, err, tc.want)
+		})
+	}
+	t.Run("replay before 409", func(t *testing.T) {
+		r := wantReplay(t, &paid, cmdOn(&paid, CmdSubmitPayment, alice, "setup-1", at))
+		if r.Status != StatusPaying || r.Version != 2 {
+			t.Errorf("replay = %+v, want the PAYING result at version 2", r)
+		}
+	})
+}
+
+func TestDecideKeyAndReasonLimits(t *testing.T) {
+	o := orderIn(t, StatusCreated)
+	at := t0.Add(time.Hour)
+	c := cmdOn(&o, CmdCancel, alice, strings.Repeat("k", MaxKeyLen), at)
+	c.Reason = strings.Repeat("r", MaxReason)
+	n, e := step(t, o, c)
+	if e.Reason != c.Reason || n.Status != StatusClosed {
+		t.Errorf("cancel with the longest key and reason: %+v", e)
+	}
+	c.Reason += "r"
+	c.Key = "other"
+	d, err := Decide(&o, c)
+	wantCode(t, d, err, CodeValidation)
+}
+
+func TestCreate(t *testing.T) {
+	c := createCmd(alice, "create-1", t0)
+	c.Reason = "gift"
+	var o Order
+	n, e := step(t, o, c)
+	if e.Type != EvtCreated || e.Version != 1 || e.From != StatusNone || e.To != StatusCreated {
+		t.Errorf("event = %+v", e)
+	}
+	if e.OrderID != OrderIDFor("alice", "create-1") || e.Customer != "alice" || e.By != "alice" ||
+		e.Currency != "EUR" || e.Total != testTotal || !reflect.DeepEqual(e.Lines, testLines()) {
+		t.Errorf("event payload = %+v", e)
+	}
+	c.Lines[0].Qty = 99 // the event must not share the command's lines
+	if e.Lines[0].Qty != 2 {
+		t.Error("the OrderCreated event aliases the command's Lines")
+	}
+	want := Order{
+		ID: e.OrderID, Customer: "alice", Status: StatusCreated, Version: 1, Lines: testLines(), Currency: "EUR",
+		Total: testTotal, CreatedAt: t0, UpdatedAt: t0,
+		Keys: []KeyResult{{Key: "create-1", Command: CmdCreate, Fingerprint: e.Fingerprint, Version: 1, Status: StatusCreated, At: t0}},
+	}
+	if !reflect.DeepEqual(n, want) {
+		t.Errorf("order after create:\n got %+v\nwant %+v", n, want)
+	}
+	v := n.View()
+	if v.Total != testTotal || v.Status != StatusCreated || !slices.Equal(v.Actions, []string{"pay", "cancel"}) || !v.PaymentDeadline.IsZero() {
+		t.Errorf("view = %+v", v)
+	}
+	for _, r := range []Principal{oper, adm, sys} {
+		d, err := Decide(&o, createCmd(r, "create-1", t0))
+		wantCode(t, d, err, CodeForbidden)
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	maxPrice := int64(math.MaxInt64 / MaxQty / MaxLines)
+	line := func(sku string, qty, price int64) Line { return Line{SKU: sku, Name: "x", Qty: qty, UnitPrice: price} }
+	many := func(n int, l Line) []Line {
+		out := make([]Line, n)
+		for i := range out {
+			out[i] = l
+		}
+		return out
+	}
+	invalid := []struct {
+		name     string
+		lines    []Line
+		currency string
+	}{
+		{"no lines", nil, "EUR"},
+		{"empty lines", []Line{}, "EUR"},
+		{"too many lines", many(MaxLines+1, line("a", 1, 1)), "EUR"},
+		{"qty 0", []Line{line("a", 0, 1)}, "EUR"},
+		{"qty negative", []Line{line("a", 1, 1), line("b", -1, 1)}, "EUR"},
+		{"qty over max", []Line{line("a", MaxQty+1, 1)}, "EUR"},
+		{"qty huge", []Line{line("a", math.MaxInt64, 1)}, "EUR"},
+		{"missing sku", []Line{line("a", 1, 1), line("", 1, 1)}, "EUR"},
+		{"missing currency", []Line{line("a", 1, 1)}, ""},
+		{"negative price", []Line{line("a", 1, -1)}, "EUR"},
+		{"price over range", []Line{line("a", 1, maxPrice+1)}, "EUR"},
+		{"price max int", []Line{line("a", 1, math.MaxInt64)}, "EUR"},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			c := createCmd(alice, "k", t0)
+			c.Lines, c.Currency = tc.lines, tc.currency
+			var o Order
+			d, err := Decide(&o, c)
+			wantCode(t, d, err, CodeValidation)
+		})
+	}
+	valid := []struct {
+		name  string
+		lines []Line
+		total int64
+	}{
+		{"one line", []Line{line("a", 3, 250)}, 750},
+		{"free item", []Line{line("a", 1, 0), line("b", 2, 10)}, 20},
+		{"max lines", many(MaxLines, line("a", 1, 7)), 700},
+		{"max qty", []Line{line("a", MaxQty, 3)}, 3 * MaxQty},
+		{"largest order", many(MaxLines, line("a", MaxQty, maxPrice)), MaxLines * MaxQty * maxPrice},
+	}
+	for _, tc := range valid {
+		t.Run(tc.name, func(t *testing.T) {
+			c := createCmd(alice, "k", t0)
+			c.Lines = tc.lines
+			n, e := step(t, Order{}, c)
+			if e.Total != tc.total || n.Total != tc.total || n.View().Total != tc.total {
+				t.Errorf("total = %d (order %d), want %d", e.Total, n.Total, tc.total)
+			}
+			if e.Total < 0 {
+				t.Errorf("total overflowed: %d", e.Total)
+			}
+		})
+	}
+}
+
+func TestOrderIDFor(t *testing.T) {
+	id := OrderIDFor("alice", "k1")
+	if id != OrderIDFor("alice", "k1") {
+		t.Error("OrderIDFor is not deterministic")
+	}
+	if !strings.HasPrefix(id, "o_") || len(id) > MaxIDBytes || len(id) != 2+24 {
+		t.Errorf("OrderIDFor = %q: want o_ and 24 base32hex characters", id)
+	}
+	if strings.ContainsFunc(id[2:], func(r rune) bool { return !strings.ContainsRune("0123456789ABCDEFGHIJKLMNOPQRSTUV", r) }) {
+		t.Errorf("OrderIDFor = %q: not base32hex", id)
+	}
+	ids := map[string]string{}
+	for _, in := range [][2]string{{"alice", "k1"}, {"bob", "k1"}, {"alice", "k2"}, {"alic", "ek1"}, {"alice\x00k", "1"}, {"", "alicek1"}, {"alicek1", ""}} {
+		got := OrderIDFor(in[0], in[1])
+		if prev, dup := ids[got]; dup {
+			t.Errorf("OrderIDFor(%q, %q) = OrderIDFor of %s = %s", in[0], in[1], prev, got)
+		}
+		ids[got] = in[0] + "|" + in[1]
+	}
+}
+
+// TestIdempotentReplay: the same key and command return the original result, with no
+// events, even after the order moved on.
+func TestIdempotentReplay(t *testing.T) {
+	var o Order
+	type done struct {
+		c    Command
+		view View
+	}
+	var history []done
+	do := func(c Command) {
+		t.Helper()
+		o, _ = step(t, o, c)
+		history = append(history, done{c, o.View()})
+	}
+	do(createCmd(alice, "c", t0))
+	do(cmdOn(&o, CmdSubmitPayment, alice, "pay", t0.Add(1*time.Minute)))
+	do(cmdOn(&o, CmdFailPayment, oper, "fail", t0.Add(2*time.Minute)))
+	do(cmdOn(&o, CmdSubmitPayment, alice, "pay-again", t0.Add(3*time.Minute)))
+	do(cmdOn(&o, CmdConfirmPayment, oper, "confirm", t0.Add(4*time.Minute)))
+	do(cmdOn(&o, CmdShip, adm, "ship", t0.Add(5*time.Minute)))
+	do(cmdOn(&o, CmdDeliver, oper, "deliver", t0.Add(6*time.Minute)))
+	do(cmdOn(&o, CmdRefund, oper, "refund", t0.Add(7*time.Minute)))
+
+	for _, h := range history {
+		t.Run(h.c.Key, func(t *testing.T) {
+			retry := h.c
+			retry.At = t0.Add(24 * time.Hour) // the retry arrives later; the result must not change
+			before := deepCopyOrder(o)
+			r := wantReplay(t, &o, retry)
+			assertOrderUnchanged(t, before, o)
+			if r.Key != h.c.Key || r.Command != h.c.Type || r.Fingerprint != Fingerprint(h.c) {
+				t.Errorf("replayed key result %+v", r)
+			}
+			if got := o.ViewAt(r); !reflect.DeepEqual(got, h.view) {
+				t.Errorf("ViewAt = %+v\nwant the original view %+v", got, h.view)
+			}
+		})
+	}
+	if o.Status != StatusRefunded || o.Version != uint64(len(history)) {
+		t.Fatalf("order = %s@%d", o.Status, o.Version)
+	}
+
+	t.Run("same key, different command", func(t *testing.T) {
+		d, err := Decide(&o, cmdOn(&o, CmdCancel, alice, "pay", t0))
+		wantCode(t, d, err, CodeKeyReused)
+		d, err = Decide(&o, cmdOn(&o, CmdShip, oper, "refund", t0))
+		wantCode(t, d, err, CodeKeyReused)
+		d, err = Decide(&o, cmdOn(&o, CmdSubmitPayment, alice, "c", t0))
+		wantCode(t, d, err, CodeKeyReused)
+	})
+	t.Run("same key, different content", func(t *testing.T) {
+		c := cmdOn(&o, CmdRefund, oper, "refund", t0)
+		c.Reason = "changed my mind"
+		d, err := Decide(&o, c)
+		wantCode(t, d, err, CodeKeyReused)
+		cc := createCmd(alice, "c", t0)
+		cc.Lines[0].Qty++
+		d, err = Decide(&o, cc)
+		wantCode(t, d, err, CodeKeyReused)
+		cc = createCmd(alice, "c", t0)
+		cc.Currency = "USD"
+		d, err = Decide(&o, cc)
+		wantCode(t, d, err, CodeKeyReused)
+	})
+	t.Run("another principal of the same role may retry", func(t *testing.T) {
+		wantReplay(t, &o, cmdOn(&o, CmdShip, oper, "ship", t0))
+	})
+	t.Run("another shopper cannot replay", func(t *testing.T) {
+		d, err := Decide(&o, cmdOn(&o, CmdSubmitPayment, bob, "pay", t0))
+		wantCode(t, d, err, CodeNotFound)
+		cc := createCmd(bob, "c", t0)
+		cc.OrderID = o.ID
+		d, err = Decide(&o, cc)
+		if ErrorCode(err) == CodeOK {
+			t.Fatalf("bob replayed alice's create: %+v", d)
+		}
+	})
+}
+
+// TestCreateKeyKeptForever: the create key survives any number of later commands, at most
+// KeysKept keys are kept, and the oldest other keys go first.
+func TestCreateKeyKeptForever(t *testing.T) {
+	if KeysKept != 64 {
+		t.Errorf("KeysKept = %d, the design keeps 64 keys", KeysKept)
+	}
+	create := createCmd(alice, "create", t0)
+	o, _ := step(t, Order{}, create)
+	created := o.View()
+	at := t0
+	var keys []string
+	for i := range 2 * KeysKept {
+		at = at.Add(time.Minute)
+		key := "cycle-" + strings.Repeat("x", i%3) + string(rune('A'+i%26)) + "-" + itoa(i)
+		typ, by := CmdSubmitPayment, alice
+		if i%2 == 1 {
+			typ, by = CmdFailPayment, oper
+		}
+		o, _ = step(t, o, cmdOn(&o, typ, by, key, at))
+		keys = append(keys, key)
+		if len(o.Keys) > KeysKept {
+			t.Fatalf("after %d commands %d keys are kept, want at most %d", i+2, len(o.Keys), KeysKept)
+		}
+		if o.Keys[0].Key != "create" {
+			t.Fatalf("after %d commands the first key is %q, want the create key", i+2, o.Keys[0].Key)
+		}
+	}
+	if len(o.Keys) != KeysKept {
+		t.Fatalf("%d keys kept, want %d", len(o.Keys), KeysKept)
+	}
+	if o.Version != 2*KeysKept+1 {
+		t.Fatalf("version %d", o.Version)
+	}
+	// The kept keys are the create key and the newest KeysKept-1 others, oldest first.
+	wantKept := append([]string{"create"}, keys[len(keys)-(KeysKept-1):]...)
+	for i, k := range o.Keys {
+		if k.Key != wantKept[i] {
+			t.Fatalf("Keys[%d] = %q, want %q", i, k.Key, wantKept[i])
+		}
+		if i > 0 && k.Version <= o.Keys[i-1].Version {
+			t.Fatalf("Keys not in version order at %d", i)
+		}
+	}
+	r := wantReplay(t, &o, create)
+	if got := o.ViewAt(r); !reflect.DeepEqual(got, created) {
+		t.Errorf("create replay view = %+v, want %+v", got, created)
+	}
+	// A forgotten key is new again: the first SubmitPayment key, resent now (CREATED), pays.
+	if _, ok := o.FindKey(keys[0]); ok {
+		t.Fatalf("key %q should have been forgotten", keys[0])
+	}
+	if o.Status != StatusCreated {
+		t.Fatalf("status %s", o.Status)
+	}
+	n, e := step(t, o, cmdOn(&o, CmdSubmitPayment, alice, keys[0], at.Add(time.Minute)))
+	if e.Version != o.Version+1 || n.Keys[0].Key != "create" || len(n.Keys) != KeysKept {
+		t.Errorf("after reusing a forgotten key: event %+v, %d keys, first %q", e, len(n.Keys), n.Keys[0].Key)
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
+
+// TestRejectedCommandsDoNotConsumeKeys: a key whose command was refused can be used again.
+func TestRejectedCommandsDoNotConsumeKeys(t *testing.T) {
+	var o Order
+	bad := createCmd(alice, "k", t0)
+	bad.Lines = nil
+	d, err := Decide(&o, bad)
+	wantCode(t, d, err, CodeValidation)
+	o, _ = step(t, o, createCmd(alice, "k", t0))
+
+	for _, rejected := range []struct {
+		c    Command
+		code Code
+	}{
+		{cmdOn(&o, CmdShip, oper, "k2", t0), CodeIllegalTransition},
+		{cmdOn(&o, CmdShip, alice, "k2", t0), CodeForbidden},
+		{cmdOn(&o, CmdCancel, bob, "k2", t0), CodeNotFound},
+		{cmdOn(&o, CmdExpirePayment, sys, "k2", t0), CodeIllegalTransition},
+	} {
+		d, err := Decide(&o, rejected.c)
+		wantCode(t, d, err, rejected.code)
+	}
+	n, _ := step(t, o, cmdOn(&o, CmdSubmitPayment, alice, "k2", t0.Add(time.Minute)))
+	if len(n.Keys) != 2 || n.Keys[1].Key != "k2" || n.Keys[1].Command != CmdSubmitPayment {
+		t.Errorf("keys = %+v", n.Keys)
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	o := orderIn(t, StatusCreated)
+	for _, tc := range []struct {
+		p    Principal
+		want bool
+	}{
+		{alice, true}, {bob, false}, {Principal{Subject: "", Role: RoleShopper}, false},
+		{Principal{Subject: "alice", Role: ""}, false}, {Principal{Subject: "alice", Role: "guest"}, false},
+		{oper, true}, {adm, true}, {sys, true},
+	} {
+		if got := CanView(tc.p, &o); got != tc.want {
+			t.Errorf("CanView(%+v) = %v, want %v", tc.p, got, tc.want)
+		}
+		if got := tc.p.SeesAllOrders(); got != (tc.want && tc.p.Role != RoleShopper) {
+			t.Errorf("SeesAllOrders(%+v) = %v", tc.p, got)
+		}
+	}
+
+	// Another shopper's order and a missing order give the same answer.
+	c := cmdOn(&o, CmdCancel, bob, "k", t0.Add(time.Minute))
+	_, errInvisible := Decide(&o, c)
+	_, errMissing := Decide(&Order{}, c)
+	if ErrorCode(errInvisible) != CodeNotFound || errInvisible.Error() != errMissing.Error() {
+		t.Errorf("invisible: %v; missing: %v; want the same not-found error", errInvisible, errMissing)
+	}
+	d, err := Decide(&o, cmdOn(&o, CmdSubmitPayment, bob, "k", t0.Add(time.Minute)))
+	wantCode(t, d, err, CodeNotFound)
+
+	// The owner and staff may act.
+	for _, p := range []Principal{alice, oper, adm} {
+		n, _ := step(t, o, cmdOn(&o, CmdCancel, p, "k", t0.Add(time.Minute)))
+		if n.Status != StatusClosed || n.Customer != "alice" {
+			t.Errorf("%s cancel: %s, customer %q", p.Role, n.Status, n.Customer)
+		}
+	}
+}
+
+func TestPaymentDeadline(t *testing.T) {
+	created := orderIn(t, StatusCreated)
+	payAt := t0.Add(10 * time.Minute)
+	deadline := payAt.Add(payTimeout)
+	paying, e := step(t, created, cmdOn(&created, CmdSubmitPayment, alice, "pay", payAt))
+	if !e.PaymentDeadline.Equal(deadline) || !paying.PaymentDeadline.Equal(deadline) || !paying.View().PaymentDeadline.Equal(deadline) {
+		t.Fatalf("deadline: event %v, order %v, want %v", e.PaymentDeadline, paying.PaymentDeadline, deadline)
+	}
+	if k, _ := paying.FindKey("pay"); !k.Deadline.Equal(deadline) {
+		t.Errorf("key result deadline %v", k.Deadline)
+	}
+
+	for _, tc := range []struct {
+		name string
+		c    Command
+	}{
+		{"zero", cmdOn(&created, CmdSubmitPayment, alice, "p0", payAt)},
+		{"negative", cmdOn(&created, CmdSubmitPayment, alice, "p1", payAt)},
+	} {
+		tc.c.PaymentTimeout = map[string]time.Duration{"zero": 0, "negative": -time.Second}[tc.name]
+		d, err := Decide(&created, tc.c)
+		wantCode(t, d, err, CodeInvalidRequest)
+	}
+
+	expire := func(key string, at time.Time) Command { return cmdOn(&paying, CmdExpirePayment, sys, key, at) }
+	t.Run("before the deadline", func(t *testing.T) {
+		for _, at := range []time.Time{payAt, deadline.Add(-time.Nanosecond)} {
+			d, err := Decide(&paying, expire("exp", at))
+			wantCode(t, d, err, CodeIllegalTransition)
+		}
+	})
+	t.Run("only the timer expires", func(t *testing.T) {
+		for _, p := range []Principal{alice, oper, adm} {
+			d, err := Decide(&paying, cmdOn(&paying, CmdExpirePayment, p, "exp", deadline))
+			wantCode(t, d, err, CodeForbidden)
+		}
+	})
+	for _, at := range []time.Time{deadline, deadline.Add(time.Nanosecond), deadline.Add(48 * time.Hour)} {
+		t.Run("at or after the deadline "+at.Sub(deadline).String(), func(t *testing.T) {
+			closed, e := step(t, paying, expire("exp", at))
+			if e.Type != EvtPaymentExpired || closed.Status != StatusClosed || !closed.PaymentDeadline.IsZero() {
+				t.Fatalf("event %s, order %s deadline %v", e.Type, closed.Status, closed.PaymentDeadline)
+			}
+			// The timer may fire twice (reactivation, second node): same key replays.
+			r := wantReplay(t, &closed, expire("exp", at.Add(time.Hour)))
+			if r.Status != StatusClosed || r.Version != closed.Version {
+				t.Errorf("replay %+v", r)
+			}
+			d, err := Decide(&closed, expire("exp-2", at.Add(time.Hour)))
+			wantCode(t, d, err, CodeIllegalTransition)
+		})
+	}
+
+	t.Run("fail clears the deadline and allows paying again", func(t *testing.T) {
+		failed, _ := step(t, paying, cmdOn(&paying, CmdFailPayment, oper, "fail", payAt.Add(time.Minute)))
+		if failed.Status != StatusCreated || !failed.PaymentDeadline.IsZero() || !failed.View().PaymentDeadline.IsZero() {
+			t.Fatalf("after fail: %s, deadline %v", failed.Status, failed.PaymentDeadline)
+		}
+		d, err := Decide(&failed, expire("exp", deadline.Add(time.Hour)))
+		wantCode(t, d, err, CodeIllegalTransition)
+		// The old pay key replays the old attempt; a new key pays again with a new deadline.
+		r := wantReplay(t, &failed, cmdOn(&failed, CmdSubmitPayment, alice, "pay", payAt))
+		if r.Status != StatusPaying || !r.Deadline.Equal(deadline) {
+			t.Errorf("old pay replay %+v", r)
+		}
+		payAt2 := deadline.Add(time.Hour)
+		deadline2 := payAt2.Add(payTimeout)
+		again, _ := step(t, failed, cmdOn(&failed, CmdSubmitPayment, alice, "pay-2", payAt2))
+		if !again.PaymentDeadline.Equal(deadline2) {
+			t.Fatalf("second deadline %v, want %v", again.PaymentDeadline, deadline2)
+		}
+		d, err = Decide(&again, cmdOn(&again, CmdExpirePayment, sys, "exp", deadline2.Add(-time.Nanosecond)))
+		wantCode(t, d, err, CodeIllegalTransition)
+		closed, _ := step(t, again, cmdOn(&again, CmdExpirePayment, sys, "exp", deadline2))
+		if closed.Status != StatusClosed {
+			t.Errorf("status %s", closed.Status)
+		}
+	})
+	t.Run("confirm and cancel clear the deadline", func(t *testing.T) {
+		for _, c := range []Command{
+			cmdOn(&paying, CmdConfirmPayment, oper, "x", payAt.Add(time.Minute)),
+			cmdOn(&paying, CmdCancel, alice, "x", payAt.Add(time.Minute)),
+		} {
+			n, _ := step(t, paying, c)
+			if !n.PaymentDeadline.IsZero() {
+				t.Errorf("%s left deadline %v", c.Type, n.PaymentDeadline)
+			}
+			d, err := Decide(&n, cmdOn(&n, CmdExpirePayment, sys, "exp", deadline.Add(time.Hour)))
+			wantCode(t, d, err, CodeIllegalTransition)
+		}
+	})
+}
+
+func TestFingerprint(t *testing.T) {
+	base := createCmd(alice, "k", t0)
+	fp := Fingerprint(base)
+	same := base
+	same.At, same.Key, same.OrderID, same.By = t0.Add(time.Hour), "other", "x", oper
+	same.Lines = testLines()
+	if Fingerprint(same) != fp {
+		t.Error("fingerprint depends on At, Key, OrderID, By or the identity of the Lines slice")
+	}
+	variants := []func(c *Command){
+		func(c *Command) { c.Type = CmdCancel },
+		func(c *Command) { c.Currency = "USD" },
+		func(c *Command) { c.Reason = "x" },
+		func(c *Command) { c.Lines = c.Lines[:1] },
+		func(c *Command) { c.Lines[0].SKU = "other" },
+		func(c *Command) { c.Lines[0].Qty++ },
+		func(c *Command) { c.Lines[1].UnitPrice++ },
+		func(c *Command) { c.Lines[0], c.Lines[1] = c.Lines[1], c.Lines[0] },
+		// Length prefixes keep field boundaries apart.
+		func(c *Command) { c.Currency, c.Reason = "EU", "R" },
+	}
+	for i, f := range variants {
+		c := createCmd(alice, "k", t0)
+		f(&c)
+		if Fingerprint(c) == fp {
+			t.Errorf("variant %d has the same fingerprint", i)
+		}
+	}
+}
