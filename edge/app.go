@@ -1,0 +1,173 @@
+// Package edge is the HTTP face of an ordermesh node: the REST API under /api/v1, login
+// and JWT authentication, the catalog, health and readiness probes and Prometheus metrics.
+// It turns requests into actors.Commands for the order grains (through actors.Service),
+// reads listings and histories straight from the store, and answers every request with
+// one JSON envelope whose code comes from actors.Code.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// Defaults used for zero Config fields.
+const (
+	DefaultAccessTTL      = 15 * time.Minute
+	DefaultBodyLimit      = 64 << 10
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultRetryFor       = 5 * time.Second
+	DefaultIssuer         = "ordermesh"
+	// MinSecretLen is the shortest JWT secret New accepts: HS256 is only as strong as its key.
+	MinSecretLen = 32
+)
+
+// Config tunes the edge. Zero values take the defaults above.
+type Config struct {
+	JWTSecret      []byte        // HS256 key for access tokens; at least MinSecretLen bytes
+	Issuer         string        // "iss" of issued tokens, checked on every request
+	AccessTTL      time.Duration // lifetime of an access token
+	BodyLimit      int           // largest accepted request body, in bytes
+	NodeID         string        // this node's id, sent in the X-Node-ID header
+	RequestTimeout time.Duration // upper bound for one request's work on grains and store
+	RetryFor       time.Duration // how long a retryable command is retried before 503
+}
+
+func (c Config) withDefaults() Config {
+	if c.Issuer == "" {
+		c.Issuer = DefaultIssuer
+	}
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = DefaultAccessTTL
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = DefaultRetryFor
+	}
+	return c
+}
+
+// Store is the part of persistence the edge reads directly: listings, event histories
+// and accounts. Writes to orders only ever go through the grains (actors.Service).
+type Store interface {
+	persistence.Orders
+	persistence.Users
+}
+
+// Deps are the collaborators of the edge. Orders and Store are required.
+type Deps struct {
+	Orders  actors.Service       // executes commands on the order grains
+	Store   Store                // listings, events, users
+	Catalog *Catalog             // nil = DemoCatalog()
+	Logger  *slog.Logger         // nil = slog.Default()
+	Metrics *prometheus.Registry // nil = a private registry; served at /metrics
+	// Ready reports whether the node has joined the cluster and serves; a non-nil error
+	// makes /readyz answer 503 with its text. nil = always ready.
+	Ready func(ctx context.Context) error
+	Clock func() time.Time // nil = time.Now; issues and checks tokens
+}
+
+// server holds what the handlers share. It is built once by New and read-only afterwards.
+type server struct {
+	cfg     Config
+	orders  actors.Service
+	store   Store
+	catalog *Catalog
+	log     *slog.Logger
+	ready   func(ctx context.Context) error
+	now     func() time.Time
+	metrics *metrics
+	tokens  *tokenIssuer
+	cursors cursorSigner
+}
+
+// New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
+// missing dependencies) so that they surface at start-up rather than on the first request.
+func New(cfg Config, deps Deps) (*fiber.App, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.JWTSecret) < MinSecretLen {
+		return nil, fmt.Errorf("edge: JWT secret must be at least %d bytes", MinSecretLen)
+	}
+	if deps.Orders == nil || deps.Store == nil {
+		return nil, errors.New("edge: Deps.Orders and Deps.Store are required")
+	}
+	if deps.Catalog == nil {
+		deps.Catalog = DemoCatalog()
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = prometheus.NewRegistry()
+	}
+	if deps.Ready == nil {
+		deps.Ready = func(context.Context) error { return nil }
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("edge: registering metrics: %w", err)
+	}
+	s := &server{
+		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
+		log: deps.Logger, ready: deps.Ready, now: deps.Clock, metrics: m,
+		tokens: &tokenIssuer{secret: cfg.JWTSecret, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
+		// One secret for both is safe: cursor MACs cover a fixed prefix no JWT starts with.
+		cursors: cursorSigner{key: cfg.JWTSecret},
+	}
+
+	app := fiber.New(fiber.Config{
+		AppName:               "ordermesh",
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		// Handlers hand strings from the request (ids, keys, reasons) to grains that keep
+		// them; fasthttp would otherwise reuse their bytes for the next request.
+		Immutable:     true,
+		CaseSensitive: true,
+		ReadTimeout:   30 * time.Second,
+		WriteTimeout:  30 * time.Second,
+		IdleTimeout:   2 * time.Minute,
+	})
+	s.routes(app, deps.Metrics)
+	return app, nil
+}
+
+// routes is the whole API surface of a node, in one place.
+func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
+	app.Use(s.observe) // request id, access log, metrics, panic recovery
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", metricsHandler(reg))
+
+	auth := app.Group("/auth")
+	auth.Post("/login", s.login)
+	// POST /auth/refresh and /auth/logout (rotating refresh tokens) belong here; see auth.go.
+
+	api := app.Group("/api/v1")
+	api.Get("/catalog", s.listCatalog)
+
+	// authenticate is a handler of each route rather than a group middleware, so that
+	// a 401 is counted under the route it was for, and unknown paths stay 404s.
+	api.Post("/orders", s.authenticate, s.createOrder)
+	api.Get("/orders", s.authenticate, s.listOrders)
+	api.Get("/orders/:id", s.authenticate, s.getOrder)
+	api.Get("/orders/:id/events", s.authenticate, s.orderEvents)
+	api.Post("/orders/:id/:action", s.authenticate, s.orderAction)
+}

@@ -1,0 +1,130 @@
+package edge
+
+import (
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// Product is one thing that can be ordered. UnitPrice is in minor units (cents) of Currency.
+type Product struct {
+	SKU       string `json:"sku"`
+	Name      string `json:"name"`
+	UnitPrice int64  `json:"unit_price"`
+	Currency  string `json:"currency"`
+}
+
+// Catalog is the read-only list of products. It is the only source of prices: clients
+// send SKUs and quantities, never amounts. All products share one currency, because an
+// order has one.
+type Catalog struct {
+	products []Product
+	bySKU    map[string]Product
+	currency string
+}
+
+// maxUnitPrice keeps a line total (qty up to actors.MaxQty, up to actors.MaxLines lines)
+// far from int64 overflow; the domain refuses anything above it as well.
+const maxUnitPrice = 1 << 40
+
+// NewCatalog checks products and builds a catalog: at least one product, unique non-empty
+// SKUs and names, prices in range, and one currency for all.
+func NewCatalog(products []Product) (*Catalog, error) {
+	if len(products) == 0 {
+		return nil, fmt.Errorf("catalog: no products")
+	}
+	c := &Catalog{products: slices.Clone(products), bySKU: make(map[string]Product, len(products)), currency: products[0].Currency}
+	for i, p := range products {
+		switch {
+		case p.SKU == "" || p.Name == "":
+			return nil, fmt.Errorf("catalog: product %d: sku and name are required", i)
+		case p.UnitPrice < 0 || p.UnitPrice > maxUnitPrice:
+			return nil, fmt.Errorf("catalog: product %s: unit_price %d out of range", p.SKU, p.UnitPrice)
+		case p.Currency == "" || p.Currency != c.currency:
+			return nil, fmt.Errorf("catalog: product %s: currency %q, want %q for every product", p.SKU, p.Currency, c.currency)
+		}
+		if _, dup := c.bySKU[p.SKU]; dup {
+			return nil, fmt.Errorf("catalog: duplicate sku %s", p.SKU)
+		}
+		c.bySKU[p.SKU] = p
+	}
+	return c, nil
+}
+
+// LoadCatalog reads a catalog from a JSON file holding an array of products.
+func LoadCatalog(path string) (*Catalog, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading catalog: %w", err)
+	}
+	var products []Product
+	if err := decodeStrict(b, &products, false); err != nil {
+		return nil, fmt.Errorf("loading catalog %s: %w", path, err)
+	}
+	c, err := NewCatalog(products)
+	if err != nil {
+		return nil, fmt.Errorf("loading catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DemoCatalog is the built-in catalog used when none is configured.
+func DemoCatalog() *Catalog {
+	c, err := NewCatalog([]Product{
+		{SKU: "tea-sencha", Name: "Sencha green tea, 100 g", UnitPrice: 1290, Currency: "EUR"},
+		{SKU: "tea-earlgrey", Name: "Earl Grey black tea, 100 g", UnitPrice: 990, Currency: "EUR"},
+		{SKU: "mug-stoneware", Name: "Stoneware mug", UnitPrice: 1850, Currency: "EUR"},
+		{SKU: "kettle-gooseneck", Name: "Gooseneck kettle", UnitPrice: 5900, Currency: "EUR"},
+		{SKU: "filter-paper", Name: "Paper filters, 100 pcs", UnitPrice: 450, Currency: "EUR"},
+		{SKU: "scale-digital", Name: "Digital kitchen scale", UnitPrice: 2499, Currency: "EUR"},
+	})
+	if err != nil {
+		panic(err) // a bug in the literal above
+	}
+	return c
+}
+
+// Products returns the products in catalog order.
+func (c *Catalog) Products() []Product { return slices.Clone(c.products) }
+
+// Currency is the currency of every product.
+func (c *Catalog) Currency() string { return c.currency }
+
+// Lookup returns the product with the given SKU.
+func (c *Catalog) Lookup(sku string) (Product, bool) {
+	p, ok := c.bySKU[sku]
+	return p, ok
+}
+
+// price turns requested items into priced order lines. An unknown SKU is a 422.
+func (c *Catalog) price(items []itemRequest) ([]actors.Line, error) {
+	lines := make([]actors.Line, len(items))
+	for i, it := range items {
+		p, ok := c.Lookup(it.SKU)
+		if !ok {
+			return nil, actors.Errorf(actors.CodeValidation, "item %d: unknown sku %q", i, truncate(it.SKU, 64))
+		}
+		lines[i] = actors.Line{SKU: p.SKU, Name: p.Name, Qty: it.Qty, UnitPrice: p.UnitPrice}
+	}
+	return lines, nil
+}
+
+type catalogResponse struct {
+	Products []Product `json:"products"`
+}
+
+func (s *server) listCatalog(c *fiber.Ctx) error {
+	return respond(c, fiber.StatusOK, catalogResponse{Products: s.catalog.Products()})
+}
+
+// truncate shortens client input that is echoed in a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,59 @@
+package edge
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// metrics are the edge's Prometheus series. They live in the registry given in Deps, not
+// in the global default, so that tests and several apps in one process do not collide.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	commands *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ordermesh", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ordermesh", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "HTTP request latency by route template and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ordermesh", Subsystem: "edge", Name: "commands_total",
+			Help: "Order commands sent to grains by command type and result code (0 = ok).",
+		}, []string{"type", "code"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeHTTP(route, method, status string, d time.Duration) {
+	m.requests.WithLabelValues(route, method, status).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// observeCommand counts the final outcome of a command, after retries.
+func (m *metrics) observeCommand(t actors.CommandType, err error) {
+	m.commands.WithLabelValues(string(t), strconv.Itoa(int(actors.ErrorCode(err)))).Inc()
+}
+
+func metricsHandler(g prometheus.Gatherer) fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,195 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// HeaderIdempotencyKey names the client-chosen key every command carries.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// HeaderReplayed is "true" on the answer to a command whose key had been seen: the
+// response repeats the original one and nothing changed.
+const HeaderReplayed = "Idempotent-Replayed"
+
+type itemRequest struct {
+	SKU string `json:"sku"`
+	Qty int64  `json:"qty"`
+}
+
+type createOrderRequest struct {
+	Items []itemRequest `json:"items"`
+}
+
+type actionRequest struct {
+	Reason string `json:"reason"`
+}
+
+// createOrder handles POST /api/v1/orders. The order id is derived from the customer and
+// the idempotency key, so a retried create reaches the same grain and gets the same order.
+// Both the first answer and a replay are 201 with the same body; a replay is marked with
+// the Idempotent-Replayed header.
+func (s *server) createOrder(c *fiber.Ctx) error {
+	var req createOrderRequest
+	if err := decodeStrict(c.Body(), &req, false); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	p := principal(c)
+	if err := checkRole(actors.CmdCreate, p); err != nil {
+		return err
+	}
+	if len(req.Items) == 0 || len(req.Items) > actors.MaxLines {
+		return actors.Errorf(actors.CodeValidation, "an order needs 1 to %d items", actors.MaxLines)
+	}
+	lines, err := s.catalog.price(req.Items)
+	if err != nil {
+		return err
+	}
+	cmd := actors.Command{
+		Type: actors.CmdCreate, OrderID: actors.OrderIDFor(p.Subject, key), Key: key, By: p,
+		Lines: lines, Currency: s.catalog.Currency(),
+	}
+	res, err := s.execute(c, cmd)
+	if err != nil {
+		return err
+	}
+	markReplay(c, res)
+	c.Location("/api/v1/orders/" + res.View.ID)
+	return respond(c, fiber.StatusCreated, res.View)
+}
+
+// orderAction handles POST /api/v1/orders/{id}/{action} for every action of actors.Table.
+func (s *server) orderAction(c *fiber.Ctx) error {
+	cmdType, ok := actors.CommandForAction(c.Params("action"))
+	if !ok {
+		return actors.Errorf(actors.CodeRouteNotFound, "no such action %q", truncate(c.Params("action"), 64))
+	}
+	id, err := s.orderIDParam(c)
+	if err != nil {
+		return err
+	}
+	var req actionRequest
+	if err := decodeStrict(c.Body(), &req, true); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	p := principal(c)
+	// The table already knows the answer for a role; don't wake the grain to hear it.
+	if err := checkRole(cmdType, p); err != nil {
+		return err
+	}
+	res, err := s.execute(c, actors.Command{Type: cmdType, OrderID: id, Key: key, By: p, Reason: req.Reason})
+	if err != nil {
+		return err
+	}
+	markReplay(c, res)
+	return respond(c, fiber.StatusOK, res.View)
+}
+
+// getOrder handles GET /api/v1/orders/{id}: the current view, from the grain.
+func (s *server) getOrder(c *fiber.Ctx) error {
+	id, err := s.orderIDParam(c)
+	if err != nil {
+		return err
+	}
+	p := principal(c)
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	var v actors.View
+	err = s.retry(ctx, s.logger(c), func(ctx context.Context) error {
+		var err error
+		v, err = s.orders.Get(ctx, id, p, ensureRequestID(c))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("getting order %s: %w", id, err)
+	}
+	// The service hides other customers' orders already; not relying on it alone keeps a
+	// bug there from leaking an order here.
+	if !p.SeesAllOrders() && v.Customer != p.Subject {
+		return notFound(id)
+	}
+	return respond(c, fiber.StatusOK, v)
+}
+
+// execute sends cmd to its grain, retrying while the grain is unavailable, and counts
+// the outcome.
+func (s *server) execute(c *fiber.Ctx, cmd actors.Command) (actors.Result, error) {
+	s.setOrderID(c, cmd.OrderID)
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	var res actors.Result
+	err := s.retry(ctx, s.logger(c), func(ctx context.Context) error {
+		var err error
+		res, err = s.orders.Execute(ctx, cmd, ensureRequestID(c))
+		return err
+	})
+	s.metrics.observeCommand(cmd.Type, err)
+	if err != nil {
+		return actors.Result{}, fmt.Errorf("executing %s on order %s: %w", cmd.Type, cmd.OrderID, err)
+	}
+	return res, nil
+}
+
+// checkRole refuses early what actors.Decide would refuse for the caller's role.
+func checkRole(t actors.CommandType, p actors.Principal) error {
+	if tr, ok := actors.TransitionFor(t); ok && !tr.Allows(p.Role) {
+		return actors.Errorf(actors.CodeForbidden, "role %q may not %s", p.Role, tr.Action)
+	}
+	return nil
+}
+
+// idempotencyKey returns the required Idempotency-Key header.
+func idempotencyKey(c *fiber.Ctx) (string, error) {
+	key := c.Get(HeaderIdempotencyKey)
+	if key == "" || len(key) > actors.MaxKeyLen {
+		return "", actors.Errorf(actors.CodeInvalidRequest, "an %s header of 1 to %d characters is required", HeaderIdempotencyKey, actors.MaxKeyLen)
+	}
+	return key, nil
+}
+
+// orderIDParam returns the {id} path parameter. A malformed id cannot name an order, so it
+// is "not found" like any other unknown id.
+func (s *server) orderIDParam(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !validOrderID(id) {
+		return "", notFound(truncate(id, 64))
+	}
+	s.setOrderID(c, id)
+	return id, nil
+}
+
+// validOrderID accepts ^[A-Za-z0-9_-]{1,64}$, which covers every id OrderIDFor makes.
+func validOrderID(id string) bool {
+	if id == "" || len(id) > actors.MaxIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '_' || ch == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func notFound(id string) error {
+	return actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+}
+
+func markReplay(c *fiber.Ctx, res actors.Result) {
+	if res.Replayed {
+		c.Set(HeaderReplayed, "true")
+	}
+}

@@ -1,0 +1,62 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// Backoff between retries of a retryable call: short at first, because a grain that moved
+// is usually active on its new node within milliseconds, and capped so that a longer
+// outage is polled rather than waited out blindly.
+const (
+	retryFirstWait = 10 * time.Millisecond
+	retryMaxWait   = 250 * time.Millisecond
+)
+
+// errStillUnavailable is what the client gets when retries did not help in time. With the
+// Retry-After header it tells the client to send the same request (same key) again.
+var errStillUnavailable = actors.Errorf(actors.CodeUnavailable,
+	"the order is temporarily unavailable; retry with the same Idempotency-Key")
+
+// retry calls op until it returns nil or a non-retryable error, for at most RetryFor.
+// Retrying is safe because every command carries its idempotency key: a command that did
+// take effect before the error is answered from the grain's memory, not applied twice.
+func (s *server) retry(ctx context.Context, log *slog.Logger, op func(context.Context) error) error {
+	deadline := time.Now().Add(s.cfg.RetryFor)
+	wait := retryFirstWait
+	for attempt := 1; ; attempt++ {
+		err := op(ctx)
+		if !retryable(err) {
+			return err
+		}
+		// Jitter spreads the retries of many clients that failed together (a drain).
+		sleep := wait/2 + rand.N(wait/2+1)
+		if ctx.Err() != nil || time.Now().Add(sleep).After(deadline) {
+			log.Warn("giving up on retryable error", slog.Int("attempts", attempt), slog.Any("error", err))
+			return errStillUnavailable
+		}
+		log.Debug("retrying", slog.Int("attempt", attempt), slog.Duration("wait", sleep), slog.Any("error", err))
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errStillUnavailable
+		case <-t.C:
+		}
+		wait = min(wait*2, retryMaxWait)
+	}
+}
+
+// retryable reports whether err says "try again". A deadline from below is treated like
+// CodeUnavailable: the grain may simply have been slow to activate.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	return actors.ErrorCode(err).Retryable() || errors.Is(err, context.DeadlineExceeded)
+}

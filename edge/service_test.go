@@ -1,0 +1,135 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// localService is a real, in-process actors.Service: one mutex plays the grain's mailbox,
+// actors.Decide and actors.Evolve are the domain logic, and every accepted command is
+// written to the store before it is answered, as the grain does. Only placement and
+// passivation are missing, which the edge cannot see anyway.
+type localService struct {
+	store persistence.Orders
+	now   func() time.Time
+	node  string
+
+	mu          sync.Mutex
+	orders      map[string]actors.Order
+	unavailable int                // the next n calls fail with CodeUnavailable, like a moving grain
+	panicOn     actors.CommandType // a command that makes Execute panic
+	requestIDs  []string           // request ids seen, newest last
+}
+
+func newLocalService(store persistence.Orders, now func() time.Time) *localService {
+	return &localService{store: store, now: now, node: "node-test", orders: map[string]actors.Order{}}
+}
+
+// failNext makes the next n calls answer CodeUnavailable.
+func (s *localService) failNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unavailable = n
+}
+
+func (s *localService) lastRequestID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.requestIDs) == 0 {
+		return ""
+	}
+	return s.requestIDs[len(s.requestIDs)-1]
+}
+
+func (s *localService) enter(requestID string) error {
+	s.requestIDs = append(s.requestIDs, requestID)
+	if s.unavailable > 0 {
+		s.unavailable--
+		return actors.Errorf(actors.CodeUnavailable, "grain is moving")
+	}
+	return nil
+}
+
+func (s *localService) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(requestID); err != nil {
+		return actors.Result{}, err
+	}
+	if c.Type == s.panicOn && c.Type != "" {
+		panic("injected panic")
+	}
+	o := s.orders[c.OrderID]
+	c.At = s.now().UTC()
+	c.PaymentTimeout = 15 * time.Minute // the grain's setting
+	d, err := actors.Decide(&o, c)
+	if err != nil {
+		return actors.Result{}, err
+	}
+	if d.Replay != nil {
+		return actors.Result{View: o.ViewAt(*d.Replay), Replayed: true}, nil
+	}
+	next := o
+	w := persistence.Write{ExpectedVersion: int64(o.Version)}
+	for _, e := range d.Events {
+		next = actors.Evolve(next, e)
+		payload, err := json.Marshal(e)
+		if err != nil {
+			return actors.Result{}, fmt.Errorf("encoding event: %w", err)
+		}
+		w.Events = append(w.Events, persistence.Event{
+			OrderID: e.OrderID, Version: int64(e.Version), Type: string(e.Type), From: string(e.From), To: string(e.To),
+			IdempotencyKey: e.Key, Node: s.node, At: e.At, Payload: payload,
+		})
+	}
+	snap, err := actors.EncodeSnapshot(&next)
+	if err != nil {
+		return actors.Result{}, fmt.Errorf("encoding snapshot: %w", err)
+	}
+	w.Order = persistence.Order{
+		ID: next.ID, Customer: next.Customer, Status: string(next.Status), Version: int64(next.Version),
+		Snapshot: snap, PaymentDeadline: next.PaymentDeadline, CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
+	}
+	if err := s.store.WriteOrder(ctx, w); err != nil {
+		return actors.Result{}, fmt.Errorf("writing order %s: %w", next.ID, err)
+	}
+	s.orders[next.ID] = next
+	return actors.Result{View: next.View()}, nil
+}
+
+func (s *localService) Get(_ context.Context, id string, by actors.Principal, requestID string) (actors.View, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(requestID); err != nil {
+		return actors.View{}, err
+	}
+	o, ok := s.orders[id]
+	if !ok || !o.Exists() || !actors.CanView(by, &o) {
+		return actors.View{}, actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+	}
+	return o.View(), nil
+}
+
+// fakeClock is a settable clock, so token expiry is tested without sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
