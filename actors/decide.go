@@ -38,12 +38,12 @@ type Event struct {
 	Fingerprint uint64
 
 	// Payload: set only by the events that carry it.
-	Customer        string    `json:",omitempty"` // OrderCreated
-	Lines           []Line    `json:",omitempty"` // OrderCreated
-	Currency        string    `json:",omitempty"` // OrderCreated
-	Total           int64     `json:",omitempty"` // OrderCreated
-	PaymentDeadline time.Time `json:",omitzero"`  // PaymentSubmitted
-	Reason          string    `json:",omitempty"`
+	Customer        string    // OrderCreated
+	Lines           []Line    // OrderCreated
+	Currency        string    // OrderCreated
+	Total           int64     // OrderCreated
+	PaymentDeadline time.Time // PaymentSubmitted
+	Reason          string
 }
 
 // Decision is the outcome of Decide: either new events to persist and apply, or, when the

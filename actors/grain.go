@@ -149,7 +149,8 @@ func (g *grain) apply(ctx actor.Context, c Command, requestID string) (*orderpb.
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, "order could not be loaded"), CodeUnavailable
 	}
-	c.At = g.cfg.Now().UTC()
+	// Microseconds: what both stores keep, so a reloaded order equals the one in memory.
+	c.At = g.cfg.Now().UTC().Truncate(time.Microsecond)
 	c.PaymentTimeout = g.cfg.PaymentTimeout
 	if c.Type == CmdExpirePayment && c.By.Role == RoleSystem {
 		// Every timer (in memory or the store sweeper) expires one deadline with one key,
@@ -201,7 +202,7 @@ func (g *grain) persist(next Order, events []Event) error {
 		Events:          make([]persistence.Event, len(events)),
 	}
 	for i, e := range events {
-		payload, err := json.Marshal(e)
+		payload, err := json.Marshal(payloadOf(e))
 		if err != nil {
 			return err
 		}
@@ -213,6 +214,26 @@ func (g *grain) persist(next Order, events []Event) error {
 	wctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
 	defer cancel()
 	return g.cfg.Store.WriteOrder(wctx, w)
+}
+
+// eventPayload is the JSON payload column of an event: what the event carries beyond the
+// columns (type, version, from, to, at, key, node) of its row.
+type eventPayload struct {
+	By              string    `json:"by"`
+	Fingerprint     uint64    `json:"fingerprint,string"`
+	Customer        string    `json:"customer,omitempty"`
+	Lines           []Line    `json:"items,omitempty"`
+	Currency        string    `json:"currency,omitempty"`
+	Total           int64     `json:"total,omitempty"`
+	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
+	Reason          string    `json:"reason,omitempty"`
+}
+
+func payloadOf(e Event) eventPayload {
+	return eventPayload{
+		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
+		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
+	}
 }
 
 // arm sets the in-memory payment timer while the order is PAYING. The store's sweeper

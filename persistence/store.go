@@ -21,6 +21,9 @@ var ErrConflict = errors.New("version conflict")
 // ErrClosed: the store was closed.
 var ErrClosed = errors.New("store closed")
 
+// ErrBadCursor: OrderQuery.Cursor is not a cursor this store handed out.
+var ErrBadCursor = errors.New("bad cursor")
+
 // Order is one row of the orders table: the latest snapshot of an order.
 type Order struct {
 	ID              string

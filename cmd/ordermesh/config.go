@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// nodeConfig is everything `ordermesh node` can be told. Every flag has an ORDERMESH_*
+// environment variable; a flag given on the command line wins over the variable.
+type nodeConfig struct {
+	HTTP           string
+	Store          string
+	Remote         string
+	Demo           bool
+	JWTSecret      string
+	Catalog        string
+	PaymentTimeout time.Duration
+	IdleTimeout    time.Duration
+	SweepInterval  time.Duration
+	AccessTTL      time.Duration
+	RequestTimeout time.Duration
+	DrainTimeout   time.Duration
+	LogLevel       string
+	LogFormat      string
+}
+
+// envName is the environment variable behind a flag: --payment-timeout → ORDERMESH_PAYMENT_TIMEOUT.
+func envName(flagName string) string {
+	return "ORDERMESH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseNodeConfig(args []string) (nodeConfig, error) {
+	var c nodeConfig
+	fs := flag.NewFlagSet("ordermesh node", flag.ContinueOnError)
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen address of the edge (REST, WebSocket, /metrics)")
+	fs.StringVar(&c.Store, "store", "data/ordermesh.db", "a postgres:// URL, or a file path for the embedded store")
+	fs.StringVar(&c.Remote, "remote", "127.0.0.1:0", "host:port for actor remoting (port 0 picks a free port)")
+	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start, so tokens do not survive a restart)")
+	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
+	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests and grains")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n\nFlags (each also read from the environment variable shown):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s\n    \t%s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+		})
+	}
+	// Environment first, so that flags on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, nil
+}

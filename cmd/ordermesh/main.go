@@ -1,0 +1,40 @@
+// Command ordermesh runs an ordermesh node. `ordermesh node --help` lists its flags.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+const usage = `ordermesh: an actor-model order processing cluster.
+
+Usage:
+  ordermesh node [flags]    start a node (ordermesh node --help for flags)
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "node":
+		err = runNode(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "ordermesh: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ordermesh: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/cluster"
+	"github.com/ordermesh/ordermesh/edge"
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/postgres"
+	"github.com/ordermesh/ordermesh/persistence/sqlite"
+)
+
+func runNode(args []string) error {
+	cfg, err := parseNodeConfig(args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	store, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if cfg.Demo {
+		if err := edge.SeedDemoUsers(ctx, store); err != nil {
+			return fmt.Errorf("seeding demo users: %w", err)
+		}
+	}
+	catalog := edge.DemoCatalog()
+	if cfg.Catalog != "" {
+		if catalog, err = edge.LoadCatalog(cfg.Catalog); err != nil {
+			return err
+		}
+	}
+	secret := []byte(cfg.JWTSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	grainMetrics := cluster.NewMetrics(reg)
+
+	node, err := cluster.Start(cluster.Config{
+		Remote: cfg.Remote,
+		Logger: logger,
+		Grain: &actors.GrainConfig{
+			Store:          store,
+			Now:            time.Now,
+			PaymentTimeout: cfg.PaymentTimeout,
+			IdleTimeout:    cfg.IdleTimeout,
+			WriteTimeout:   5 * time.Second,
+			Logger:         logger,
+			Outcome:        grainMetrics.Outcome,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	grainMetrics.Watch(reg, node)
+	logger = logger.With("node", node.ID())
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	sweeper := &actors.Sweeper{
+		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Logger: logger,
+	}
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
+
+	var draining atomic.Bool
+	app, err := edge.New(edge.Config{
+		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout,
+	}, edge.Deps{
+		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg,
+		Ready: func(context.Context) error {
+			if draining.Load() {
+				return errors.New("draining")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listen(cfg.HTTP) }()
+	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "store", redact(cfg.Store))
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP on %s: %w", cfg.HTTP, err)
+	case <-ctx.Done():
+	}
+	// Drain: refuse new work, finish what is in flight, stop grains, then the store.
+	logger.Info("shutting down")
+	draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := app.ShutdownWithContext(dctx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+	stopSweep()
+	<-sweepDone
+	node.Stop(dctx)
+	logger.Info("stopped")
+	return nil
+}
+
+func openStore(ctx context.Context, dsn string) (persistence.Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return postgres.Open(ctx, dsn)
+	}
+	return sqlite.Open(ctx, dsn)
+}
+
+// redact hides the password of a store URL in logs.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
+				return dsn[:i+3+colon] + ":***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary as a child process, so that a node can be killed with
+// SIGKILL and restarted on the same store.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ordermesh-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ordermesh")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ordermesh:", err)
+		os.Exit(1)
+	}
+	code := runTests(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testSecret = "test-secret-test-secret-test-secret-0123456789"
+
+// proc is one node process.
+type proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	base string
+	logs *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startNode starts a node process on store and waits until it is ready.
+func startNode(t testing.TB, store, httpAddr string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"node", "--demo", "--http", httpAddr, "--store", store, "--jwt-secret", testSecret, "--log-level", "warn"}, extra...)
+	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + httpAddr, logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", httpAddr, p.logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("node exited before it was ready:\n%s", p.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready after 30s:\n%s", p.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("node did not stop on SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		p.t.Fatalf("node exited with %d:\n%s", code, p.logs.String())
+	}
+}
+
+// client talks to a node's API like any HTTP client.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+type envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type orderView struct {
+	ID      string `json:"id"`
+	Status  string `json:"status"`
+	Version uint64 `json:"version"`
+}
+
+type eventView struct {
+	Version        int64  `json:"version"`
+	Type           string `json:"type"`
+	From           string `json:"from"`
+	To             string `json:"to"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func login(t testing.TB, base, user string) *client {
+	t.Helper()
+	c := &client{base: base, http: &http.Client{Timeout: 15 * time.Second}}
+	status, env, err := c.do("POST", "/auth/login", "", map[string]string{"username": user, "password": "ordermesh"})
+	if err != nil || status != 200 {
+		t.Fatalf("login %s: %d %+v %v", user, status, env, err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(env.Data, &tok); err != nil {
+		t.Fatal(err)
+	}
+	c.token = tok.AccessToken
+	return c
+}
+
+func (c *client) do(method, path, key string, body any) (int, envelope, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, envelope{}, err
+	}
+	defer resp.Body.Close()
+	var env envelope
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return resp.StatusCode, env, fmt.Errorf("decoding %s %s: %w", method, path, err)
+	}
+	return resp.StatusCode, env, nil
+}
+
+func (c *client) order(t testing.TB, id string) orderView {
+	t.Helper()
+	status, env, err := c.do("GET", "/api/v1/orders/"+id, "", nil)
+	if err != nil || status != 200 {
+		t.Fatalf("GET order %s: %d %+v %v", id, status, env, err)
+	}
+	var v orderView
+	if err := json.Unmarshal(env.Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (c *client) events(t testing.TB, id string) []eventView {
+	t.Helper()
+	status, env, err := c.do("GET", "/api/v1/orders/"+id+"/events", "", nil)
+	if err != nil || status != 200 {
+		t.Fatalf("GET events %s: %d %+v %v", id, status, env, err)
+	}
+	var data struct {
+		Events []eventView `json:"events"`
+	}
+	if err := json.Unmarshal(env.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	return data.Events
+}
+
+// legal is the transition table as the public API shows it: event type -> from states, to.
+var legal = map[string]struct {
+	from []string
+	to   string
+}{
+	"OrderCreated":     {[]string{""}, "CREATED"},
+	"PaymentSubmitted": {[]string{"CREATED"}, "PAYING"},
+	"PaymentConfirmed": {[]string{"PAYING"}, "PAID"},
+	"PaymentFailed":    {[]string{"PAYING"}, "CREATED"},
+	"PaymentExpired":   {[]string{"PAYING"}, "CLOSED"},
+	"OrderCancelled":   {[]string{"CREATED", "PAYING"}, "CLOSED"},
+	"OrderShipped":     {[]string{"PAID"}, "SHIPPED"},
+	"OrderDelivered":   {[]string{"SHIPPED"}, "DELIVERED"},
+	"OrderRefunded":    {[]string{"PAID", "DELIVERED"}, "REFUNDED"},
+}
+
+// checkHistory verifies that events run 1..n and form a valid path through the table.
+func checkHistory(t testing.TB, id string, events []eventView) {
+	t.Helper()
+	state := ""
+	for i, e := range events {
+		if e.Version != int64(i+1) {
+			t.Errorf("order %s: event %d has version %d", id, i, e.Version)
+		}
+		rule, ok := legal[e.Type]
+		if !ok || e.From != state || e.To != rule.to || !contains(rule.from, state) {
+			t.Errorf("order %s: event %d %s %s->%s is not legal after %q", id, e.Version, e.Type, e.From, e.To, state)
+		}
+		state = e.To
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// storeTargets are the stores every process test runs against.
+func storeTargets(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"embedded": func(t *testing.T) string { return filepath.Join(t.TempDir(), "ordermesh.db") },
+		"postgres": postgresURL,
+	}
+}
+
+var steps = []struct {
+	action string
+	event  string
+	by     string // "shopper" or "operator"
+}{
+	{"", "OrderCreated", "shopper"},
+	{"pay", "PaymentSubmitted", "shopper"},
+	{"confirm-payment", "PaymentConfirmed", "operator"},
+	{"ship", "OrderShipped", "operator"},
+	{"deliver", "OrderDelivered", "operator"},
+}
+
+type ack struct {
+	order   string
+	version uint64
+	event   string
+}
+
+// TestSIGKILLLosesNoAcknowledgedCommand kills a node with SIGKILL during a stream of
+// commands, restarts it on the same store, and checks that every command that got a 2xx
+// is reflected in the order's state and events, with contiguous versions; commands whose
+// answer was lost in the crash are retried with their key and take effect exactly once.
+func TestSIGKILLLosesNoAcknowledgedCommand(t *testing.T) {
+	for name, store := range storeTargets(t) {
+		t.Run(name, func(t *testing.T) {
+			dsn, addr := store(t), freeAddr(t)
+			node := startNode(t, dsn, addr)
+			shopper, operator := login(t, node.base, "alice"), login(t, node.base, "olga")
+
+			var mu sync.Mutex
+			var acks []ack
+			type pending struct {
+				order, path, key string
+				by               *client
+			}
+			var lost []pending
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := 0; ; n++ {
+						key := fmt.Sprintf("w%d-o%d", w, n)
+						id := ""
+						for _, s := range steps {
+							c, path, body := shopper, "/api/v1/orders", any(map[string]any{"items": []map[string]any{{"sku": "tea-sencha", "qty": 1}}})
+							if s.by == "operator" {
+								c = operator
+							}
+							if s.action != "" {
+								path, body = "/api/v1/orders/"+id+"/"+s.action, nil
+							}
+							stepKey := key + "-" + s.event
+							status, env, err := c.do("POST", path, stepKey, body)
+							if err != nil || status/100 != 2 {
+								// The node died (or answered an error): the command may or may not
+								// have been applied. Remember it to retry after the restart.
+								mu.Lock()
+								if s.action != "" {
+									lost = append(lost, pending{order: id, path: path, key: stepKey, by: c})
+								}
+								mu.Unlock()
+								return
+							}
+							var v orderView
+							if err := json.Unmarshal(env.Data, &v); err != nil {
+								t.Errorf("decoding %s: %v", path, err)
+								return
+							}
+							id = v.ID
+							mu.Lock()
+							acks = append(acks, ack{v.ID, v.Version, s.event})
+							mu.Unlock()
+						}
+						select {
+						case <-stop:
+							return
+						default:
+						}
+					}
+				}()
+			}
+			// Let a few hundred commands through, then kill the node mid-stream.
+			for {
+				mu.Lock()
+				n := len(acks)
+				mu.Unlock()
+				if n >= 300 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			node.kill()
+			close(stop)
+			wg.Wait()
+			t.Logf("%d commands acknowledged before SIGKILL, %d in flight", len(acks), len(lost))
+
+			node = startNode(t, dsn, addr)
+			shopper.base, operator.base = node.base, node.base
+			byOrder := map[string][]ack{}
+			for _, a := range acks {
+				byOrder[a.order] = append(byOrder[a.order], a)
+			}
+			// Retry what was in flight: each takes effect exactly once.
+			for _, p := range lost {
+				status, env, err := p.by.do("POST", p.path, p.key, nil)
+				if err != nil || status/100 != 2 {
+					t.Errorf("retrying %s %s after restart: %d %+v %v", p.path, p.key, status, env, err)
+				}
+			}
+			for id, as := range byOrder {
+				events := operator.events(t, id)
+				checkHistory(t, id, events)
+				for _, a := range as {
+					if a.version == 0 || a.version > uint64(len(events)) || events[a.version-1].Type != a.event {
+						t.Errorf("order %s: acknowledged %s at version %d is not in its history %+v", id, a.event, a.version, events)
+					}
+				}
+				if v := operator.order(t, id); v.Version != uint64(len(events)) || v.Status != events[len(events)-1].To {
+					t.Errorf("order %s: state %+v does not match its %d events", id, v, len(events))
+				}
+				keys := map[string]int{}
+				for _, e := range events {
+					keys[e.IdempotencyKey]++
+					if keys[e.IdempotencyKey] > 1 {
+						t.Errorf("order %s: key %s applied twice", id, e.IdempotencyKey)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPaymentDeadlineAcrossPassivationAndRestart: a PAYING order is closed when its 2 s
+// deadline passes even though its grain was passivated and the node restarted meanwhile.
+func TestPaymentDeadlineAcrossPassivationAndRestart(t *testing.T) {
+	for name, store := range storeTargets(t) {
+		t.Run(name, func(t *testing.T) {
+			dsn, addr := store(t), freeAddr(t)
+			opts := []string{"--payment-timeout", "2s", "--idle-timeout", "200ms", "--sweep-interval", "200ms"}
+			node := startNode(t, dsn, addr, opts...)
+			shopper := login(t, node.base, "alice")
+			status, env, err := shopper.do("POST", "/api/v1/orders", "deadline-1", map[string]any{"items": []map[string]any{{"sku": "tea-sencha", "qty": 2}}})
+			if err != nil || status != 201 {
+				t.Fatalf("create: %d %+v %v", status, env, err)
+			}
+			var v orderView
+			_ = json.Unmarshal(env.Data, &v)
+			if status, env, err = shopper.do("POST", "/api/v1/orders/"+v.ID+"/pay", "deadline-2", nil); err != nil || status != 200 {
+				t.Fatalf("pay: %d %+v %v", status, env, err)
+			}
+			waitFor(t, 10*time.Second, "the grain to passivate", func() bool { return activeGrains(t, node.base) == 0 })
+			node.stop()
+
+			node = startNode(t, dsn, addr, opts...)
+			shopper.base = node.base
+			waitFor(t, 15*time.Second, "the order to close", func() bool { return shopper.order(t, v.ID).Status == "CLOSED" })
+			events := login(t, node.base, "olga").events(t, v.ID)
+			checkHistory(t, v.ID, events)
+			if len(events) != 3 || events[2].Type != "PaymentExpired" {
+				t.Fatalf("history %+v, want created, submitted, expired", events)
+			}
+		})
+	}
+}
+
+// waitFor polls until cond holds: it waits for a state, it does not time anything.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func activeGrains(t testing.TB, base string) int {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "ordermesh_active_grains ") {
+			var n float64
+			fmt.Sscan(strings.TrimPrefix(line, "ordermesh_active_grains "), &n)
+			return int(n)
+		}
+	}
+	t.Fatalf("no ordermesh_active_grains in /metrics")
+	return 0
+}

@@ -1,0 +1,116 @@
+// Package batch is the queue behind group commit: WriteOrder calls enqueue and wait,
+// flusher goroutines take everything queued (up to a cap) and complete each request.
+package batch
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// Request is one queued write waiting for its outcome.
+type Request struct {
+	Ctx   context.Context
+	Write persistence.Write
+	done  chan error
+}
+
+// Complete delivers the outcome of r. It must be called exactly once per taken request.
+func (r *Request) Complete(err error) { r.done <- err }
+
+// Queue collects pending writes. The zero value is not usable; call New.
+type Queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []*Request
+	closed  bool
+}
+
+// New returns an empty, open queue.
+func New() *Queue {
+	q := &Queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// Submit enqueues w and waits for a flusher to complete it. It returns
+// persistence.ErrClosed once Close was called. If ctx ends first, Submit returns
+// ctx.Err(); a write still queued is then skipped, but one already being written may
+// still be applied: the caller must treat the outcome as unknown and reload.
+func (q *Queue) Submit(ctx context.Context, w persistence.Write) error {
+	r := &Request{Ctx: ctx, Write: w, done: make(chan error, 1)}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return persistence.ErrClosed
+	}
+	q.pending = append(q.pending, r)
+	q.mu.Unlock()
+	q.cond.Signal()
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Take blocks until writes are queued and returns up to max of them in arrival order.
+// With distinct set, no two returned writes share an order id: a later write for an id
+// already in the batch stays queued, ahead of newer writes, for the next batch. Requests
+// whose context already ended are completed with its error and not returned. Take
+// returns ok=false once the queue is closed and drained.
+func (q *Queue) Take(max int, distinct bool) (reqs []*Request, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for len(q.pending) == 0 {
+			if q.closed {
+				return nil, false
+			}
+			q.cond.Wait()
+		}
+		var ids map[string]struct{}
+		if distinct {
+			ids = make(map[string]struct{}, min(len(q.pending), max))
+		}
+		rest := q.pending[:0]
+		for i, r := range q.pending {
+			if len(reqs) == max {
+				rest = append(rest, q.pending[i:]...)
+				break
+			}
+			if err := r.Ctx.Err(); err != nil {
+				r.Complete(err)
+				continue
+			}
+			if distinct {
+				if _, dup := ids[r.Write.Order.ID]; dup {
+					rest = append(rest, r)
+					continue
+				}
+				ids[r.Write.Order.ID] = struct{}{}
+			}
+			reqs = append(reqs, r)
+		}
+		clear(q.pending[len(rest):])
+		q.pending = rest
+		if len(q.pending) > 0 {
+			// Wake another flusher for what is left.
+			q.cond.Signal()
+		}
+		if len(reqs) > 0 {
+			return reqs, true
+		}
+	}
+}
+
+// Close makes further Submit calls fail with persistence.ErrClosed and lets Take drain
+// what is already queued.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}

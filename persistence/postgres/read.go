@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/internal/keyset"
+	"github.com/ordermesh/ordermesh/persistence/internal/normalize"
+)
+
+const orderColumns = `id, customer, status, version, snapshot, payment_deadline, created_at, updated_at`
+
+func utc(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+func scanOrder(row pgx.Row) (persistence.Order, error) {
+	var o persistence.Order
+	var deadline, created, updated pgtype.Timestamptz
+	if err := row.Scan(&o.ID, &o.Customer, &o.Status, &o.Version, &o.Snapshot, &deadline, &created, &updated); err != nil {
+		return o, err
+	}
+	o.PaymentDeadline, o.CreatedAt, o.UpdatedAt = utc(deadline), utc(created), utc(updated)
+	return o, nil
+}
+
+// LoadOrder returns the latest snapshot of an order, or persistence.ErrNotFound.
+func (s *Store) LoadOrder(ctx context.Context, id string) (persistence.Order, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	defer release()
+	o, err := scanOrder(s.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// ListOrders returns a page of orders, newest by creation first (ties broken by id,
+// descending). A cursor not made by this package yields persistence.ErrBadCursor.
+func (s *Store) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
+	limit := keyset.Limit(q.Limit)
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if q.Customer != "" {
+		where = append(where, "customer = "+arg(q.Customer))
+	}
+	if q.Status != "" {
+		where = append(where, "status = "+arg(q.Status))
+	}
+	if q.Cursor != "" {
+		c, err := keyset.Decode(q.Cursor)
+		if err != nil {
+			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+		}
+		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.CreatedAt), arg(c.ID)))
+	}
+	query := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+
+	release, err := s.enter()
+	if err != nil {
+		return persistence.OrderPage{}, err
+	}
+	defer release()
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	defer rows.Close()
+	var orders []persistence.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return persistence.OrderPage{}, fmt.Errorf("listing orders: scanning: %w", err)
+		}
+		orders = append(orders, o)
+	}
+	if err := rows.Err(); err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	return keyset.Page(orders, limit), nil
+}
+
+// OrderEvents returns an order's events in version order (empty if it has none).
+func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
+	release, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
+		FROM order_events WHERE order_id = $1 ORDER BY version`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	defer rows.Close()
+	events := []persistence.Event{}
+	for rows.Next() {
+		var e persistence.Event
+		var at pgtype.Timestamptz
+		if err := rows.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+			return nil, fmt.Errorf("reading events of order %s: scanning: %w", id, err)
+		}
+		e.At = utc(at)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	return events, nil
+}
+
+// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
+// payment deadline is at or before now, earliest deadline first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	release, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := s.pool.Query(ctx, `SELECT id FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
+		ORDER BY payment_deadline, id LIMIT $2`, normalize.Time(now), keyset.Limit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// GetUser returns a user by name, or persistence.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, username string) (persistence.User, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.User{}, err
+	}
+	defer release()
+	var u persistence.User
+	var created pgtype.Timestamptz
+	err = s.pool.QueryRow(ctx, `SELECT username, password_hash, role, created_at FROM users WHERE username = $1`,
+		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, err)
+	}
+	u.CreatedAt = utc(created)
+	return u, nil
+}

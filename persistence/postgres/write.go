@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/internal/batch"
+	"github.com/ordermesh/ordermesh/persistence/internal/normalize"
+)
+
+// writeBatchSQL applies a whole batch in one statement (one implicit transaction).
+// Orders with expected version 0 are inserted unless they exist; the others are updated
+// only where the stored version is the expected one. Events are inserted only for the
+// orders that succeeded, whose ids the statement returns. A batch holds at most one
+// write per order.
+const writeBatchSQL = `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
+		$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+		AS t(id, expected, version, customer, status, snapshot, payment_deadline, created_at, updated_at)
+), updated AS (
+	UPDATE orders o
+	SET version = i.version, customer = i.customer, status = i.status, snapshot = i.snapshot,
+		payment_deadline = i.payment_deadline, updated_at = i.updated_at
+	FROM input i
+	WHERE i.expected > 0 AND o.id = i.id AND o.version = i.expected
+	RETURNING o.id
+), inserted AS (
+	INSERT INTO orders (id, customer, status, version, snapshot, payment_deadline, created_at, updated_at)
+	SELECT id, customer, status, version, snapshot, payment_deadline, created_at, updated_at
+	FROM input WHERE expected = 0
+	ORDER BY id
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id
+), succeeded AS (
+	SELECT id FROM updated UNION ALL SELECT id FROM inserted
+), events AS (
+	INSERT INTO order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+	SELECT e.* FROM unnest($10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[],
+		$16::text[], $17::timestamptz[], $18::bytea[])
+		AS e(order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+	WHERE e.order_id IN (SELECT id FROM succeeded)
+)
+SELECT id FROM succeeded`
+
+// maxAttempts bounds how often a batch is retried after a deadlock or serialization
+// failure, which roll back the whole statement and leave nothing applied.
+const maxAttempts = 5
+
+// WriteOrder queues w for the next batch and returns once that batch is committed: nil,
+// persistence.ErrConflict if the stored version is not w.ExpectedVersion, or another
+// error. If ctx ends while the write is being committed, WriteOrder returns ctx.Err()
+// and the write may or may not have been applied.
+func (s *Store) WriteOrder(ctx context.Context, w persistence.Write) error {
+	w, err := normalize.Write(w, s.now())
+	if err != nil {
+		return err
+	}
+	return s.queue.Submit(ctx, w)
+}
+
+// flusher writes batches until the queue is closed and drained.
+func (s *Store) flusher() {
+	defer s.wg.Done()
+	for {
+		reqs, ok := s.queue.Take(maxBatch, true)
+		if !ok {
+			return
+		}
+		s.flush(reqs)
+	}
+}
+
+// batchArgs are the columns of a batch, one array per statement parameter.
+type batchArgs struct {
+	ids, customers, statuses      []string
+	expected, versions            []int64
+	snapshots                     [][]byte
+	deadlines, created, updated   []pgtype.Timestamptz
+	evOrder, evType, evFrom, evTo []string
+	evKey, evNode                 []string
+	evVersion                     []int64
+	evAt                          []pgtype.Timestamptz
+	evPayload                     [][]byte
+}
+
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func newBatchArgs(reqs []*batch.Request) *batchArgs {
+	n := len(reqs)
+	a := &batchArgs{
+		ids: make([]string, 0, n), customers: make([]string, 0, n), statuses: make([]string, 0, n),
+		expected: make([]int64, 0, n), versions: make([]int64, 0, n), snapshots: make([][]byte, 0, n),
+		deadlines: make([]pgtype.Timestamptz, 0, n), created: make([]pgtype.Timestamptz, 0, n),
+		updated: make([]pgtype.Timestamptz, 0, n),
+	}
+	for _, r := range reqs {
+		w := r.Write
+		o := w.Order
+		snapshot := o.Snapshot
+		if snapshot == nil {
+			snapshot = []byte{}
+		}
+		a.ids = append(a.ids, o.ID)
+		a.expected = append(a.expected, w.ExpectedVersion)
+		a.versions = append(a.versions, o.Version)
+		a.customers = append(a.customers, o.Customer)
+		a.statuses = append(a.statuses, o.Status)
+		a.snapshots = append(a.snapshots, snapshot)
+		a.deadlines = append(a.deadlines, timestamptz(o.PaymentDeadline))
+		a.created = append(a.created, timestamptz(o.CreatedAt))
+		a.updated = append(a.updated, timestamptz(o.UpdatedAt))
+		for _, e := range w.Events {
+			a.evOrder = append(a.evOrder, e.OrderID)
+			a.evVersion = append(a.evVersion, e.Version)
+			a.evType = append(a.evType, e.Type)
+			a.evFrom = append(a.evFrom, e.From)
+			a.evTo = append(a.evTo, e.To)
+			a.evKey = append(a.evKey, e.IdempotencyKey)
+			a.evNode = append(a.evNode, e.Node)
+			a.evAt = append(a.evAt, timestamptz(e.At))
+			a.evPayload = append(a.evPayload, e.Payload)
+		}
+	}
+	return a
+}
+
+func (a *batchArgs) params() []any {
+	return []any{a.ids, a.expected, a.versions, a.customers, a.statuses, a.snapshots, a.deadlines, a.created, a.updated,
+		a.evOrder, a.evVersion, a.evType, a.evFrom, a.evTo, a.evKey, a.evNode, a.evAt, a.evPayload}
+}
+
+// flush writes one batch and completes each of its requests.
+func (s *Store) flush(reqs []*batch.Request) {
+	// Sorted ids make concurrent batches lock rows in the same order, making deadlocks
+	// between them rare; the retry below handles the rest.
+	slices.SortFunc(reqs, func(a, b *batch.Request) int { return strings.Compare(a.Write.Order.ID, b.Write.Order.ID) })
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	succeeded, err := s.writeBatch(ctx, newBatchArgs(reqs))
+	for _, r := range reqs {
+		switch {
+		case err != nil:
+			r.Complete(err)
+		case succeeded[r.Write.Order.ID]:
+			r.Complete(nil)
+		default:
+			r.Complete(fmt.Errorf("writing order %s at version %d: %w",
+				r.Write.Order.ID, r.Write.ExpectedVersion, persistence.ErrConflict))
+		}
+	}
+}
+
+// writeBatch runs the batch statement, retrying deadlocks and serialization failures,
+// and returns the ids of the writes that applied.
+func (s *Store) writeBatch(ctx context.Context, a *batchArgs) (map[string]bool, error) {
+	for attempt := 1; ; attempt++ {
+		succeeded, err := s.writeBatchOnce(ctx, a)
+		if err == nil {
+			return succeeded, nil
+		}
+		if attempt < maxAttempts && retryable(err) {
+			continue
+		}
+		return nil, fmt.Errorf("writing batch of %d orders: %w", len(a.ids), err)
+	}
+}
+
+func (s *Store) writeBatchOnce(ctx context.Context, a *batchArgs) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, writeBatchSQL, a.params()...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	succeeded := make(map[string]bool, len(a.ids))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		succeeded[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return succeeded, nil
+}
+
+// retryable reports whether err rolled back the batch for a reason a retry may avoid.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40P01", // deadlock_detected
+		"40001": // serialization_failure
+		return true
+	}
+	return false
+}
+
+// PutUser creates or replaces a user. CreatedAt is set when the user is created (now
+// if zero) and kept when it is replaced.
+func (s *Store) PutUser(ctx context.Context, u persistence.User) error {
+	u, err := normalize.User(u, s.now())
+	if err != nil {
+		return err
+	}
+	release, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO users (username, password_hash, role, created_at)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role`,
+		u.Username, u.PasswordHash, u.Role, u.CreatedAt); err != nil {
+		return fmt.Errorf("putting user %s: %w", u.Username, err)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/internal/keyset"
+	"github.com/ordermesh/ordermesh/persistence/internal/normalize"
+)
+
+const orderColumns = `id, customer, status, version, snapshot, payment_deadline, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(row scanner) (persistence.Order, error) {
+	var o persistence.Order
+	var deadline, created, updated sql.NullInt64
+	if err := row.Scan(&o.ID, &o.Customer, &o.Status, &o.Version, &o.Snapshot, &deadline, &created, &updated); err != nil {
+		return o, err
+	}
+	o.PaymentDeadline = fromMicros(deadline)
+	o.CreatedAt = fromMicros(created)
+	o.UpdatedAt = fromMicros(updated)
+	return o, nil
+}
+
+// LoadOrder returns the latest snapshot of an order, or persistence.ErrNotFound.
+func (s *Store) LoadOrder(ctx context.Context, id string) (persistence.Order, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	defer release()
+	o, err := scanOrder(s.read.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// ListOrders returns a page of orders, newest by creation first (ties broken by id,
+// descending). A cursor not made by this package yields persistence.ErrBadCursor.
+func (s *Store) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
+	limit := keyset.Limit(q.Limit)
+	var where []string
+	var args []any
+	if q.Customer != "" {
+		where = append(where, "customer = ?")
+		args = append(args, q.Customer)
+	}
+	if q.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, q.Status)
+	}
+	if q.Cursor != "" {
+		c, err := keyset.Decode(q.Cursor)
+		if err != nil {
+			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+		}
+		where = append(where, "(created_at, id) < (?, ?)")
+		args = append(args, c.CreatedAt.UnixMicro(), c.ID)
+	}
+	query := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	release, err := s.enter()
+	if err != nil {
+		return persistence.OrderPage{}, err
+	}
+	defer release()
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	defer rows.Close()
+	var orders []persistence.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return persistence.OrderPage{}, fmt.Errorf("listing orders: scanning: %w", err)
+		}
+		orders = append(orders, o)
+	}
+	if err := rows.Err(); err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	return keyset.Page(orders, limit), nil
+}
+
+// OrderEvents returns an order's events in version order (empty if it has none).
+func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
+	release, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := s.read.QueryContext(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
+		FROM order_events WHERE order_id = ? ORDER BY version`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	defer rows.Close()
+	events := []persistence.Event{}
+	for rows.Next() {
+		var e persistence.Event
+		var at sql.NullInt64
+		if err := rows.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+			return nil, fmt.Errorf("reading events of order %s: scanning: %w", id, err)
+		}
+		e.At = fromMicros(at)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	return events, nil
+}
+
+// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
+// payment deadline is at or before now, earliest deadline first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	release, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= ?
+		ORDER BY payment_deadline, id LIMIT ?`, normalize.Time(now).UnixMicro(), keyset.Limit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("finding due payments: scanning: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	return ids, nil
+}
+
+// GetUser returns a user by name, or persistence.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, username string) (persistence.User, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.User{}, err
+	}
+	defer release()
+	var u persistence.User
+	var created sql.NullInt64
+	err = s.read.QueryRowContext(ctx, `SELECT username, password_hash, role, created_at FROM users WHERE username = ?`,
+		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, err)
+	}
+	u.CreatedAt = fromMicros(created)
+	return u, nil
+}

@@ -1,0 +1,65 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// BenchmarkWriteTransitions measures durable transitions per second with orders
+// concurrent writers, each owning one order and writing its next transition (snapshot
+// of about 200 bytes plus one event) as soon as the previous one is acknowledged. b.N
+// counts transitions across all writers. It reports "transitions/s".
+func BenchmarkWriteTransitions(b *testing.B, s persistence.Store, orders int) {
+	ctx := context.Background()
+	snapshot := bytes.Repeat([]byte("x"), 200)
+	payload := []byte(`{"items":3}`)
+	// Cheap to build, so the benchmark measures the store rather than fmt.
+	write := func(id string, v int64) error {
+		from, to := "S"+strconv.FormatInt(v-1, 10), "S"+strconv.FormatInt(v, 10)
+		return s.WriteOrder(ctx, persistence.Write{
+			Order: persistence.Order{ID: id, Customer: "bench", Status: to, Version: v, Snapshot: snapshot,
+				CreatedAt: base, UpdatedAt: base},
+			ExpectedVersion: v - 1,
+			Events: []persistence.Event{{OrderID: id, Version: v, Type: "Bench", From: from, To: to,
+				IdempotencyKey: id + "/" + to, Node: "bench", At: base, Payload: payload}},
+		})
+	}
+	for i := range orders {
+		if err := write(fmt.Sprintf("bench-%05d", i), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("bench-%05d", i)
+			for v := int64(2); next.Add(1) <= int64(b.N); v++ {
+				if err := write(id, v); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
+}
