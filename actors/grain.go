@@ -27,6 +27,10 @@ type GrainConfig struct {
 	IdleTimeout    time.Duration    // an idle grain passivates after this long
 	WriteTimeout   time.Duration    // how long a store write may take before the grain gives up
 	Logger         *slog.Logger
+	// Owns, if set, says whether this node owns an order in its current view of the
+	// cluster. A grain whose order moved away answers "retry" and stops, so a stale
+	// activation never serves a command after its node has seen the move.
+	Owns func(orderID string) bool
 	// Committed, if set, is called after every durable transition (for live updates and
 	// metrics). It runs on the grain's goroutine: it must not block.
 	Committed func(v View, e Event)
@@ -67,7 +71,7 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *orderpb.CommandRequest:
 		ctx.Respond(g.command(ctx, msg))
 	case *orderpb.GetRequest:
-		ctx.Respond(g.get(msg))
+		ctx.Respond(g.get(ctx, msg))
 	case *expireTick:
 		g.expire(ctx, msg)
 	case *actor.ReceiveTimeout:
@@ -113,9 +117,12 @@ func (g *grain) unavailable(ctx actor.Context, why string) *orderpb.Reply {
 	return ReplyError(Errorf(CodeUnavailable, "%s; retry with the same Idempotency-Key", why))
 }
 
-func (g *grain) get(req *orderpb.GetRequest) *orderpb.Reply {
+func (g *grain) get(ctx actor.Context, req *orderpb.GetRequest) *orderpb.Reply {
 	if g.stale {
 		return ReplyError(Errorf(CodeUnavailable, "order %s is moving; retry", g.id))
+	}
+	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
+		return g.unavailable(ctx, "order moved to another node")
 	}
 	if err := g.load(); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", req.RequestId, "err", err)
@@ -140,6 +147,9 @@ func (g *grain) command(ctx actor.Context, req *orderpb.CommandRequest) *orderpb
 func (g *grain) apply(ctx actor.Context, c Command, requestID string) (*orderpb.Reply, Code) {
 	if g.stale {
 		return ReplyError(Errorf(CodeUnavailable, "order %s is moving; retry", g.id)), CodeUnavailable
+	}
+	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
+		return g.unavailable(ctx, "order moved to another node"), CodeUnavailable
 	}
 	if c.OrderID != g.id {
 		err := Errorf(CodeInvalidRequest, "command for order %q sent to order %q", c.OrderID, g.id)

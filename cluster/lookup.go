@@ -3,68 +3,151 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 )
 
-// lookup is ordermesh's IdentityLookup. It places an identity on its owner by rendezvous
-// hashing over the members and activates it there only if this node owns it in its
-// current view. Local activations are kept in a map (not an actor) so that resolving an
-// active grain costs one map read.
+// placementName is the name of every node's placement actor, which activates identities
+// on behalf of other nodes and answers the control messages (stats, drain).
+const placementName = "ordermesh-placement"
+
+// maxRemoteCache bounds the cache of remote activations; past it the cache starts over.
+const maxRemoteCache = 200_000
+
+// lookup is ordermesh's IdentityLookup. An identity lives on its owner: the winner of
+// rendezvous hashing over the active members of this node's view. This node activates
+// an identity only if it owns it in its current view and is not draining; otherwise it
+// asks the owner's placement actor, which applies the same rule. Views differ briefly
+// during a topology change, so a refusal is answered with nil (retryable), never with a
+// second activation; the store's version fence covers what slips through.
 type lookup struct {
 	c        *pcluster.Cluster
-	mu       sync.Mutex
-	active   map[string]*actor.PID // identity -> local activation
-	count    atomic.Int64
+	members  membership
+	timeout  time.Duration // one activation request to a peer
 	draining atomic.Bool
+
+	mu     sync.Mutex
+	active map[string]*actor.PID // identity -> local activation
+	remote map[string]*actor.PID // identity -> activation on a peer (its Address says which)
+	count  atomic.Int64
 }
 
 var _ pcluster.IdentityLookup = (*lookup)(nil)
 
-func newLookup() *lookup { return &lookup{active: make(map[string]*actor.PID)} }
+// newLookup returns a lookup; its members are set when the node has joined, before any
+// call to Get.
+func newLookup(timeout time.Duration) *lookup {
+	return &lookup{
+		timeout: timeout,
+		active:  make(map[string]*actor.PID), remote: make(map[string]*actor.PID),
+	}
+}
 
 // Setup is called by protoactor when the member starts.
 func (l *lookup) Setup(c *pcluster.Cluster, _ []string, _ bool) { l.c = c }
 
-// Shutdown stops nothing: grains are stopped by the actor system.
+// Shutdown stops nothing: grains are stopped by Node.Stop.
 func (l *lookup) Shutdown() {}
 
-// Get returns the PID of the identity's activation, activating it here if needed. It
-// returns nil when the identity cannot be served now (draining, or unknown kind); the
-// caller treats nil as retryable.
-func (l *lookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
-	l.mu.Lock()
-	pid, ok := l.active[ci.Identity]
-	l.mu.Unlock()
-	if ok {
-		return pid
-	}
-	if l.draining.Load() {
-		return nil
-	}
-	return l.activate(ci)
+// owner returns the member that owns identity in this node's current view.
+func (l *lookup) owner(identity string) (MemberInfo, bool) {
+	return Owner(l.members.View().Active(), identity)
 }
 
-func (l *lookup) activate(ci *pcluster.ClusterIdentity) *actor.PID {
+// owns reports whether this node owns identity now (and is not draining).
+func (l *lookup) owns(identity string) bool {
+	if l.draining.Load() {
+		return false
+	}
+	o, ok := l.owner(identity)
+	return ok && o.ID == l.members.Self().ID
+}
+
+// Get returns the PID of the identity's activation on its owner, activating it if needed.
+// nil means "not now": no owner in view, this node is draining, or the owner refused or
+// did not answer. Callers retry.
+func (l *lookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
+	owner, ok := l.owner(ci.Identity)
+	if !ok {
+		return nil
+	}
+	if owner.ID == l.members.Self().ID {
+		if l.draining.Load() {
+			return nil
+		}
+		return l.activateLocal(ci)
+	}
+	l.mu.Lock()
+	pid, ok := l.remote[ci.Identity]
+	l.mu.Unlock()
+	if ok && pid.Address == owner.Remote {
+		return pid
+	}
+	return l.activateRemote(ci, owner)
+}
+
+func (l *lookup) activateLocal(ci *pcluster.ClusterIdentity) *actor.PID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pid, ok := l.active[ci.Identity]; ok {
+		return pid
+	}
 	kind, ok := l.c.TryGetClusterKind(ci.Kind)
 	if !ok {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if pid, ok := l.active[ci.Identity]; ok { // another caller won the race
-		return pid
-	}
-	props := pcluster.WithClusterIdentity(kind.Props, ci)
-	pid := l.c.ActorSystem.Root.SpawnPrefix(props, ci.Kind+"/"+ci.Identity)
+	pid := l.c.ActorSystem.Root.SpawnPrefix(pcluster.WithClusterIdentity(kind.Props, ci), ci.Kind+"/"+ci.Identity)
 	l.active[ci.Identity] = pid
 	l.count.Add(1)
 	kind.Inc()
 	return pid
 }
 
-// RemovePid forgets an activation that stopped (called from the grain's middleware).
+func (l *lookup) activateRemote(ci *pcluster.ClusterIdentity, owner MemberInfo) *actor.PID {
+	target := actor.NewPID(owner.Remote, placementName)
+	res, err := l.c.ActorSystem.Root.RequestFuture(target, &pcluster.ActivationRequest{ClusterIdentity: ci}, l.timeout).Result()
+	if err != nil {
+		return nil
+	}
+	resp, ok := res.(*pcluster.ActivationResponse)
+	if !ok || resp.Failed || resp.Pid == nil {
+		return nil
+	}
+	l.mu.Lock()
+	if len(l.remote) >= maxRemoteCache {
+		l.remote = make(map[string]*actor.PID)
+	}
+	l.remote[ci.Identity] = resp.Pid
+	l.mu.Unlock()
+	return resp.Pid
+}
+
+// handleActivation answers a peer's ActivationRequest: activate if this node owns the
+// identity in its own view, refuse otherwise.
+func (l *lookup) handleActivation(req *pcluster.ActivationRequest) *pcluster.ActivationResponse {
+	if req.ClusterIdentity == nil || !l.owns(req.ClusterIdentity.Identity) {
+		return &pcluster.ActivationResponse{Failed: true}
+	}
+	pid := l.activateLocal(req.ClusterIdentity)
+	if pid == nil {
+		return &pcluster.ActivationResponse{Failed: true}
+	}
+	return &pcluster.ActivationResponse{Pid: pid}
+}
+
+// Forget drops a cached activation that failed to answer, so the next Get resolves
+// the identity again.
+func (l *lookup) Forget(identity string, pid *actor.PID) {
+	l.mu.Lock()
+	if cur, ok := l.remote[identity]; ok && cur.Equal(pid) {
+		delete(l.remote, identity)
+	}
+	l.mu.Unlock()
+}
+
+// RemovePid forgets a local activation that stopped (called from the grain's middleware).
 func (l *lookup) RemovePid(ci *pcluster.ClusterIdentity, pid *actor.PID) {
 	l.mu.Lock()
 	cur, ok := l.active[ci.Identity]
@@ -80,6 +163,24 @@ func (l *lookup) RemovePid(ci *pcluster.ClusterIdentity, pid *actor.PID) {
 
 // Activations is the number of live local activations.
 func (l *lookup) Activations() int64 { return l.count.Load() }
+
+// disown stops the local activations this node no longer owns (after a topology change)
+// and returns how many. Each finishes the message it is on; later ones are refused by
+// the grain's own ownership check, so callers re-resolve.
+func (l *lookup) disown() int {
+	var moved []*actor.PID
+	l.mu.Lock()
+	for id, pid := range l.active {
+		if !l.owns(id) {
+			moved = append(moved, pid)
+		}
+	}
+	l.mu.Unlock()
+	for _, pid := range moved {
+		l.c.ActorSystem.Root.Poison(pid)
+	}
+	return len(moved)
+}
 
 // snapshot returns the PIDs of every local activation.
 func (l *lookup) snapshot() []*actor.PID {

@@ -2,24 +2,40 @@ package cluster
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ordermesh/ordermesh/actors"
 )
 
-// Metrics are the node's grain metrics.
+// Metrics are the node's grain and membership metrics.
 type Metrics struct {
 	commands *prometheus.CounterVec
+	members  *prometheus.GaugeVec
+	changes  prometheus.Counter
+
+	mu          sync.Mutex
+	lastVersion uint64
 }
 
-// NewMetrics registers the grain metrics in reg.
+// NewMetrics registers the node's metrics in reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ordermesh_grain_commands_total",
-		Help: "Commands handled by order grains on this node, by command type and result code (0 = applied or replayed).",
-	}, []string{"command", "code"})}
-	reg.MustRegister(m.commands)
+	m := &Metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordermesh_grain_commands_total",
+			Help: "Commands handled by order grains on this node, by command type and result code (0 = applied or replayed).",
+		}, []string{"command", "code"}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ordermesh_cluster_members",
+			Help: "Members of the cluster as this node sees them, by state.",
+		}, []string{"state"}),
+		changes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ordermesh_cluster_topology_changes_total",
+			Help: "Changes of the cluster membership seen by this node.",
+		}),
+	}
+	reg.MustRegister(m.commands, m.members, m.changes)
 	return m
 }
 
@@ -28,10 +44,29 @@ func (m *Metrics) Outcome(c actors.CommandType, code actors.Code) {
 	m.commands.WithLabelValues(string(c), strconv.Itoa(int(code))).Inc()
 }
 
+func (m *Metrics) observeView(v View) {
+	counts := map[MemberState]int{StateJoining: 0, StateActive: 0, StateLeaving: 0}
+	for _, mem := range v.Members {
+		counts[mem.State]++
+	}
+	for st, c := range counts {
+		m.members.WithLabelValues(string(st)).Set(float64(c))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v.Version > m.lastVersion {
+		if m.lastVersion != 0 {
+			m.changes.Add(float64(v.Version - m.lastVersion))
+		}
+		m.lastVersion = v.Version
+	}
+}
+
 // Watch registers gauges that read the node's state at scrape time.
 func (m *Metrics) Watch(reg prometheus.Registerer, n *Node) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ordermesh_active_grains",
 		Help: "Order grains active on this node.",
 	}, func() float64 { return float64(n.Activations()) }))
+	m.observeView(n.View())
 }

@@ -1,6 +1,6 @@
 // Package cluster runs the grains of a node: the protoactor actor system, remoting,
-// membership, placement of identities on members, and the node's lifecycle. Its Node is
-// the actors.Service the edge talks to.
+// membership (hashicorp/memberlist), placement of identities on members, and the node's
+// lifecycle (join, drain, leave). Its Node is the actors.Service the edge talks to.
 package cluster
 
 import (
@@ -19,15 +19,26 @@ import (
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/actors/orderpb"
+	"github.com/ordermesh/ordermesh/cluster/clusterpb"
 )
 
 // Config configures a node.
 type Config struct {
-	Name           string        // cluster name; nodes of one cluster share it
-	Remote         string        // host:port for actor remoting ("127.0.0.1:0" picks a port)
-	RequestTimeout time.Duration // one attempt of one call to a grain
+	Name      string   // cluster name; nodes of one cluster share it
+	Remote    string   // host:port to bind actor remoting ("127.0.0.1:0" picks a port)
+	Gossip    string   // host:port to bind memberlist; "" runs the node alone
+	Advertise string   // host peers use to reach this node; "" = the bind hosts
+	Join      []string // gossip addresses of running nodes; none = start a new cluster
+	HTTP      string   // the edge's address, published in the cluster view
+	// Fast uses tight failure-detection timings (local clusters and tests).
+	Fast bool
+	// RequestTimeout bounds one attempt of one call to a grain (default 2s). It is short
+	// on purpose: a call to a node that just died waits for it, and the edge retries
+	// with the same idempotency key once the view has moved the order elsewhere.
+	RequestTimeout time.Duration
 	Grain          *actors.GrainConfig
 	Logger         *slog.Logger
+	Metrics        *Metrics // optional
 }
 
 // Node is one running ordermesh member.
@@ -35,46 +46,130 @@ type Node struct {
 	cfg      Config
 	system   *actor.ActorSystem
 	cluster  *pcluster.Cluster
+	members  membership
+	provider *memberlistProvider // nil when alone
 	lookup   *lookup
 	started  time.Time
-	stopOnce sync.Once
+
+	topology  chan struct{} // signals a view change to the disown loop
+	done      chan struct{} // closed by Stop
+	drainReq  chan struct{} // closed when a drain is requested (API, peer, signal)
+	drainOnce sync.Once
+	stopOnce  sync.Once
 }
 
 var _ actors.Service = (*Node)(nil)
 
-// Start starts the actor system and joins the cluster. Grain config's Node is set to the
-// member id, which is new for every process.
+// Start starts the actor system, joins the cluster and becomes active.
 func Start(cfg Config) (*Node, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Remote)
-	if err != nil {
-		return nil, fmt.Errorf("parsing remote address %q: %w", cfg.Remote, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("parsing remote port %q: %w", portStr, err)
-	}
 	if cfg.Name == "" {
 		cfg.Name = "ordermesh"
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 5 * time.Second
+		cfg.RequestTimeout = 2 * time.Second
+	}
+	host, port, err := splitHostPort(cfg.Remote)
+	if err != nil {
+		return nil, fmt.Errorf("remote address: %w", err)
+	}
+	remoteOpts := []remote.ConfigOption{}
+	if cfg.Advertise != "" {
+		if port == 0 {
+			return nil, errors.New("--advertise needs an explicit --remote port: peers must be told which port to use")
+		}
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(net.JoinHostPort(cfg.Advertise, strconv.Itoa(port))))
 	}
 	// protoactor logs every activation and retry at info; keep only its warnings.
 	libLogger := slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("lib", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger }))
-	n := &Node{cfg: cfg, system: system, lookup: newLookup(), started: time.Now()}
+	n := &Node{
+		cfg: cfg, system: system, started: time.Now(),
+		topology: make(chan struct{}, 1), done: make(chan struct{}), drainReq: make(chan struct{}),
+	}
+	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout))
 	cfg.Grain.Node = system.ID
+	cfg.Grain.Owns = n.lookup.owns
 
 	props := actors.NewGrainProps(cfg.Grain).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))
-	kind := pcluster.NewKind(actors.KindOrder, props)
-	remoteCfg := remote.Configure(host, port)
-	clusterCfg := pcluster.Configure(cfg.Name, soloProvider{}, n.lookup, remoteCfg,
-		pcluster.WithKinds(kind), pcluster.WithRequestTimeout(cfg.RequestTimeout))
+	clusterCfg := pcluster.Configure(cfg.Name, joiner{n}, n.lookup, remote.Configure(host, port, remoteOpts...),
+		pcluster.WithKinds(pcluster.NewKind(actors.KindOrder, props)), pcluster.WithRequestTimeout(cfg.RequestTimeout))
 	n.cluster = pcluster.New(system, clusterCfg)
 	if err := startMember(n.cluster); err != nil {
+		if n.members != nil {
+			_ = n.members.Leave(time.Second)
+		}
 		return nil, err
 	}
+	if _, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return placement{n} }), placementName); err != nil {
+		n.shutdown()
+		return nil, fmt.Errorf("starting the placement actor: %w", err)
+	}
+	go n.disownLoop()
+	if m, ok := n.members.(*Membership); ok && len(cfg.Join) > 0 {
+		if _, err := m.Join(cfg.Join); err != nil {
+			n.shutdown()
+			return nil, fmt.Errorf("joining %v: %w", cfg.Join, err)
+		}
+	}
+	if err := n.members.SetState(StateActive); err != nil {
+		n.shutdown()
+		return nil, fmt.Errorf("becoming active: %w", err)
+	}
 	return n, nil
+}
+
+// joiner is the ClusterProvider protoactor starts once remoting listens: only then is
+// the node's remote address known (a port 0 is bound by remoting itself, never picked
+// and released, which another process could take in between), so only then can the node
+// publish itself and join.
+type joiner struct{ n *Node }
+
+func (j joiner) StartMember(c *pcluster.Cluster) error {
+	n := j.n
+	self := MemberInfo{
+		ID: n.system.ID, Remote: n.system.Address(), HTTP: n.cfg.HTTP,
+		State: StateJoining, Kinds: []string{actors.KindOrder}, Started: n.started,
+	}
+	if n.cfg.Gossip == "" {
+		n.members = newSolo(self)
+		n.lookup.members = n.members
+		return soloProvider{}.StartMember(c)
+	}
+	m, err := NewMembership(MembershipConfig{
+		Bind: n.cfg.Gossip, Advertise: n.cfg.Advertise, Self: self, Logger: n.cfg.Logger, Fast: n.cfg.Fast,
+		OnChange: n.onView,
+	})
+	if err != nil {
+		return err
+	}
+	n.members = m
+	n.lookup.members = m
+	n.provider = newMemberlistProvider(m)
+	return n.provider.StartMember(c)
+}
+
+func (j joiner) StartClient(*pcluster.Cluster) error {
+	return errors.New("ordermesh processes are always members")
+}
+
+func (j joiner) Shutdown(graceful bool) error {
+	if j.n.provider != nil {
+		return j.n.provider.Shutdown(graceful)
+	}
+	return nil
+}
+
+// splitHostPort parses host:port.
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("parsing %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("parsing port of %q: %w", addr, err)
+	}
+	return host, port, nil
 }
 
 // startMember turns protoactor's panics on start (port in use, ...) into an error.
@@ -86,6 +181,31 @@ func startMember(c *pcluster.Cluster) (err error) {
 	}()
 	c.StartMember()
 	return nil
+}
+
+// onView is called by the membership on its own goroutine for every view (changed or
+// periodic): hand it to protoactor and stop grains that moved away.
+func (n *Node) onView(v View) {
+	if n.cfg.Metrics != nil {
+		n.cfg.Metrics.observeView(v)
+	}
+	select {
+	case n.topology <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) disownLoop() {
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.topology:
+			if moved := n.lookup.disown(); moved > 0 {
+				n.cfg.Logger.Info("stopping grains this node no longer owns", "count", moved)
+			}
+		}
+	}
 }
 
 // forgetOnStop removes a grain from the lookup when it stops, so the next call activates
@@ -113,7 +233,14 @@ func (n *Node) Activations() int64 { return n.lookup.Activations() }
 // Started is when the node started.
 func (n *Node) Started() time.Time { return n.started }
 
-// Execute delivers a command to its order's grain.
+// View is this node's current picture of the cluster.
+func (n *Node) View() View { return n.members.View() }
+
+// Owns reports whether this node owns the order now; the payment sweeper uses it so
+// that each due order is swept by one node.
+func (n *Node) Owns(orderID string) bool { return n.lookup.owns(orderID) }
+
+// Execute delivers a command to its order's grain, wherever it lives.
 func (n *Node) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
 	reply, err := n.call(ctx, c.OrderID, actors.CommandToPB(c, requestID))
 	if err != nil {
@@ -133,11 +260,12 @@ func (n *Node) Get(ctx context.Context, id string, by actors.Principal, requestI
 }
 
 // call makes one attempt to reach the grain of order id. Failures that a retry may cure
-// (no activation now, timeout, dead letter) come back as CodeUnavailable.
+// (no owner now, the owner refused, timeout, dead letter, a grain that moved) come back
+// as CodeUnavailable, and the cached location is forgotten so the retry re-resolves.
 func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, error) {
 	pid := n.lookup.Get(pcluster.NewClusterIdentity(id, actors.KindOrder))
 	if pid == nil {
-		return nil, actors.Errorf(actors.CodeUnavailable, "order %s cannot be activated right now; retry", id)
+		return nil, actors.Errorf(actors.CodeUnavailable, "order %s has no owner that accepts it right now (topology changing); retry", id)
 	}
 	timeout := n.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -148,37 +276,137 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
+		n.lookup.Forget(id, pid)
 		if errors.Is(err, actor.ErrTimeout) {
-			return nil, actors.Errorf(actors.CodeUnavailable, "order %s did not answer in %s; retry", id, timeout)
+			return nil, actors.Errorf(actors.CodeUnavailable, "order %s did not answer in %s (timeout); retry", id, timeout)
 		}
 		return nil, actors.Errorf(actors.CodeUnavailable, "order %s is not reachable (%v); retry", id, err)
 	}
 	reply, ok := res.(*orderpb.Reply)
 	if !ok {
+		n.lookup.Forget(id, pid)
 		return nil, actors.Errorf(actors.CodeUnavailable, "order %s answered %T; retry", id, res)
+	}
+	if actors.Code(reply.ErrorCode).Retryable() {
+		n.lookup.Forget(id, pid)
 	}
 	return reply, nil
 }
 
-// Stop stops every grain (each finishes the command it is on), then the actor system.
-// Calls after the first do nothing.
-func (n *Node) Stop(ctx context.Context) {
-	n.stopOnce.Do(func() { n.stop(ctx) })
+// Status is a node's answer to "what does the cluster look like".
+type Status struct {
+	Self        string
+	View        View
+	Activations map[string]int64 // by member id; -1 = the member did not answer
 }
 
-func (n *Node) stop(ctx context.Context) {
+// Status asks every member of the view for its live figures (in parallel, bounded by ctx).
+func (n *Node) Status(ctx context.Context) Status {
+	v := n.View()
+	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members))}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	timeout := min(time.Second, n.cfg.RequestTimeout)
+	for _, m := range v.Members {
+		if m.ID == n.ID() {
+			st.Activations[m.ID] = n.Activations()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			count := int64(-1)
+			res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.StatsRequest{}, timeout).Result()
+			if r, ok := res.(*clusterpb.StatsReply); err == nil && ok {
+				count = r.Activations
+			}
+			mu.Lock()
+			st.Activations[m.ID] = count
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return st
+}
+
+func (n *Node) stats() *clusterpb.StatsReply {
+	return &clusterpb.StatsReply{Id: n.ID(), Activations: n.Activations(), StartedUnixNano: n.started.UnixNano()}
+}
+
+// DrainMember asks the member with the given id to drain and exit: this node or a peer.
+func (n *Node) DrainMember(ctx context.Context, id, requestedBy string) error {
+	if id == n.ID() {
+		n.requestDrain()
+		return nil
+	}
+	m, ok := n.View().Member(id)
+	if !ok {
+		return actors.Errorf(actors.CodeNotFound, "node %s is not a member of the cluster", id)
+	}
+	timeout := n.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.DrainRequest{RequestedBy: requestedBy}, timeout).Result()
+	if err != nil {
+		return actors.Errorf(actors.CodeUnavailable, "node %s did not take the drain request (%v); retry", id, err)
+	}
+	if r, ok := res.(*clusterpb.DrainReply); !ok || !r.Accepted {
+		return actors.Errorf(actors.CodeUnavailable, "node %s refused to drain; retry", id)
+	}
+	return nil
+}
+
+// requestDrain asks the process to drain; cmd/ordermesh waits on DrainRequested.
+func (n *Node) requestDrain() { n.drainOnce.Do(func() { close(n.drainReq) }) }
+
+// DrainRequested is closed when a drain of this node was requested through the API or
+// by a peer.
+func (n *Node) DrainRequested() <-chan struct{} { return n.drainReq }
+
+// Drain makes the node leave gracefully, short of exiting: it announces that it is
+// leaving (so peers stop routing new work to it), refuses new activations, and stops its
+// grains, each after the message it is on. Requests that race the move are refused with
+// a retryable error and land on the new owners.
+func (n *Node) Drain(ctx context.Context) error {
 	n.lookup.draining.Store(true)
-	futures := make([]*actor.Future, 0)
+	if err := n.members.SetState(StateLeaving); err != nil {
+		return fmt.Errorf("announcing leave: %w", err)
+	}
+	futures := make([]*actor.Future, 0, n.Activations())
 	for _, pid := range n.lookup.snapshot() {
 		futures = append(futures, n.system.Root.PoisonFuture(pid))
 	}
 	for _, f := range futures {
 		if ctx.Err() != nil {
-			break
+			return fmt.Errorf("stopping grains: %w", ctx.Err())
 		}
 		_ = f.Wait()
 	}
-	n.cluster.Shutdown(true)
+	return nil
+}
+
+// Stop drains (if not done yet), leaves the cluster and stops the actor system. Calls
+// after the first do nothing.
+func (n *Node) Stop(ctx context.Context) {
+	n.stopOnce.Do(func() {
+		if err := n.Drain(ctx); err != nil {
+			n.cfg.Logger.Warn("drain incomplete", "err", err)
+		}
+		n.shutdown()
+	})
+}
+
+func (n *Node) shutdown() {
+	select {
+	case <-n.done:
+	default:
+		close(n.done)
+	}
+	if err := n.members.Leave(2 * time.Second); err != nil {
+		n.cfg.Logger.Warn("leaving the cluster", "err", err)
+	}
+	n.cluster.Shutdown(false)
 }
 
 // minLevel drops records below a level, whatever the wrapped handler accepts.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/pgtest"
+	"github.com/ordermesh/ordermesh/persistence/postgres"
 	"github.com/ordermesh/ordermesh/persistence/sqlite"
 )
 
@@ -31,6 +34,18 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func openPostgres(t testing.TB, url string) persistence.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func openStore(t testing.TB, path string) persistence.Store {
@@ -199,32 +214,47 @@ func TestRacingCommandsOneWinner(t *testing.T) {
 
 // Two live activations of one order on two nodes: the store's version fence rejects the
 // stale one, and a retry (same key) reaches a fresh activation that sees the latest state.
+// The two nodes run alone (each owns every order in its own view), which is the worst
+// case a topology change can produce.
 func TestVersionFenceRejectsStaleActivation(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "om.db")
-	storeA, storeB := openStore(t, path), openStore(t, path)
-	a := startNode(t, storeA, nil)
-	b := startNode(t, storeB, nil)
+	stores := map[string]func(t *testing.T) (persistence.Store, persistence.Store){
+		"embedded": func(t *testing.T) (persistence.Store, persistence.Store) {
+			path := filepath.Join(t.TempDir(), "om.db")
+			return openStore(t, path), openStore(t, path)
+		},
+		"postgres": func(t *testing.T) (persistence.Store, persistence.Store) {
+			url := pgtest.URL(t)
+			return openPostgres(t, url), openPostgres(t, url)
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			storeA, storeB := open(t)
+			a := startNode(t, storeA, nil)
+			b := startNode(t, storeB, nil)
 
-	o := create(t, a, "fence")
-	if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 1
-		t.Fatal(err)
-	}
-	mustExec(t, a, o.ID, actors.CmdSubmitPayment, "pay", alice) // a moves it to version 2
+			o := create(t, a, "fence")
+			if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 1
+				t.Fatal(err)
+			}
+			mustExec(t, a, o.ID, actors.CmdSubmitPayment, "pay", alice) // a moves it to version 2
 
-	_, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
-	if actors.ErrorCode(err) != actors.CodeUnavailable {
-		t.Fatalf("stale activation answered %v, want CodeUnavailable", err)
+			_, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
+			if actors.ErrorCode(err) != actors.CodeUnavailable {
+				t.Fatalf("stale activation answered %v, want CodeUnavailable", err)
+			}
+			var v actors.View
+			eventually(t, 5*time.Second, "a fresh activation on b", func() bool {
+				res, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
+				v = res.View
+				return err == nil
+			})
+			if v.Status != actors.StatusClosed || v.Version != 3 {
+				t.Fatalf("after retry: %+v", v)
+			}
+			checkHistory(t, storeA, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtCancelled)
+		})
 	}
-	var v actors.View
-	eventually(t, 5*time.Second, "a fresh activation on b", func() bool {
-		res, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
-		v = res.View
-		return err == nil
-	})
-	if v.Status != actors.StatusClosed || v.Version != 3 {
-		t.Fatalf("after retry: %+v", v)
-	}
-	checkHistory(t, storeA, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtCancelled)
 }
 
 func TestPassivatedGrainReloads(t *testing.T) {

@@ -1,11 +1,57 @@
 package cluster
 
 import (
+	"hash/fnv"
+	"sync"
+	"time"
+
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 )
 
-// soloProvider is the membership of a one-node cluster: the node itself, pushed once.
-// The memberlist provider replaces it when nodes are to find each other.
+// membership is what a node needs of its cluster membership: the memberlist-backed
+// Membership, or solo for a node that runs alone.
+type membership interface {
+	View() View
+	Self() MemberInfo
+	SetState(MemberState) error
+	Leave(timeout time.Duration) error
+}
+
+// solo is the membership of a node that was given no gossip address: it is the whole
+// cluster.
+type solo struct {
+	mu   sync.Mutex
+	self MemberInfo
+	ver  uint64
+}
+
+func newSolo(self MemberInfo) *solo { return &solo{self: self, ver: 1} }
+
+func (s *solo) Self() MemberInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.self
+}
+
+func (s *solo) View() View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return View{Members: []MemberInfo{s.self}, Version: s.ver, Hash: soloHash(s.self)}
+}
+
+func (s *solo) SetState(st MemberState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.self.State != st {
+		s.self.State = st
+		s.ver++
+	}
+	return nil
+}
+
+func (s *solo) Leave(time.Duration) error { return nil }
+
+// soloProvider tells protoactor that the node is the only member.
 type soloProvider struct{}
 
 // StartMember publishes the node as the only member.
@@ -25,3 +71,9 @@ func (soloProvider) StartClient(*pcluster.Cluster) error { return nil }
 
 // Shutdown has nothing to leave.
 func (soloProvider) Shutdown(bool) error { return nil }
+
+func soloHash(m MemberInfo) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(m.ID + "\x00" + string(m.State)))
+	return h.Sum64()
+}

@@ -78,6 +78,9 @@ type Deps struct {
 	// makes /readyz answer 503 with its text. nil = always ready.
 	Ready func(ctx context.Context) error
 	Clock func() time.Time // nil = time.Now; issues and checks tokens
+	// Cluster serves the cluster view and drain endpoints; nil = a node that is not
+	// clustered, whose cluster endpoints answer 503.
+	Cluster Cluster
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -88,6 +91,7 @@ type server struct {
 	catalog *Catalog
 	log     *slog.Logger
 	ready   func(ctx context.Context) error
+	cluster Cluster // may be nil
 	now     func() time.Time
 	metrics *metrics
 	tokens  *tokenIssuer
@@ -125,7 +129,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
-		log: deps.Logger, ready: deps.Ready, now: deps.Clock, metrics: m,
+		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m,
 		tokens: &tokenIssuer{secret: cfg.JWTSecret, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
 		// One secret for both is safe: cursor MACs cover a fixed prefix no JWT starts with.
 		cursors: cursorSigner{key: cfg.JWTSecret},
@@ -170,4 +174,7 @@ func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
 	api.Get("/orders/:id", s.authenticate, s.getOrder)
 	api.Get("/orders/:id/events", s.authenticate, s.orderEvents)
 	api.Post("/orders/:id/:action", s.authenticate, s.orderAction)
+
+	api.Get("/cluster", s.authenticate, s.requireOperator, s.clusterStatus)
+	api.Post("/cluster/nodes/:id/drain", s.authenticate, s.requireOperator, s.drainNode)
 }

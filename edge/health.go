@@ -25,7 +25,12 @@ func (s *server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
-		return actors.Errorf(actors.CodeUnavailable, "not ready: %s", err.Error())
+		// The reason is for operators and load balancers: "not ready: draining".
+		why := err.Error()
+		if actors.ErrorCode(err) != actors.CodeInternal {
+			why = actors.ErrorMessage(err) // without the " (code n)" of Error()
+		}
+		return actors.Errorf(actors.CodeUnavailable, "not ready: %s", why)
 	}
 	return respond(c, fiber.StatusOK, probeResponse{Status: "ready", Node: s.cfg.NodeID})
 }

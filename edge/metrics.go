@@ -18,6 +18,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	commands *prometheus.CounterVec
+	// retries counts each retry of a retryable answer, by RetryReason; retryExhausted
+	// counts the requests that got 503 because retrying did not help in time.
+	retries        *prometheus.CounterVec
+	retryExhausted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,8 +39,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "ordermesh", Subsystem: "edge", Name: "commands_total",
 			Help: "Order commands sent to grains by command type and result code (0 = ok).",
 		}, []string{"type", "code"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ordermesh", Subsystem: "edge", Name: "retries_total",
+			Help: "Retries the edge made of a retryable grain answer, by reason (moved, draining, unreachable, timeout, store, other).",
+		}, []string{"reason"}),
+		retryExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ordermesh", Subsystem: "edge", Name: "retry_exhausted_total",
+			Help: "Requests answered 503 because retries of a retryable grain answer did not succeed in time.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands} {
+	// Every reason is exported from the start, so that rate() sees the first retry.
+	for _, r := range RetryReasons {
+		m.retries.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands, m.retries, m.retryExhausted} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

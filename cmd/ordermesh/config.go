@@ -14,6 +14,10 @@ type nodeConfig struct {
 	HTTP           string
 	Store          string
 	Remote         string
+	Gossip         string
+	Advertise      string
+	Join           string
+	Fast           bool
 	Demo           bool
 	JWTSecret      string
 	Catalog        string
@@ -37,7 +41,11 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs := flag.NewFlagSet("ordermesh node", flag.ContinueOnError)
 	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen address of the edge (REST, WebSocket, /metrics)")
 	fs.StringVar(&c.Store, "store", "data/ordermesh.db", "a postgres:// URL, or a file path for the embedded store")
-	fs.StringVar(&c.Remote, "remote", "127.0.0.1:0", "host:port for actor remoting (port 0 picks a free port)")
+	fs.StringVar(&c.Remote, "remote", "127.0.0.1:0", "host:port for actor remoting between nodes (port 0 picks a free port)")
+	fs.StringVar(&c.Gossip, "gossip", "127.0.0.1:7946", "host:port for cluster membership (memberlist, TCP and UDP)")
+	fs.StringVar(&c.Advertise, "advertise", "", "host that other nodes should use to reach this one, when it differs from the bind addresses")
+	fs.StringVar(&c.Join, "join", "", "comma-separated gossip addresses (host:port) of running nodes; empty starts a new cluster")
+	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start, so tokens do not survive a restart)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")

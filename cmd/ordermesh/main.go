@@ -12,6 +12,7 @@ const usage = `ordermesh: an actor-model order processing cluster.
 
 Usage:
   ordermesh node [flags]    start a node (ordermesh node --help for flags)
+  ordermesh drain [flags]   drain a node and wait until it has left (ordermesh drain --help)
 `
 
 func main() {
@@ -23,6 +24,8 @@ func main() {
 	switch os.Args[1] {
 	case "node":
 		err = runNode(os.Args[2:])
+	case "drain":
+		err = runDrain(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

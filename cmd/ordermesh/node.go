@@ -56,16 +56,20 @@ func runNode(args []string) error {
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
 		_, _ = rand.Read(secret)
-		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart")
+		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other nodes reject them")
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	grainMetrics := cluster.NewMetrics(reg)
+	metrics := cluster.NewMetrics(reg)
 
+	var join []string
+	if cfg.Join != "" {
+		join = strings.Split(cfg.Join, ",")
+	}
 	node, err := cluster.Start(cluster.Config{
-		Remote: cfg.Remote,
-		Logger: logger,
+		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -73,29 +77,34 @@ func runNode(args []string) error {
 			IdleTimeout:    cfg.IdleTimeout,
 			WriteTimeout:   5 * time.Second,
 			Logger:         logger,
-			Outcome:        grainMetrics.Outcome,
+			Outcome:        metrics.Outcome,
 		},
 	})
 	if err != nil {
 		return err
 	}
-	grainMetrics.Watch(reg, node)
+	metrics.Watch(reg, node)
 	logger = logger.With("node", node.ID())
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	sweeper := &actors.Sweeper{
-		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Logger: logger,
+		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Owns: node.Owns, Logger: logger,
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
 
 	var draining atomic.Bool
 	app, err := edge.New(edge.Config{
-		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout,
+		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
 	}, edge.Deps{
-		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg,
+		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node},
 		Ready: func(context.Context) error {
+			select {
+			case <-node.DrainRequested():
+				return errors.New("draining")
+			default:
+			}
 			if draining.Load() {
 				return errors.New("draining")
 			}
@@ -103,30 +112,52 @@ func runNode(args []string) error {
 		},
 	})
 	if err != nil {
+		node.Stop(context.Background())
 		return err
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listen(cfg.HTTP) }()
-	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "store", redact(cfg.Store))
+	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "gossip", cfg.Gossip, "store", redact(cfg.Store))
 
 	select {
 	case err := <-serveErr:
+		node.Stop(context.Background())
 		return fmt.Errorf("serving HTTP on %s: %w", cfg.HTTP, err)
 	case <-ctx.Done():
+		logger.Info("signal received: draining")
+	case <-node.DrainRequested():
+		logger.Info("drain requested: draining")
 	}
-	// Drain: refuse new work, finish what is in flight, stop grains, then the store.
-	logger.Info("shutting down")
+	// Drain: announce leaving so peers route around this node, hand its orders over
+	// (each grain finishes the command it is on), finish in-flight HTTP requests (they
+	// are routed to the new owners), leave the cluster, exit 0.
+	start := time.Now()
 	draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
+	stopSweep()
+	<-sweepDone
+	if err := node.Drain(dctx); err != nil {
+		logger.Warn("drain", "err", err)
+	}
 	if err := app.ShutdownWithContext(dctx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 	}
-	stopSweep()
-	<-sweepDone
 	node.Stop(dctx)
-	logger.Info("stopped")
+	logger.Info("stopped", "drain_seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// advertised is the HTTP address published to peers: the advertise host, if given,
+// with the listen port.
+func advertised(listen, host string) string {
+	if host == "" {
+		return listen
+	}
+	if i := strings.LastIndex(listen, ":"); i >= 0 {
+		return host + listen[i:]
+	}
+	return listen
 }
 
 func openStore(ctx context.Context, dsn string) (persistence.Store, error) {

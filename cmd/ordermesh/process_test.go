@@ -44,11 +44,12 @@ const testSecret = "test-secret-test-secret-test-secret-0123456789"
 
 // proc is one node process.
 type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	base string
-	logs *syncBuffer
-	done chan struct{}
+	t     testing.TB
+	cmd   *exec.Cmd
+	base  string
+	addrs addrs
+	logs  *syncBuffer
+	done  chan struct{}
 }
 
 type syncBuffer struct {
@@ -77,11 +78,24 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// startNode starts a node process on store and waits until it is ready.
+// startNode starts a node process on store and waits until it is ready. It is alone
+// unless extra has a --join.
 func startNode(t testing.TB, store, httpAddr string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"node", "--demo", "--http", httpAddr, "--store", store, "--jwt-secret", testSecret, "--log-level", "warn"}, extra...)
-	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + httpAddr, logs: &syncBuffer{}, done: make(chan struct{})}
+	return startMember(t, store, addrs{http: httpAddr, gossip: freeAddr(t)}, extra...)
+}
+
+// addrs are the listen addresses of one node.
+type addrs struct{ http, gossip string }
+
+func newAddrs(t testing.TB) addrs { return addrs{http: freeAddr(t), gossip: freeAddr(t)} }
+
+// startMember starts a node process with the given addresses and waits until it is ready.
+func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"node", "--demo", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
+		"--fast-failure-detection", "--store", store, "--jwt-secret", testSecret, "--log-level", "warn"}, extra...)
+	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -91,7 +105,7 @@ func startNode(t testing.TB, store, httpAddr string, extra ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("node %s log:\n%s", httpAddr, p.logs.String())
+			t.Logf("node %s log:\n%s", a.http, p.logs.String())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,0 +1,234 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// fakeCluster is a cluster of fixed members. Drain marks a member leaving, as a node does
+// when it accepts the request.
+type fakeCluster struct {
+	mu      sync.Mutex
+	status  ClusterStatus
+	drained []string
+	fail    error // returned by every call when set
+}
+
+func newFakeCluster() *fakeCluster {
+	started := time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)
+	return &fakeCluster{status: ClusterStatus{
+		Self: "node-a", TopologyVersion: 7, TopologyHash: FormatTopologyHash(0xbeef),
+		Members: []MemberStatus{
+			{ID: "node-a", Gossip: "10.0.0.1:7946", Remote: "10.0.0.1:8090", HTTP: "10.0.0.1:8080", State: "active",
+				Activations: 12, UptimeSeconds: 3600, Started: started},
+			{ID: "node-b", Gossip: "10.0.0.2:7946", Remote: "10.0.0.2:8090", HTTP: "10.0.0.2:8080", State: "joining",
+				Activations: -1, UptimeSeconds: 5, Started: started.Add(time.Hour)},
+		},
+	}}
+}
+
+func (f *fakeCluster) Status(context.Context) (ClusterStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return ClusterStatus{}, f.fail
+	}
+	st := f.status
+	st.Members = append([]MemberStatus(nil), f.status.Members...)
+	return st, nil
+}
+
+func (f *fakeCluster) Drain(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	for i, m := range f.status.Members {
+		if m.ID == id {
+			f.status.Members[i].State = "leaving"
+			f.drained = append(f.drained, id)
+			return nil
+		}
+	}
+	return actors.Errorf(actors.CodeNotFound, "no member %s", id)
+}
+
+func (f *fakeCluster) failWith(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+}
+
+func (f *fakeCluster) drainedIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.drained...)
+}
+
+func withCluster(c Cluster) option { return func(_ *Config, d *Deps) { d.Cluster = c } }
+
+func TestClusterStatus(t *testing.T) {
+	h := newHarness(t, withCluster(newFakeCluster()))
+	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 200, actors.CodeOK)
+	// The exact wire shape: the Vue app and the bench read these names.
+	want := `{"self":"node-a","topology_version":7,"topology_hash":"000000000000beef","members":[` +
+		`{"id":"node-a","gossip":"10.0.0.1:7946","remote":"10.0.0.1:8090","http":"10.0.0.1:8080","state":"active",` +
+		`"activations":12,"uptime_seconds":3600,"started":"2026-11-26T11:00:00Z"},` +
+		`{"id":"node-b","gossip":"10.0.0.2:7946","remote":"10.0.0.2:8090","http":"10.0.0.2:8080","state":"joining",` +
+		`"activations":-1,"uptime_seconds":5,"started":"2026-11-26T12:00:00Z"}]}`
+	if string(r.Data) != want {
+		t.Errorf("status\n got %s\nwant %s", r.Data, want)
+	}
+}
+
+func TestClusterStatusMembersNeverNull(t *testing.T) {
+	f := &fakeCluster{status: ClusterStatus{Self: "solo"}}
+	h := newHarness(t, withCluster(f))
+	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("ada")}).expect(t, 200, actors.CodeOK)
+	var st map[string]any
+	if err := json.Unmarshal(r.Data, &st); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := st["members"].([]any); !ok || len(m) != 0 {
+		t.Errorf("members = %#v, want []", st["members"])
+	}
+}
+
+func TestClusterEndpointRoles(t *testing.T) {
+	h := newHarness(t, withCluster(newFakeCluster()))
+	tests := []struct {
+		user   string // "" = no token
+		status int
+		code   actors.Code
+	}{
+		{"", 401, actors.CodeUnauthenticated},
+		{"alice", 403, actors.CodeForbidden},
+		{"olga", 200, actors.CodeOK},
+		{"ada", 200, actors.CodeOK},
+	}
+	for _, tt := range tests {
+		t.Run("status as "+tt.user, func(t *testing.T) {
+			r := req{method: "GET", path: "/api/v1/cluster"}
+			if tt.user != "" {
+				r.token = h.token(tt.user)
+			}
+			h.do(r).expect(t, tt.status, tt.code)
+		})
+		t.Run("drain as "+tt.user, func(t *testing.T) {
+			r := req{method: "POST", path: "/api/v1/cluster/nodes/node-b/drain"}
+			if tt.user != "" {
+				r.token = h.token(tt.user)
+			}
+			status := tt.status
+			if status == 200 {
+				status = 202
+			}
+			h.do(r).expect(t, status, tt.code)
+		})
+	}
+	// A forged token is no better than none, and a shopper never reached the cluster.
+	forged := mint(t, jwt.SigningMethodHS256, []byte("another-secret-that-is-long-enough-too!"), h.claims("olga", "operator"))
+	h.do(req{method: "GET", path: "/api/v1/cluster", token: forged}).expect(t, 401, actors.CodeUnauthenticated)
+}
+
+func TestDrainNode(t *testing.T) {
+	f := newFakeCluster()
+	h := newHarness(t, withCluster(f))
+	tests := []struct {
+		name, id string
+		status   int
+		code     actors.Code
+	}{
+		{"member", "node-b", 202, actors.CodeOK},
+		{"again", "node-b", 202, actors.CodeOK},
+		{"unknown", "node-z", 404, actors.CodeNotFound},
+		{"64 characters, unknown", strings.Repeat("n", 64), 404, actors.CodeNotFound},
+		{"65 characters", strings.Repeat("n", 65), 404, actors.CodeNotFound},
+		{"dot", "node.b", 404, actors.CodeNotFound},
+		{"escaped space", "node%20b", 404, actors.CodeNotFound},
+		{"non-ASCII", "n%C3%B6de", 404, actors.CodeNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(req{method: "POST", path: "/api/v1/cluster/nodes/" + tt.id + "/drain", token: h.token("olga")}).expect(t, tt.status, tt.code)
+			if tt.status == 202 {
+				if string(r.Data) != `{"node":"`+tt.id+`","state":"leaving"}` {
+					t.Errorf("data %s", r.Data)
+				}
+			}
+		})
+	}
+	// Only well-formed ids reach the cluster.
+	if got := fmt.Sprint(f.drainedIDs()); got != "[node-b node-b]" {
+		t.Errorf("drained %s", got)
+	}
+	st, _ := f.Status(context.Background())
+	if st.Members[1].State != "leaving" {
+		t.Errorf("node-b is %s after drain", st.Members[1].State)
+	}
+	h.do(req{method: "POST", path: "/api/v1/cluster/nodes//drain", token: h.token("olga")}).expect(t, 404, actors.CodeRouteNotFound)
+	h.do(req{method: "GET", path: "/api/v1/cluster/nodes/node-b/drain", token: h.token("olga")}).expect(t, 405, actors.CodeMethodNotAllowed)
+}
+
+func TestClusterErrors(t *testing.T) {
+	f := newFakeCluster()
+	h := newHarness(t, withCluster(f))
+	f.failWith(actors.Errorf(actors.CodeUnavailable, "membership is settling"))
+	h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 503, actors.CodeUnavailable)
+	f.failWith(errors.New("gossip socket closed at /run/secret"))
+	r := h.do(req{method: "POST", path: "/api/v1/cluster/nodes/node-a/drain", token: h.token("olga")}).expect(t, 500, actors.CodeInternal)
+	if r.Message != "internal error" {
+		t.Errorf("message %q leaks detail", r.Message)
+	}
+}
+
+func TestNotClustered(t *testing.T) {
+	h := newHarness(t) // Deps.Cluster nil
+	for _, r := range []req{
+		{method: "GET", path: "/api/v1/cluster"},
+		{method: "POST", path: "/api/v1/cluster/nodes/node-a/drain"},
+	} {
+		r.token = h.token("olga")
+		res := h.do(r).expect(t, 503, actors.CodeUnavailable)
+		if res.Message != "not clustered" {
+			t.Errorf("%s %s: message %q", r.method, r.path, res.Message)
+		}
+		r.token = h.token("alice") // who may not see the cluster learns nothing about it
+		h.do(r).expect(t, 403, actors.CodeForbidden)
+	}
+}
+
+func TestReadinessWhileDraining(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"plain error", errors.New("draining"), "not ready: draining"},
+		// An application error gives its message, without the code that Error() appends.
+		{"application error", actors.Errorf(actors.CodeUnavailable, "node is leaving the cluster"), "not ready: node is leaving the cluster"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(_ *Config, d *Deps) { d.Ready = func(context.Context) error { return tt.err } })
+			r := h.do(req{method: "GET", path: "/readyz"}).expect(t, 503, actors.CodeUnavailable)
+			if r.Message != tt.want {
+				t.Errorf("message %q, want %q", r.Message, tt.want)
+			}
+			if r.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After on a 503")
+			}
+		})
+	}
+}
