@@ -47,28 +47,28 @@ func (c *client) cluster(t testing.TB) (clusterStatus, error) {
 
 // testCluster is a set of node processes sharing one store.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	dsn   string
 	nodes []*proc
 	extra []string
 }
 
-func startCluster(t *testing.T, dsn string, n int, extra ...string) *testCluster {
+func startCluster(t testing.TB, dsn string, n int, extra ...string) *testCluster {
 	c := &testCluster{t: t, dsn: dsn, extra: extra}
 	for range n {
-		c.add(newAddrs(t))
+		c.add()
 	}
 	return c
 }
 
 // add starts one more node that joins through the first node.
-func (c *testCluster) add(a addrs) *proc {
+func (c *testCluster) add() *proc {
 	c.t.Helper()
 	args := append([]string{}, c.extra...)
 	if len(c.nodes) > 0 {
 		args = append(args, "--join", c.nodes[0].addrs.gossip)
 	}
-	p := startMember(c.t, c.dsn, a, args...)
+	p := startFresh(c.t, c.dsn, args...)
 	c.nodes = append(c.nodes, p)
 	return p
 }
@@ -408,7 +408,7 @@ func TestScaleUpAndDrainUnderLoadFailNothing(t *testing.T) {
 	l.waitAcks(l.ackCount() + 600)
 
 	// Scale 3 -> 4.
-	fourth := c.add(newAddrs(t))
+	fourth := c.add()
 	lb.add(fourth.base)
 	c.waitConverged(10*time.Second, 4, c.nodes...)
 	l.waitAcks(l.ackCount() + 600)

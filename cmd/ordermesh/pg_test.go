@@ -10,4 +10,4 @@ import (
 func runTests(m *testing.M) int { return pgtest.Main(m) }
 
 // postgresURL is a fresh database on a real PostgreSQL server.
-func postgresURL(t *testing.T) string { return pgtest.URL(t) }
+func postgresURL(t testing.TB) string { return pgtest.URL(t) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -78,28 +79,50 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// startNode starts a node process on store and waits until it is ready. It is alone
-// unless extra has a --join.
-func startNode(t testing.TB, store, httpAddr string, extra ...string) *proc {
-	t.Helper()
-	return startMember(t, store, addrs{http: httpAddr, gossip: freeAddr(t)}, extra...)
-}
-
 // addrs are the listen addresses of one node.
 type addrs struct{ http, gossip string }
 
 func newAddrs(t testing.TB) addrs { return addrs{http: freeAddr(t), gossip: freeAddr(t)} }
 
-// startMember starts a node process with the given addresses and waits until it is ready.
+// errPortTaken: a port picked as free was taken by someone else before the node bound it.
+var errPortTaken = errors.New("address already in use")
+
+// startFresh starts a node process on new free ports and waits until it is ready. It is
+// alone unless extra has a --join.
+func startFresh(t testing.TB, store string, extra ...string) *proc {
+	t.Helper()
+	for range 5 {
+		p, err := launch(t, store, newAddrs(t), extra...)
+		if errors.Is(err, errPortTaken) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Fatal("no free ports after 5 tries")
+	return nil
+}
+
+// startMember starts a node process on the given addresses and waits until it is ready.
 func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 	t.Helper()
+	p, err := launch(t, store, a, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error) {
 	args := append([]string{"node", "--demo", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
 		"--fast-failure-detection", "--store", store, "--jwt-secret", testSecret, "--log-level", "warn"}, extra...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -114,16 +137,19 @@ func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("node exited before it was ready:\n%s", p.logs.String())
+			if strings.Contains(p.logs.String(), "address already in use") {
+				return nil, errPortTaken
+			}
+			return nil, fmt.Errorf("node exited before it was ready:\n%s", p.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node not ready after 30s:\n%s", p.logs.String())
+			return nil, fmt.Errorf("node not ready after 30s:\n%s", p.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -293,7 +319,7 @@ func contains(xs []string, x string) bool {
 func storeTargets(t *testing.T) map[string]func(t *testing.T) string {
 	return map[string]func(t *testing.T) string{
 		"embedded": func(t *testing.T) string { return filepath.Join(t.TempDir(), "ordermesh.db") },
-		"postgres": postgresURL,
+		"postgres": func(t *testing.T) string { return postgresURL(t) },
 	}
 }
 
@@ -322,8 +348,8 @@ type ack struct {
 func TestSIGKILLLosesNoAcknowledgedCommand(t *testing.T) {
 	for name, store := range storeTargets(t) {
 		t.Run(name, func(t *testing.T) {
-			dsn, addr := store(t), freeAddr(t)
-			node := startNode(t, dsn, addr)
+			dsn := store(t)
+			node := startFresh(t, dsn)
 			shopper, operator := login(t, node.base, "alice"), login(t, node.base, "olga")
 
 			var mu sync.Mutex
@@ -395,7 +421,7 @@ func TestSIGKILLLosesNoAcknowledgedCommand(t *testing.T) {
 			wg.Wait()
 			t.Logf("%d commands acknowledged before SIGKILL, %d in flight", len(acks), len(lost))
 
-			node = startNode(t, dsn, addr)
+			node = startMember(t, dsn, node.addrs)
 			shopper.base, operator.base = node.base, node.base
 			byOrder := map[string][]ack{}
 			for _, a := range acks {
@@ -436,9 +462,9 @@ func TestSIGKILLLosesNoAcknowledgedCommand(t *testing.T) {
 func TestPaymentDeadlineAcrossPassivationAndRestart(t *testing.T) {
 	for name, store := range storeTargets(t) {
 		t.Run(name, func(t *testing.T) {
-			dsn, addr := store(t), freeAddr(t)
+			dsn := store(t)
 			opts := []string{"--payment-timeout", "2s", "--idle-timeout", "200ms", "--sweep-interval", "200ms"}
-			node := startNode(t, dsn, addr, opts...)
+			node := startFresh(t, dsn, opts...)
 			shopper := login(t, node.base, "alice")
 			status, env, err := shopper.do("POST", "/api/v1/orders", "deadline-1", map[string]any{"items": []map[string]any{{"sku": "tea-sencha", "qty": 2}}})
 			if err != nil || status != 201 {
@@ -452,7 +478,7 @@ func TestPaymentDeadlineAcrossPassivationAndRestart(t *testing.T) {
 			waitFor(t, 10*time.Second, "the grain to passivate", func() bool { return activeGrains(t, node.base) == 0 })
 			node.stop()
 
-			node = startNode(t, dsn, addr, opts...)
+			node = startMember(t, dsn, node.addrs, opts...)
 			shopper.base = node.base
 			waitFor(t, 15*time.Second, "the order to close", func() bool { return shopper.order(t, v.ID).Status == "CLOSED" })
 			events := login(t, node.base, "olga").events(t, v.ID)
