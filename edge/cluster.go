@@ -100,7 +100,7 @@ func (s *server) drainNode(c *fiber.Ctx) error {
 		}
 		return fmt.Errorf("draining node %s: %w", id, err)
 	}
-	s.logger(c).Info("drain requested", slog.String("node", id), slog.String("by", principal(c).Subject))
+	s.logger(c).Info("drain requested", slog.String("target", id), slog.String("by", principal(c).Subject))
 	return respond(c, fiber.StatusAccepted, drainResponse{Node: id, State: stateLeaving})
 }
 

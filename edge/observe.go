@@ -88,6 +88,9 @@ func (s *server) logger(c *fiber.Ctx) *slog.Logger {
 
 // setOrderID records the order a request is about, for the access log and later log lines.
 func (s *server) setOrderID(c *fiber.Ctx, id string) {
+	if cur, ok := c.Locals(localOrderID).(string); ok && cur == id {
+		return
+	}
 	c.Locals(localOrderID, id)
 	c.Locals(localLogger, s.logger(c).With(slog.String("order_id", id)))
 }
