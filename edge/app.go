@@ -78,6 +78,8 @@ type Deps struct {
 	// makes /readyz answer 503 with its text. nil = always ready.
 	Ready func(ctx context.Context) error
 	Clock func() time.Time // nil = time.Now; issues and checks tokens
+	// InFlight, if set, counts the requests being served (for draining).
+	InFlight *InFlight
 	// Cluster serves the cluster view and drain endpoints; nil = a node that is not
 	// clustered, whose cluster endpoints answer 503.
 	Cluster Cluster
@@ -85,17 +87,18 @@ type Deps struct {
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
 type server struct {
-	cfg     Config
-	orders  actors.Service
-	store   Store
-	catalog *Catalog
-	log     *slog.Logger
-	ready   func(ctx context.Context) error
-	cluster Cluster // may be nil
-	now     func() time.Time
-	metrics *metrics
-	tokens  *tokenIssuer
-	cursors cursorSigner
+	cfg      Config
+	orders   actors.Service
+	store    Store
+	catalog  *Catalog
+	log      *slog.Logger
+	ready    func(ctx context.Context) error
+	cluster  Cluster // may be nil
+	now      func() time.Time
+	metrics  *metrics
+	tokens   *tokenIssuer
+	inflight *InFlight
+	cursors  cursorSigner
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -129,7 +132,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
-		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m,
+		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, inflight: deps.InFlight,
 		tokens: &tokenIssuer{secret: cfg.JWTSecret, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
 		// One secret for both is safe: cursor MACs cover a fixed prefix no JWT starts with.
 		cursors: cursorSigner{key: cfg.JWTSecret},

@@ -24,6 +24,10 @@ const (
 // logger carrying it, turns panics and errors into envelopes right here (so the status is
 // known), then writes the access log line and the HTTP metrics.
 func (s *server) observe(c *fiber.Ctx) error {
+	if s.inflight != nil {
+		s.inflight.n.Add(1)
+		defer s.inflight.n.Add(-1)
+	}
 	start := time.Now()
 	log := s.log.With(slog.String("request_id", ensureRequestID(c)))
 	c.Locals(localLogger, log)

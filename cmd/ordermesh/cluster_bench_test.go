@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,8 +74,11 @@ func BenchmarkClusterCommands(b *testing.B) {
 // BenchmarkDrain100k measures the time from a drain request to the exit of a node that
 // holds 100,000 active grains (on PostgreSQL). Run with -benchtime 1x.
 func BenchmarkDrain100k(b *testing.B) {
-	const grains = 100_000
-	node := startFresh(b, postgresURL(b))
+	grains := 100_000
+	if v := os.Getenv("ORDERMESH_BENCH_GRAINS"); v != "" {
+		grains, _ = strconv.Atoi(v)
+	}
+	node := startFresh(b, postgresURL(b), "--log-level", "info")
 	shopper := login(b, node.base, "alice")
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -80,7 +86,7 @@ func BenchmarkDrain100k(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1); i <= grains; i = next.Add(1) {
+			for i := next.Add(1); i <= int64(grains); i = next.Add(1) {
 				if status, env, err := shopper.do("POST", "/api/v1/orders", fmt.Sprintf("drain-%d", i), orderBody); err != nil || status != 201 {
 					b.Errorf("create %d: %d %+v %v", i, status, env, err)
 					return
@@ -106,6 +112,11 @@ func BenchmarkDrain100k(b *testing.B) {
 		b.Fatalf("node exited %d", code)
 	}
 	b.ReportMetric(elapsed.Seconds(), "drain-s")
+	for _, line := range strings.Split(node.logs.String(), "\n") {
+		if strings.Contains(line, "drain") || strings.Contains(line, "stop") || strings.Contains(line, "WARN") {
+			b.Log(line)
+		}
+	}
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {

@@ -95,10 +95,11 @@ func runNode(args []string) error {
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
 
 	var draining atomic.Bool
+	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
 		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
 	}, edge.Deps{
-		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node},
+		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight,
 		Ready: func(context.Context) error {
 			select {
 			case <-node.DrainRequested():
@@ -140,7 +141,13 @@ func runNode(args []string) error {
 	if err := node.Drain(dctx); err != nil {
 		logger.Warn("drain", "err", err)
 	}
-	if err := app.ShutdownWithContext(dctx); err != nil {
+	// Wait for the requests being served, then close the connections: idle keep-alive
+	// connections would otherwise hold the shutdown until they time out. A client that
+	// sends on a closed idle connection resends (the same Idempotency-Key makes it safe).
+	if err := inflight.Wait(dctx); err != nil {
+		logger.Warn("in-flight requests did not finish", "count", inflight.Count(), "err", err)
+	}
+	if err := app.ShutdownWithTimeout(100 * time.Millisecond); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("HTTP shutdown", "err", err)
 	}
 	node.Stop(dctx)

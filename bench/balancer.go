@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Balancer spreads requests over the targets, skipping those whose /readyz is not 200,
+// and resends a request that got no response to another target. Resending is safe because
+// every command carries its Idempotency-Key: the cluster applies it at most once.
+type Balancer struct {
+	hc      *http.Client
+	probe   *http.Client
+	every   time.Duration
+	retries int // extra sends after a 503 (the API's "try again with the same key")
+
+	mu      sync.Mutex
+	targets []string
+	ready   map[string]bool
+	next    int
+
+	resent int64 // guarded by mu
+}
+
+// NewBalancer returns a balancer over targets; call Watch to keep readiness current.
+func NewBalancer(hc *http.Client, targets []string) *Balancer {
+	b := &Balancer{
+		hc: hc, probe: &http.Client{Timeout: time.Second}, every: 250 * time.Millisecond, retries: 3,
+		ready: map[string]bool{},
+	}
+	for _, t := range targets {
+		b.Add(t)
+	}
+	return b
+}
+
+// Add adds a target (a node started by a chaos driver, say); it is used once it is ready.
+func (b *Balancer) Add(target string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range b.targets {
+		if t == target {
+			return
+		}
+	}
+	b.targets = append(b.targets, target)
+	b.ready[target] = true // optimistic until the first probe says otherwise
+}
+
+// Targets returns the targets in the order they were added.
+func (b *Balancer) Targets() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.targets...)
+}
+
+// Resent returns how many sends were repeated on another target after a transport error.
+func (b *Balancer) Resent() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.resent
+}
+
+// Probe checks every target's /readyz once.
+func (b *Balancer) Probe(ctx context.Context) {
+	for _, t := range b.Targets() {
+		ok := false
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t+"/readyz", nil)
+		if err == nil {
+			if resp, err := b.probe.Do(req); err == nil {
+				ok = resp.StatusCode == http.StatusOK
+				resp.Body.Close()
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		b.mu.Lock()
+		b.ready[t] = ok
+		b.mu.Unlock()
+	}
+}
+
+// Watch probes the targets until ctx is done.
+func (b *Balancer) Watch(ctx context.Context) {
+	t := time.NewTicker(b.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.Probe(ctx)
+		}
+	}
+}
+
+// pick returns the next ready target after skip (round robin), or any target when none
+// is ready: the request then fails visibly instead of the harness stalling.
+func (b *Balancer) pick(skip string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.targets)
+	for range n {
+		t := b.targets[b.next%n]
+		b.next++
+		if b.ready[t] && t != skip {
+			return t
+		}
+	}
+	t := b.targets[b.next%n]
+	b.next++
+	return t
+}
+
+func (b *Balancer) markDown(t string) {
+	b.mu.Lock()
+	b.ready[t] = false
+	b.resent++
+	b.mu.Unlock()
+}
+
+// Do sends req through the balancer: to a ready target; again to another target with the
+// same key if no response arrived; again after a short pause on a 503.
+func (b *Balancer) Do(ctx context.Context, req Request) Response {
+	attempts := len(b.Targets()) + 1
+	var resp Response
+	last := ""
+	unavailable := 0
+	for try := 0; try < attempts+b.retries; try++ {
+		target := b.pick(last)
+		resp = send(ctx, b.hc, target, req)
+		last = target
+		switch {
+		case ctx.Err() != nil:
+			return resp
+		case errNoResponse(resp):
+			if try >= attempts {
+				return resp
+			}
+			b.markDown(target)
+		case resp.HTTP == http.StatusServiceUnavailable && unavailable < b.retries:
+			unavailable++
+			if sleepCtx(ctx, time.Duration(unavailable)*20*time.Millisecond) != nil {
+				return resp
+			}
+		default:
+			return resp
+		}
+	}
+	return resp
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,273 @@
+// Package baseline is the classic stateless design of the order service, built so that
+// ordermesh can be measured against it on the same machine and the same PostgreSQL.
+//
+// It is not a second HTTP implementation. *Service implements actors.Service (commands
+// and reads of one order) and the store reads of edge.Store, and is served by the very
+// same edge.New as an ordermesh node: same endpoints, envelope, validation, JWT checks and
+// catalog pricing, by construction. The only difference is behind the edge: no grains, no
+// in-memory state, no group commit. Every transition is one PostgreSQL statement — one
+// round trip and one commit — and any number of baseline processes can run behind a load
+// balancer because none of them remembers anything between requests.
+//
+// This is meant to be the baseline its own authors would defend, not a straw man:
+//
+//   - One round trip per command on the happy path. A transition is a single statement
+//     with data-modifying CTEs: lock the row if it is in a state the transition table
+//     allows (and belongs to the shopper), update it, and insert the event — atomic
+//     because one statement is one transaction. Create is INSERT ... ON CONFLICT DO
+//     NOTHING plus its event, in one statement too. pgx prepares each statement once per
+//     connection (its statement cache), so the server plans nothing per request.
+//   - The database is the arbiter, as in the textbook design: the row lock orders
+//     concurrent commands on one order, the status condition rejects the losers, the
+//     primary key (order_id, version) keeps histories gap-free and the UNIQUE
+//     (order_id, idempotency_key) constraint guarantees that a key is applied once. No
+//     application-level locking, no SERIALIZABLE retries.
+//   - The slow path costs one more query and only runs when the fast statement changed
+//     nothing: it reads the order and the event of the command's key and asks the pure
+//     actors.Decide what the answer is (404, replay, 422 key reused, 409 illegal), so the
+//     error codes and messages are ordermesh's own rather than a re-implementation.
+//   - The same connection budget as the ordermesh PostgreSQL store (DefaultMaxConns),
+//     the same indexes and vacuum settings, and the same validation: the transition table,
+//     Decide for a create's lines and total, the same idempotency-key and fingerprint rules.
+//   - Payment deadlines are an indexed column swept in batches by one statement (FOR
+//     UPDATE SKIP LOCKED, so several processes sweep without blocking each other), and the
+//     expiry uses ordermesh's key (actors.ExpiryKey), so histories look alike.
+//
+// Known and intended differences from ordermesh: the baseline remembers every idempotency
+// key of an order for its life (ordermesh keeps actors.KeysKept per order, which the
+// lifecycle never reaches); it has no live push of changes; and it is the only writer of
+// its tables, baseline_orders and baseline_order_events, which live beside ordermesh's
+// tables so both designs can share one database. Users are ordermesh's users table.
+package baseline
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/postgres"
+)
+
+// DefaultMaxConns is the pool size when the URL sets no pool_max_conns: the same number of
+// connections the ordermesh PostgreSQL store opens (its 2 flushers plus 8 read
+// connections, persistence/postgres), so neither design gets more of the server.
+const DefaultMaxConns = 10
+
+// usersMaxConns bounds the second pool, the one of the ordermesh store used for accounts
+// only (logins), so that the baseline does not get extra write capacity through it.
+const usersMaxConns = 2
+
+// Defaults for zero Options fields.
+const (
+	DefaultPaymentTimeout = 15 * time.Minute
+	DefaultSweepInterval  = time.Second
+	DefaultSweepBatch     = 500
+	DefaultNode           = "baseline"
+)
+
+// schemaLockKey is the advisory lock that serializes schema creation across processes.
+const schemaLockKey = 0x626173656c696e65 // "baseline"
+
+//go:embed schema.sql
+var schemaSQL string
+
+// Options tunes a Service. Zero values take the defaults above.
+type Options struct {
+	// PaymentTimeout is how long a PAYING order waits for its payment, as
+	// `ordermesh node --payment-timeout`.
+	PaymentTimeout time.Duration
+	// SweepInterval is how often the sweeper looks for passed payment deadlines. A
+	// negative value disables the background sweeper; Sweep can still be called.
+	SweepInterval time.Duration
+	// SweepBatch is how many orders one sweep statement expires at most.
+	SweepBatch int
+	// MaxConns overrides the pool size; 0 = pool_max_conns of the URL, else DefaultMaxConns.
+	MaxConns int32
+	// Node is recorded in the node column of every event this process writes.
+	Node string
+	// Now is the clock that stamps commands and decides which deadlines passed; nil =
+	// time.Now. Tests move it instead of sleeping.
+	Now func() time.Time
+	// Logger receives sweeper warnings; nil = slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.PaymentTimeout <= 0 {
+		o.PaymentTimeout = DefaultPaymentTimeout
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.SweepBatch <= 0 {
+		o.SweepBatch = DefaultSweepBatch
+	}
+	if o.Node == "" {
+		o.Node = DefaultNode
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Service is the baseline order service. It implements actors.Service and the
+// persistence.Orders and persistence.Users interfaces that make up edge.Store, and is
+// safe for concurrent use.
+type Service struct {
+	pool  *pgxpool.Pool
+	users *postgres.Store // accounts only: ordermesh's users table
+	opts  Options
+
+	// expiryPayload is the payload of every PaymentExpired event the sweeper writes; it
+	// is the same for all of them, so it is built once.
+	expiryPayload []byte
+
+	stopSweep context.CancelFunc
+	swept     chan struct{} // closed when the sweeper goroutine has returned
+	closeOnce sync.Once
+}
+
+var (
+	_ actors.Service     = (*Service)(nil)
+	_ persistence.Orders = (*Service)(nil)
+	_ persistence.Users  = (*Service)(nil)
+)
+
+// Open connects to the PostgreSQL database at url (a postgres:// URL or key=value DSN,
+// with pgxpool's pool_* parameters), creates the baseline tables if needed, opens the
+// ordermesh store on the same database for accounts, and starts the payment sweeper.
+// Close releases it.
+func Open(ctx context.Context, url string, opts Options) (*Service, error) {
+	opts = opts.withDefaults()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("opening baseline: parsing url: %w", err)
+	}
+	switch {
+	case opts.MaxConns > 0:
+		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening baseline: %w", err)
+	}
+	if err := createSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("opening baseline: %w", err)
+	}
+	users, err := postgres.Open(ctx, withPoolMaxConns(url, usersMaxConns))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("opening baseline: users: %w", err)
+	}
+	payload, err := json.Marshal(eventPayload{
+		By:          sweeperSubject,
+		Fingerprint: actors.Fingerprint(actors.Command{Type: actors.CmdExpirePayment}),
+	})
+	if err != nil {
+		users.Close()
+		pool.Close()
+		return nil, fmt.Errorf("opening baseline: %w", err)
+	}
+	s := &Service{pool: pool, users: users, opts: opts, expiryPayload: payload, swept: make(chan struct{})}
+	sweepCtx, stop := context.WithCancel(context.Background())
+	s.stopSweep = stop
+	if opts.SweepInterval > 0 {
+		go s.runSweeper(sweepCtx)
+	} else {
+		close(s.swept)
+	}
+	return s, nil
+}
+
+// createSchema creates the baseline tables and indexes, under an advisory lock so that
+// processes starting together do not race on CREATE ... IF NOT EXISTS (which is not safe
+// against itself).
+func createSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("creating schema: beginning: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLockKey)); err != nil {
+		return fmt.Errorf("creating schema: taking lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, schemaSQL); err != nil {
+		return fmt.Errorf("creating schema: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("creating schema: committing: %w", err)
+	}
+	return nil
+}
+
+// withPoolMaxConns returns dsn with pool_max_conns=n unless it sets a pool size already.
+func withPoolMaxConns(dsn string, n int) string {
+	if strings.Contains(dsn, "pool_max_conns") {
+		return dsn
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // pgxpool.ParseConfig accepted it; let the store report anything odd
+		}
+		q := u.Query()
+		q.Set("pool_max_conns", fmt.Sprint(n))
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return fmt.Sprintf("%s pool_max_conns=%d", dsn, n)
+}
+
+// Ping reports whether the database answers; it is the readiness check of a baseline
+// process.
+func (s *Service) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging database: %w", err)
+	}
+	return nil
+}
+
+// Close stops the sweeper, waits for it, and closes both pools. Commands still running
+// fail. It always returns nil; later calls do nothing.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopSweep()
+		<-s.swept
+		s.users.Close()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// GetUser returns an account from ordermesh's users table, so the same users log in to
+// both designs.
+func (s *Service) GetUser(ctx context.Context, username string) (persistence.User, error) {
+	return s.users.GetUser(ctx, username)
+}
+
+// PutUser creates or replaces an account in ordermesh's users table.
+func (s *Service) PutUser(ctx context.Context, u persistence.User) error {
+	return s.users.PutUser(ctx, u)
+}
+
+// now is the clock in the form both stores keep: UTC, microseconds.
+func (s *Service) now() time.Time {
+	return s.opts.Now().UTC().Truncate(time.Microsecond)
+}

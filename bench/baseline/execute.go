@@ -1,0 +1,398 @@
+package baseline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// createSQL inserts a new order and its OrderCreated event in one statement. The id is
+// derived from the customer and the idempotency key, so a retried create hits ON CONFLICT,
+// inserts nothing (the event insert reads the empty RETURNING) and goes to the slow path,
+// which answers it as a replay.
+const createSQL = `
+WITH o AS (
+	INSERT INTO baseline_orders (id, customer, status, version, lines, currency, total, created_at, updated_at)
+	VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $7)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING id
+)
+INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+SELECT id, 1, $8, '', $3, $9, $10, $7, $11 FROM o`
+
+// transitionSQL is the classic conditional update and its event, in one statement.
+//
+// prev locks the row only if it is in one of the transition's From states (and, for a
+// shopper, is the shopper's own). Locking first matters twice: under READ COMMITTED a
+// waiting statement re-checks those conditions against the row as the winner left it, so
+// of two racing commands the loser sees the new status and changes nothing; and prev's
+// status is the state the order actually left, which the event records (Cancel has two
+// From states, and UPDATE ... RETURNING shows only new values before PostgreSQL 18).
+//
+// The NOT EXISTS refuses a key already applied to this order. It reads the statement's
+// snapshot, so in a rare race (the same key retried while the order went around the
+// CREATED/PAYING cycle) it can miss a key committed meanwhile; the UNIQUE constraint on
+// (order_id, idempotency_key) then aborts the whole statement, and the slow path answers
+// the replay. The constraint, not this check, is the guarantee; the check just keeps the
+// common replay from costing an error.
+const transitionSQL = `
+WITH prev AS (
+	SELECT id, status FROM baseline_orders
+	WHERE id = $1 AND status = ANY($2::text[]) AND ($3::text = '' OR customer = $3)
+	FOR UPDATE
+), u AS (
+	UPDATE baseline_orders o
+	SET status = $4, version = o.version + 1, payment_deadline = $5, updated_at = $6
+	FROM prev
+	WHERE o.id = prev.id
+	  AND NOT EXISTS (SELECT 1 FROM baseline_order_events e WHERE e.order_id = $1 AND e.idempotency_key = $7)
+	RETURNING o.customer, o.version, o.lines, o.currency, o.total, o.created_at, prev.status AS from_status
+), ev AS (
+	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+	SELECT $1, version, $8, from_status, $4, $7, $9, $6, $10 FROM u
+)
+SELECT customer, version, lines, currency, total, created_at FROM u`
+
+// resolveSQL is the slow path's one query: the order as it is now, and what the command's
+// idempotency key did to it, if anything.
+const resolveSQL = `
+SELECT o.customer, o.status, o.version, o.lines, o.currency, o.total, o.payment_deadline, o.created_at, o.updated_at,
+	e.type, e.version, e.to_status, e.at, e.payload
+FROM baseline_orders o
+LEFT JOIN baseline_order_events e ON e.order_id = o.id AND e.idempotency_key = $2
+WHERE o.id = $1`
+
+// getSQL reads one order.
+const getSQL = `
+SELECT customer, status, version, lines, currency, total, payment_deadline, created_at, updated_at
+FROM baseline_orders WHERE id = $1`
+
+// maxAttempts bounds how often a command whose fast statement lost a race, yet is legal
+// when the slow path looks (the order changed twice in between), is tried again before
+// the caller is told to retry.
+const maxAttempts = 3
+
+// eventPayload is the JSON payload column of an event, field for field what an ordermesh
+// grain writes (actors/grain.go), so that the edge's history endpoint and the bench
+// checker read both designs' events alike.
+type eventPayload struct {
+	By              string        `json:"by"`
+	Fingerprint     uint64        `json:"fingerprint,string"`
+	Customer        string        `json:"customer,omitempty"`
+	Lines           []actors.Line `json:"items,omitempty"`
+	Currency        string        `json:"currency,omitempty"`
+	Total           int64         `json:"total,omitempty"`
+	PaymentDeadline time.Time     `json:"payment_deadline,omitzero"`
+	Reason          string        `json:"reason,omitempty"`
+}
+
+// Execute runs one command as one statement. Validation is ordermesh's: the transition
+// table and actors.Decide, in Decide's order (400, 403, 404, 422 key reused, 409, 422).
+// For CmdCreate, c.OrderID must be actors.OrderIDFor(c.By.Subject, c.Key). c.At is
+// ignored: the service stamps commands with its clock, as a grain does. Database failures
+// whose outcome a retry can settle are CodeUnavailable (retrying with the same key is
+// safe: an applied command is then answered as a replay).
+func (s *Service) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
+	c.PaymentTimeout = s.opts.PaymentTimeout
+	if c.Type == actors.CmdCreate {
+		return s.create(ctx, c)
+	}
+	// Decide on an order that does not exist answers every check that does not depend on
+	// the order (malformed command, role) and otherwise says "not found": the table
+	// stays the only place that knows who may do what.
+	if _, err := actors.Decide(&actors.Order{ID: c.OrderID}, c); actors.ErrorCode(err) != actors.CodeNotFound {
+		return actors.Result{}, err
+	}
+	for range maxAttempts {
+		c.At = s.now()
+		var (
+			res     actors.Result
+			applied bool
+			err     error
+		)
+		switch {
+		case c.Type == actors.CmdExpirePayment:
+			res, applied, err = s.expireOne(ctx, c)
+		case len(c.Reason) > actors.MaxReason:
+			// Invalid, but which error comes first (404, 422 key reused, 409) depends on
+			// the order: let the slow path and Decide say.
+		default:
+			res, applied, err = s.transition(ctx, c)
+		}
+		if err != nil || applied {
+			return res, err
+		}
+		res, retry, err := s.resolve(ctx, c)
+		if !retry {
+			return res, err
+		}
+	}
+	return actors.Result{}, actors.Errorf(actors.CodeUnavailable,
+		"order %s changed while the command ran; retry with the same Idempotency-Key", c.OrderID)
+}
+
+// create inserts a new order. Decide on the empty order validates the lines and computes
+// the OrderCreated event, exactly as for a grain's first command.
+func (s *Service) create(ctx context.Context, c actors.Command) (actors.Result, error) {
+	if want := actors.OrderIDFor(c.By.Subject, c.Key); c.OrderID != want {
+		return actors.Result{}, actors.Errorf(actors.CodeInvalidRequest, "a new order's id must be derived from its customer and key")
+	}
+	c.At = s.now()
+	d, err := actors.Decide(&actors.Order{}, c)
+	if err != nil {
+		return actors.Result{}, err
+	}
+	e := d.Events[0]
+	lines, err := json.Marshal(e.Lines)
+	if err != nil {
+		return actors.Result{}, fmt.Errorf("creating order %s: encoding lines: %w", c.OrderID, err)
+	}
+	payload, err := json.Marshal(payloadOf(e))
+	if err != nil {
+		return actors.Result{}, fmt.Errorf("creating order %s: encoding payload: %w", c.OrderID, err)
+	}
+	tag, err := s.pool.Exec(ctx, createSQL,
+		e.OrderID, e.Customer, string(e.To), lines, e.Currency, e.Total, e.At,
+		string(e.Type), e.Key, s.opts.Node, payload)
+	if err != nil && !isUniqueViolation(err) {
+		return actors.Result{}, storeError(c.OrderID, "creating", err)
+	}
+	if err == nil && tag.RowsAffected() == 1 {
+		o := actors.Evolve(actors.Order{}, e)
+		return actors.Result{View: o.View()}, nil
+	}
+	// The id exists: a retried create (a replay), or the key reused for other items.
+	res, retry, err := s.resolve(ctx, c)
+	if retry {
+		// The order vanished between the insert and the read: only possible if someone
+		// deleted it by hand.
+		return actors.Result{}, actors.Errorf(actors.CodeUnavailable, "order %s could not be saved; retry", c.OrderID)
+	}
+	return res, err
+}
+
+// transition runs transitionSQL. applied is false when it changed nothing, for whatever
+// reason (unknown order, not the shopper's, wrong state, key seen): the slow path finds
+// out which.
+func (s *Service) transition(ctx context.Context, c actors.Command) (actors.Result, bool, error) {
+	t, _ := actors.TransitionFor(c.Type) // Decide accepted the type
+	from := make([]string, len(t.From))
+	for i, st := range t.From {
+		from[i] = string(st)
+	}
+	customer := ""
+	if !c.By.SeesAllOrders() {
+		customer = c.By.Subject
+	}
+	// Decide's rule for the event (actors/decide.go): the deadline is the command's time
+	// plus the timeout; microseconds, because that is what the column keeps and every
+	// later read returns.
+	var deadline time.Time
+	if c.Type == actors.CmdSubmitPayment {
+		deadline = c.At.Add(c.PaymentTimeout).Truncate(time.Microsecond)
+	}
+	payload, err := json.Marshal(eventPayload{
+		By: c.By.Subject, Fingerprint: actors.Fingerprint(c), PaymentDeadline: deadline, Reason: c.Reason,
+	})
+	if err != nil {
+		return actors.Result{}, false, fmt.Errorf("%s order %s: encoding payload: %w", c.Type, c.OrderID, err)
+	}
+	o := actors.Order{ID: c.OrderID, Status: t.To, PaymentDeadline: deadline, UpdatedAt: c.At}
+	var version int64
+	var lines []byte
+	var created pgtype.Timestamptz
+	err = s.pool.QueryRow(ctx, transitionSQL,
+		c.OrderID, from, customer, string(t.To), timestamptz(deadline), c.At, c.Key,
+		string(t.Event), s.opts.Node, payload,
+	).Scan(&o.Customer, &version, &lines, &o.Currency, &o.Total, &created)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), isUniqueViolation(err):
+		return actors.Result{}, false, nil
+	case err != nil:
+		return actors.Result{}, false, storeError(c.OrderID, "writing", err)
+	}
+	o.Version, o.CreatedAt = uint64(version), utc(created)
+	if err := json.Unmarshal(lines, &o.Lines); err != nil {
+		return actors.Result{}, false, fmt.Errorf("%s order %s: decoding lines: %w", c.Type, c.OrderID, err)
+	}
+	return actors.Result{View: o.View()}, true, nil
+}
+
+// resolve is the slow path: the fast statement changed nothing, so read the order and
+// what the command's key did, and let Decide give ordermesh's answer — not found, a
+// replay of the key's original result, key reused, or an illegal transition. retry is
+// true when Decide finds the command legal after all: the order changed between the
+// statement and this read, and the fast path should run again.
+func (s *Service) resolve(ctx context.Context, c actors.Command) (res actors.Result, retry bool, err error) {
+	o, found, err := s.loadWithKey(ctx, c.OrderID, c.Key)
+	if err != nil {
+		return actors.Result{}, false, err
+	}
+	if !found {
+		o = actors.Order{ID: c.OrderID}
+	}
+	if c.Type == actors.CmdExpirePayment && c.By.Role == actors.RoleSystem {
+		// As in the grain: an expiry's key is derived from the deadline it ends, so it
+		// can never have been applied while that deadline is still armed.
+		c.Key = actors.ExpiryKey(o.PaymentDeadline)
+	}
+	d, err := actors.Decide(&o, c)
+	switch {
+	case err != nil:
+		return actors.Result{}, false, err
+	case d.Replay != nil:
+		return actors.Result{View: o.ViewAt(*d.Replay), Replayed: true}, false, nil
+	default:
+		return actors.Result{}, true, nil
+	}
+}
+
+// loadWithKey reads an order and, as its only remembered key, the result of key if that
+// key was applied to it. found is false if the order does not exist.
+func (s *Service) loadWithKey(ctx context.Context, id, key string) (o actors.Order, found bool, err error) {
+	var r orderRow
+	var evType, evTo pgtype.Text
+	var evVersion pgtype.Int8
+	var evAt pgtype.Timestamptz
+	var evPayload []byte
+	err = s.pool.QueryRow(ctx, resolveSQL, id, key).Scan(
+		&r.customer, &r.status, &r.version, &r.lines, &r.currency, &r.total, &r.deadline, &r.created, &r.updated,
+		&evType, &evVersion, &evTo, &evAt, &evPayload)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return actors.Order{}, false, nil
+	}
+	if err != nil {
+		return actors.Order{}, false, storeError(id, "reading", err)
+	}
+	o, err = r.order(id)
+	if err != nil {
+		return actors.Order{}, false, err
+	}
+	if !evType.Valid {
+		return o, true, nil
+	}
+	t, ok := actors.TransitionForEvent(actors.EventType(evType.String))
+	if !ok {
+		return actors.Order{}, false, fmt.Errorf("reading order %s: event type %q is not in the table", id, evType.String)
+	}
+	var p eventPayload
+	if err := json.Unmarshal(evPayload, &p); err != nil {
+		return actors.Order{}, false, fmt.Errorf("reading order %s: decoding payload of event %d: %w", id, evVersion.Int64, err)
+	}
+	o.Keys = []actors.KeyResult{{
+		Key: key, Command: t.Command, Fingerprint: p.Fingerprint, Version: uint64(evVersion.Int64),
+		Status: actors.Status(evTo.String), At: utc(evAt), Deadline: utcTime(p.PaymentDeadline),
+	}}
+	return o, true, nil
+}
+
+// Get returns the current view of an order the principal may see; CodeNotFound otherwise.
+func (s *Service) Get(ctx context.Context, id string, by actors.Principal, requestID string) (actors.View, error) {
+	o, found, err := s.load(ctx, id)
+	if err != nil {
+		return actors.View{}, err
+	}
+	if !found || !actors.CanView(by, &o) {
+		return actors.View{}, actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+	}
+	return o.View(), nil
+}
+
+// load reads one order; found is false if it does not exist.
+func (s *Service) load(ctx context.Context, id string) (actors.Order, bool, error) {
+	var r orderRow
+	err := s.pool.QueryRow(ctx, getSQL, id).Scan(
+		&r.customer, &r.status, &r.version, &r.lines, &r.currency, &r.total, &r.deadline, &r.created, &r.updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return actors.Order{}, false, nil
+	}
+	if err != nil {
+		return actors.Order{}, false, storeError(id, "reading", err)
+	}
+	o, err := r.order(id)
+	return o, err == nil, err
+}
+
+// orderRow is the columns of baseline_orders other than id.
+type orderRow struct {
+	customer, status string
+	version, total   int64
+	lines            []byte
+	currency         string
+	deadline         pgtype.Timestamptz
+	created, updated pgtype.Timestamptz
+}
+
+// order builds the domain value of a row. It remembers no idempotency keys: the
+// baseline looks a key up in the events when it needs it.
+func (r *orderRow) order(id string) (actors.Order, error) {
+	o := actors.Order{
+		ID: id, Customer: r.customer, Status: actors.Status(r.status), Version: uint64(r.version),
+		Currency: r.currency, Total: r.total,
+		PaymentDeadline: utc(r.deadline), CreatedAt: utc(r.created), UpdatedAt: utc(r.updated),
+	}
+	if err := json.Unmarshal(r.lines, &o.Lines); err != nil {
+		return actors.Order{}, fmt.Errorf("reading order %s: decoding lines: %w", id, err)
+	}
+	return o, nil
+}
+
+func payloadOf(e actors.Event) eventPayload {
+	return eventPayload{
+		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
+		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
+	}
+}
+
+// storeError classifies a failed statement. Failures a retry may cure (connection lost,
+// server shutting down or overloaded, serialization) become CodeUnavailable, whose message
+// the edge counts as a store retry ("could not be saved"); the cause stays in the chain
+// for the log. Context errors and anything else (a bug) are returned wrapped as they are.
+func storeError(id, doing string, err error) error {
+	wrapped := fmt.Errorf("%s order %s: %w", doing, id, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return wrapped
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "57": // connection, rollback, resources, operator intervention
+		default:
+			return wrapped
+		}
+	}
+	return fmt.Errorf("%w: %w", actors.Errorf(actors.CodeUnavailable, "order %s could not be saved; retry with the same Idempotency-Key", id), wrapped)
+}
+
+// isUniqueViolation reports whether err is a unique_violation: a key or version that
+// another statement wrote first.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func utc(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+func utcTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}

@@ -1,0 +1,50 @@
+-- The baseline's own tables, next to ordermesh's orders/order_events in the same
+-- database, so both designs can be measured on one server without touching each other's
+-- rows. Every statement is idempotent: several baseline processes may start at once (they
+-- serialize on an advisory lock) and a restart changes nothing.
+
+CREATE TABLE IF NOT EXISTS baseline_orders (
+    id               text        NOT NULL PRIMARY KEY,
+    customer         text        NOT NULL,
+    status           text        NOT NULL,
+    version          bigint      NOT NULL,
+    lines            jsonb       NOT NULL,
+    currency         text        NOT NULL,
+    total            bigint      NOT NULL,
+    -- Set exactly while the order is PAYING, so the partial index below holds only the
+    -- orders the sweeper may have to expire.
+    payment_deadline timestamptz,
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL
+) WITH (
+    -- The same vacuum settings as ordermesh's orders table: every transition updates the
+    -- row and the status index defeats HOT updates, so dead tuples pile up just as fast.
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+-- The listing indexes of ordermesh's orders table, for the same keyset queries.
+CREATE INDEX IF NOT EXISTS baseline_orders_customer_created ON baseline_orders (customer, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS baseline_orders_status_created ON baseline_orders (status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS baseline_orders_created ON baseline_orders (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS baseline_orders_payment_deadline ON baseline_orders (payment_deadline)
+    WHERE payment_deadline IS NOT NULL;
+
+-- Exactly the columns of ordermesh's order_events, so the edge, the bench checker and a
+-- person with psql read both histories the same way. The UNIQUE constraint is the
+-- baseline's idempotency memory: a key can be applied to an order once, ever, and the row
+-- it left is the answer to every repeat.
+CREATE TABLE IF NOT EXISTS baseline_order_events (
+    order_id        text        NOT NULL,
+    version         bigint      NOT NULL,
+    type            text        NOT NULL,
+    from_status     text        NOT NULL,
+    to_status       text        NOT NULL,
+    idempotency_key text        NOT NULL,
+    node            text        NOT NULL,
+    at              timestamptz NOT NULL,
+    payload         bytea,
+    PRIMARY KEY (order_id, version),
+    CONSTRAINT baseline_order_events_key UNIQUE (order_id, idempotency_key)
+);

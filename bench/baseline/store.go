@@ -1,0 +1,203 @@
+package baseline
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// The reads of edge.Store. The edge builds its order views from persistence.Order
+// snapshots, so the baseline hands it actors.EncodeSnapshot of the order its columns
+// describe: the edge code that lists ordermesh's orders lists the baseline's unchanged.
+
+// errReadOnly is WriteOrder's answer: orders change only through Execute.
+var errReadOnly = errors.New("baseline: orders are written only through Execute")
+
+// Page sizes of ListOrders, as the ordermesh stores clamp them.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 1000
+)
+
+const orderColumns = `id, customer, status, version, lines, currency, total, payment_deadline, created_at, updated_at`
+
+// scanOrder reads one row of orderColumns as the edge expects it.
+func scanOrder(row pgx.Row) (persistence.Order, error) {
+	var id string
+	var r orderRow
+	if err := row.Scan(&id, &r.customer, &r.status, &r.version, &r.lines, &r.currency, &r.total,
+		&r.deadline, &r.created, &r.updated); err != nil {
+		return persistence.Order{}, err
+	}
+	o, err := r.order(id)
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	return record(&o)
+}
+
+// record is the persistence form of o, with o's snapshot.
+func record(o *actors.Order) (persistence.Order, error) {
+	snap, err := actors.EncodeSnapshot(o)
+	if err != nil {
+		return persistence.Order{}, fmt.Errorf("encoding snapshot of order %s: %w", o.ID, err)
+	}
+	return persistence.Order{
+		ID: o.ID, Customer: o.Customer, Status: string(o.Status), Version: int64(o.Version), Snapshot: snap,
+		PaymentDeadline: o.PaymentDeadline, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}, nil
+}
+
+// LoadOrder returns an order with a snapshot built from its row, or
+// persistence.ErrNotFound. The snapshot remembers no idempotency keys.
+func (s *Service) LoadOrder(ctx context.Context, id string) (persistence.Order, error) {
+	o, err := scanOrder(s.pool.QueryRow(ctx, `SELECT `+orderColumns+` FROM baseline_orders WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Order{}, fmt.Errorf("loading order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// WriteOrder always fails: the baseline's writes are its statements, run by Execute.
+func (s *Service) WriteOrder(context.Context, persistence.Write) error {
+	return errReadOnly
+}
+
+// ListOrders returns a page of orders, newest by creation first (ties broken by id,
+// descending), with the same keyset pagination as the ordermesh stores. A cursor not made
+// by this package yields persistence.ErrBadCursor.
+func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = defaultListLimit
+	case limit > maxListLimit:
+		limit = maxListLimit
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if q.Customer != "" {
+		where = append(where, "customer = "+arg(q.Customer))
+	}
+	if q.Status != "" {
+		where = append(where, "status = "+arg(q.Status))
+	}
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+		}
+		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.createdAt), arg(c.id)))
+	}
+	query := `SELECT ` + orderColumns + ` FROM baseline_orders`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Order, error) { return scanOrder(row) })
+	if err != nil {
+		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
+	}
+	if len(orders) <= limit {
+		return persistence.OrderPage{Orders: orders}, nil
+	}
+	orders = orders[:limit]
+	last := orders[limit-1]
+	return persistence.OrderPage{Orders: orders, NextCursor: encodeCursor(cursor{createdAt: last.CreatedAt, id: last.ID})}, nil
+}
+
+// OrderEvents returns an order's events in version order (empty if it has none).
+func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
+		FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) {
+		var e persistence.Event
+		var at pgtype.Timestamptz
+		err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload)
+		e.At = utc(at)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
+	}
+	if events == nil {
+		events = []persistence.Event{}
+	}
+	return events, nil
+}
+
+// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
+// payment deadline is at or before now, earliest deadline first.
+func (s *Service) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM baseline_orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
+		ORDER BY payment_deadline, id LIMIT $2`, now.UTC(), min(limit, maxListLimit))
+	if err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("finding due payments: %w", err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
+}
+
+// cursor is a position in the (created_at DESC, id DESC) order: the last row of a page.
+type cursor struct {
+	createdAt time.Time
+	id        string
+}
+
+// cursorV1 prefixes every cursor so the format can change without misreading old ones.
+const cursorV1 = 1
+
+// encodeCursor returns the opaque form of c: base64url of version, unix microseconds, id.
+func encodeCursor(c cursor) string {
+	buf := make([]byte, 0, 1+8+len(c.id))
+	buf = append(buf, cursorV1)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(c.createdAt.UnixMicro()))
+	buf = append(buf, c.id...)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+// decodeCursor parses a cursor made by encodeCursor; anything else wraps
+// persistence.ErrBadCursor.
+func decodeCursor(s string) (cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) < 1+8+1 || raw[0] != cursorV1 {
+		return cursor{}, fmt.Errorf("decoding cursor: %w", persistence.ErrBadCursor)
+	}
+	micros := int64(binary.BigEndian.Uint64(raw[1:9]))
+	return cursor{createdAt: time.UnixMicro(micros).UTC(), id: string(raw[9:])}, nil
+}

@@ -1,0 +1,121 @@
+package baseline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/ordermesh/ordermesh/actors"
+)
+
+// sweeperSubject is the "by" of the expiries the sweeper writes, as ordermesh's sweeper.
+const sweeperSubject = "sweeper"
+
+// expireSQL closes PAYING orders whose deadline is at or before $1, with their
+// PaymentExpired events, in one statement. $2 limits it to one order (” = any), $3 is
+// the batch size.
+//
+// SKIP LOCKED lets several baseline processes sweep at once without queueing behind each
+// other, and skips an order a command holds right now (pay confirmed at the last moment):
+// the locked row is re-checked when the next sweep reaches it. Rows are locked in deadline
+// order and never waited for, so the sweep cannot deadlock with commands.
+//
+// The key is actors.ExpiryKey of the deadline, computed in SQL (EXTRACT(EPOCH) is exact
+// numeric since PostgreSQL 14; deadlines are microseconds), so an expiry is recorded with
+// the key an ordermesh grain would use.
+const expireSQL = `
+WITH due AS (
+	SELECT id, payment_deadline FROM baseline_orders
+	WHERE payment_deadline <= $1 AND status = 'PAYING' AND ($2::text = '' OR id = $2)
+	ORDER BY payment_deadline, id
+	LIMIT $3
+	FOR UPDATE SKIP LOCKED
+), u AS (
+	UPDATE baseline_orders o
+	SET status = 'CLOSED', version = o.version + 1, payment_deadline = NULL, updated_at = $1
+	FROM due
+	WHERE o.id = due.id
+	RETURNING o.id, o.customer, o.version, o.lines, o.currency, o.total, o.created_at, due.payment_deadline AS deadline
+), ev AS (
+	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+	SELECT id, version, 'PaymentExpired', 'PAYING', 'CLOSED',
+		'expire:' || ((EXTRACT(EPOCH FROM deadline) * 1000000)::bigint * 1000)::text, $4, $1, $5
+	FROM u
+)
+SELECT id, customer, version, lines, currency, total, created_at FROM u`
+
+// expire runs expireSQL at time at for up to limit orders (only order id, unless empty).
+func (s *Service) expire(ctx context.Context, at time.Time, id string, limit int) ([]actors.Order, error) {
+	rows, err := s.pool.Query(ctx, expireSQL, at, id, limit, s.opts.Node, s.expiryPayload)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (actors.Order, error) {
+		var o actors.Order
+		var version int64
+		var lines []byte
+		var created pgtype.Timestamptz
+		if err := row.Scan(&o.ID, &o.Customer, &version, &lines, &o.Currency, &o.Total, &created); err != nil {
+			return o, err
+		}
+		o.Status, o.Version, o.CreatedAt, o.UpdatedAt = actors.StatusClosed, uint64(version), utc(created), at
+		if err := json.Unmarshal(lines, &o.Lines); err != nil {
+			return o, fmt.Errorf("decoding lines of order %s: %w", o.ID, err)
+		}
+		return o, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// expireOne is ExpirePayment through Execute: the sweep statement for one order.
+func (s *Service) expireOne(ctx context.Context, c actors.Command) (actors.Result, bool, error) {
+	xs, err := s.expire(ctx, c.At, c.OrderID, 1)
+	if err != nil {
+		return actors.Result{}, false, storeError(c.OrderID, "expiring", err)
+	}
+	if len(xs) == 0 {
+		return actors.Result{}, false, nil
+	}
+	return actors.Result{View: xs[0].View()}, true, nil
+}
+
+// Sweep expires every payment whose deadline has passed by the service's clock, in
+// statements of up to Options.SweepBatch orders, and returns how many it expired.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		xs, err := s.expire(ctx, s.now(), "", s.opts.SweepBatch)
+		if err != nil {
+			return total, fmt.Errorf("sweeping payment deadlines: %w", err)
+		}
+		total += len(xs)
+		if len(xs) < s.opts.SweepBatch {
+			return total, nil
+		}
+	}
+}
+
+// runSweeper sweeps every SweepInterval until ctx ends.
+func (s *Service) runSweeper(ctx context.Context) {
+	defer close(s.swept)
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.opts.Logger.Warn("baseline payment sweep failed", "err", err)
+			}
+		}
+	}
+}

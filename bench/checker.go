@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Event is one row of an order's history as GET /api/v1/orders/{id}/events returns it.
+type Event struct {
+	Version        int64  `json:"version"`
+	Type           string `json:"type"`
+	From           string `json:"from"`
+	To             string `json:"to"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// Race is one contest the hot scenario staged on OrderID: the commands sent with Keys.
+// However many requests carried them, at most one of the keys may have been applied.
+type Race struct {
+	ID      string   `json:"id"`
+	Kind    string   `json:"kind"`
+	OrderID string   `json:"order_id"`
+	Keys    []string `json:"keys"`
+}
+
+// Violation kinds the checker reports.
+const (
+	ViolationLostAck        = "lost-ack"           // an acknowledged command has no event
+	ViolationAckMismatch    = "ack-mismatch"       // its event differs from what was acknowledged
+	ViolationVersionGap     = "version-gap"        // versions are not 1..n
+	ViolationIllegal        = "illegal-transition" // an event the table does not allow there
+	ViolationDuplicateKey   = "duplicate-key"      // one idempotency key applied twice
+	ViolationRaceWinners    = "race-winners"       // more than one outcome of a race won
+	ViolationMissingHistory = "missing-history"    // the history of a touched order could not be read
+)
+
+// Violation is one thing the checker found wrong.
+type Violation struct {
+	Kind    string `json:"kind"`
+	OrderID string `json:"order_id"`
+	Detail  string `json:"detail"`
+}
+
+// RaceStats counts races of one kind by how many outcomes won.
+type RaceStats struct {
+	Kind     string `json:"kind"`
+	Races    int    `json:"races"`
+	OneWin   int    `json:"one_winner"`
+	NoWin    int    `json:"no_winner"` // every racer failed before applying: allowed
+	MultiWin int    `json:"multiple_winners"`
+}
+
+// CheckResult is the verdict over one run.
+type CheckResult struct {
+	Pass       bool           `json:"pass"`
+	Orders     int            `json:"orders"`
+	Events     int            `json:"events"`
+	Acked      int            `json:"acked"`    // acknowledged commands checked
+	Verified   int            `json:"verified"` // of those, found at the acknowledged version
+	Counts     map[string]int `json:"violations_by_kind"`
+	Violations []Violation    `json:"violations"` // the first maxViolations
+	Races      []RaceStats    `json:"races,omitempty"`
+}
+
+const maxViolations = 50
+
+// Check verifies a run from the harness's own log (acks) and the store's event histories
+// (by order id; every order the acks touch must be present). It is pure, so planted
+// violations can be tested without a server.
+func Check(acks []Ack, histories map[string][]Event, races []Race) CheckResult {
+	res := CheckResult{Counts: map[string]int{}}
+	add := func(kind, order, format string, args ...any) {
+		res.Counts[kind]++
+		if len(res.Violations) < maxViolations {
+			res.Violations = append(res.Violations, Violation{Kind: kind, OrderID: order, Detail: fmt.Sprintf(format, args...)})
+		}
+	}
+
+	for _, id := range OrdersTouched(acks) {
+		if _, ok := histories[id]; !ok {
+			add(ViolationMissingHistory, id, "no event history for an order the run touched")
+		}
+	}
+	ids := make([]string, 0, len(histories))
+	for id := range histories {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		checkHistory(id, histories[id], add)
+		res.Orders++
+		res.Events += len(histories[id])
+	}
+
+	for _, a := range acks {
+		if !a.OK() || a.OrderID == "" {
+			continue
+		}
+		want, isCommand := eventForOp(a.Op)
+		if !isCommand {
+			continue // reads change nothing
+		}
+		res.Acked++
+		h, ok := histories[a.OrderID]
+		if !ok {
+			continue // reported as missing history above
+		}
+		e, found := eventWithKey(h, a.Key)
+		switch {
+		case !found:
+			add(ViolationLostAck, a.OrderID, "%s key %q acknowledged at version %d has no event", a.Op, a.Key, a.Version)
+		case e.Version != a.Version || e.Type != want || (a.State != "" && e.To != a.State):
+			add(ViolationAckMismatch, a.OrderID, "%s key %q acknowledged as v%d %s, stored as v%d %s -> %s",
+				a.Op, a.Key, a.Version, a.State, e.Version, e.Type, e.To)
+		default:
+			res.Verified++
+		}
+	}
+
+	res.Races = checkRaces(acks, histories, races, add)
+	res.Pass = len(res.Counts) == 0
+	return res
+}
+
+// checkHistory verifies versions 1..n, legal transitions and unique keys of one order.
+func checkHistory(id string, h []Event, add func(kind, order, format string, args ...any)) {
+	state := stateNone
+	keys := map[string]int64{}
+	for i, e := range h {
+		if e.Version != int64(i+1) {
+			add(ViolationVersionGap, id, "event %d has version %d, want %d", i+1, e.Version, i+1)
+		}
+		to, ok := legal(state, e.Type)
+		if !ok {
+			add(ViolationIllegal, id, "v%d %s is not allowed in %s", e.Version, e.Type, describeState(state))
+		} else if e.To != "" && e.To != to {
+			add(ViolationIllegal, id, "v%d %s leads to %s, the table says %s", e.Version, e.Type, e.To, to)
+		}
+		if ok {
+			state = to
+		}
+		if e.IdempotencyKey == "" {
+			continue
+		}
+		if first, dup := keys[e.IdempotencyKey]; dup {
+			add(ViolationDuplicateKey, id, "key %q applied at v%d and v%d", e.IdempotencyKey, first, e.Version)
+			continue
+		}
+		keys[e.IdempotencyKey] = e.Version
+	}
+}
+
+func checkRaces(acks []Ack, histories map[string][]Event, races []Race, add func(kind, order, format string, args ...any)) []RaceStats {
+	if len(races) == 0 {
+		return nil
+	}
+	ackedKeys := map[string]map[string]bool{} // race id -> keys acknowledged
+	for _, a := range acks {
+		if a.Race != "" && a.OK() {
+			if ackedKeys[a.Race] == nil {
+				ackedKeys[a.Race] = map[string]bool{}
+			}
+			ackedKeys[a.Race][a.Key] = true
+		}
+	}
+	byKind := map[string]*RaceStats{}
+	var kinds []string
+	for _, r := range races {
+		st := byKind[r.Kind]
+		if st == nil {
+			st = &RaceStats{Kind: r.Kind}
+			byKind[r.Kind] = st
+			kinds = append(kinds, r.Kind)
+		}
+		st.Races++
+		var won []string
+		for _, e := range histories[r.OrderID] {
+			for _, k := range r.Keys {
+				if e.IdempotencyKey == k {
+					won = append(won, k)
+				}
+			}
+		}
+		switch len(won) {
+		case 0:
+			st.NoWin++
+		case 1:
+			st.OneWin++
+		default:
+			st.MultiWin++
+			add(ViolationRaceWinners, r.OrderID, "race %s (%s): %d outcomes applied: %s", r.ID, r.Kind, len(won), strings.Join(won, ", "))
+		}
+		if n := len(ackedKeys[r.ID]); n > 1 {
+			add(ViolationRaceWinners, r.OrderID, "race %s (%s): %d different keys acknowledged", r.ID, r.Kind, n)
+		}
+	}
+	sort.Strings(kinds)
+	out := make([]RaceStats, 0, len(kinds))
+	for _, k := range kinds {
+		out = append(out, *byKind[k])
+	}
+	return out
+}
+
+func eventWithKey(h []Event, key string) (Event, bool) {
+	for _, e := range h {
+		if e.IdempotencyKey == key {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+func describeState(s string) string {
+	if s == stateNone {
+		return "no order"
+	}
+	return s
+}
+
+// Summary is the one-line verdict: PASS or FAIL with counts.
+func (r CheckResult) Summary() string {
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	s := fmt.Sprintf("%s: %d orders, %d events, %d/%d acknowledged commands verified", verdict, r.Orders, r.Events, r.Verified, r.Acked)
+	if len(r.Counts) > 0 {
+		kinds := make([]string, 0, len(r.Counts))
+		for k, n := range r.Counts {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(kinds)
+		s += "; violations: " + strings.Join(kinds, " ")
+	}
+	return s
+}

@@ -1,0 +1,24 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// Recheck runs the consistency check of a finished run again, from its ack log, against
+// cfg.Targets as cfg.User. Races are rebuilt from the acks (see RacesFromAcks).
+func Recheck(ctx context.Context, cfg Config, acks []Ack) (CheckResult, error) {
+	cfg = withDefaults(cfg)
+	lb := NewBalancer(&http.Client{Timeout: cfg.Timeout}, cfg.Targets)
+	lb.Probe(ctx)
+	op, err := Login(ctx, lb, cfg.User, cfg.Password)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("rechecking: %w", err)
+	}
+	hist, err := FetchHistories(ctx, lb, op, OrdersTouched(acks), 8)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("rechecking: %w", err)
+	}
+	return Check(acks, hist, RacesFromAcks(acks)), nil
+}

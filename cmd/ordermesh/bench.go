@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ordermesh/ordermesh/bench"
+)
+
+const benchUsage = `Usage:
+  ordermesh bench run [flags]     drive a scenario against running nodes, report, check
+  ordermesh bench check [flags]   re-run the consistency check of a run from its acks.jsonl
+
+Example:
+  ordermesh bench run --scenario lifecycle --targets http://127.0.0.1:8080,http://127.0.0.1:8081 \
+    --rate 300 --duration 30s --out bench/out/lifecycle
+
+ordermesh bench run --help lists every flag.
+`
+
+// runBench is "ordermesh bench": the load harness (package bench) on the command line.
+func runBench(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, benchUsage)
+		return flag.ErrHelp
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		return runBenchRun(ctx, args[1:])
+	case "check":
+		return runBenchCheck(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Print(benchUsage)
+		return nil
+	default:
+		return fmt.Errorf("bench: unknown subcommand %q\n\n%s", args[0], benchUsage)
+	}
+}
+
+func benchFlags(name string, cfg *bench.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("ordermesh bench "+name, flag.ContinueOnError)
+	cfg.User = envOr("ORDERMESH_USER", cfg.User)
+	cfg.Password = envOr("ORDERMESH_PASSWORD", cfg.Password)
+	cfg.RegisterFlags(fs)
+	return fs
+}
+
+func runBenchRun(ctx context.Context, args []string) error {
+	cfg := bench.DefaultConfig()
+	fs := benchFlags("run", &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Progress = os.Stderr
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil {
+		if werr := rep.WriteText(os.Stdout); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Check != nil && !rep.Check.Pass {
+		return errors.New("bench: consistency check FAILED")
+	}
+	return nil
+}
+
+func runBenchCheck(ctx context.Context, args []string) error {
+	cfg := bench.DefaultConfig()
+	fs := benchFlags("check", &cfg)
+	acksPath := fs.String("acks", "", "acks.jsonl of the run to check (in its --out directory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *acksPath == "" {
+		return errors.New("bench check: --acks is required")
+	}
+	f, err := os.Open(*acksPath)
+	if err != nil {
+		return fmt.Errorf("bench check: %w", err)
+	}
+	defer f.Close()
+	acks, err := bench.ReadJSONL(f)
+	if err != nil {
+		return fmt.Errorf("bench check: %w", err)
+	}
+	res, err := bench.Recheck(ctx, cfg, acks)
+	if err != nil {
+		return err
+	}
+	for _, v := range res.Violations {
+		fmt.Printf("violation %s order %s: %s\n", v.Kind, v.OrderID, v.Detail)
+	}
+	fmt.Println("check", res.Summary())
+	if !res.Pass {
+		return errors.New("bench check: FAILED")
+	}
+	return nil
+}
