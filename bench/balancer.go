@@ -49,6 +49,14 @@ func (b *Balancer) Add(target string) {
 	b.ready[target] = true // optimistic until the first probe says otherwise
 }
 
+// Close releases idle connections, so a finished run leaves no keep-alive goroutines.
+func (b *Balancer) Close() {
+	if b.hc != nil {
+		b.hc.CloseIdleConnections()
+	}
+	b.probe.CloseIdleConnections()
+}
+
 // Targets returns the targets in the order they were added.
 func (b *Balancer) Targets() []string {
 	b.mu.Lock()

@@ -11,6 +11,7 @@ import (
 func Recheck(ctx context.Context, cfg Config, acks []Ack) (CheckResult, error) {
 	cfg = withDefaults(cfg)
 	lb := NewBalancer(&http.Client{Timeout: cfg.Timeout}, cfg.Targets)
+	defer lb.Close()
 	lb.Probe(ctx)
 	op, err := Login(ctx, lb, cfg.User, cfg.Password)
 	if err != nil {

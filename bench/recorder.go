@@ -105,10 +105,3 @@ func (r *Recorder) Second(i int) TimelinePoint {
 	}
 	return p
 }
-
-// seconds returns the number of seconds that have samples.
-func (r *Recorder) secondsSeen() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.seconds)
-}

@@ -164,8 +164,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.Check != nil {
 		for _, rs := range r.Check.Races {
-			fmt.Fprintf(w, "race %-22s %d races: %d one winner, %d no winner, %d several winners\n",
-				rs.Kind, rs.Races, rs.OneWin, rs.NoWin, rs.MultiWin)
+			fmt.Fprintf(w, "race %-24s %4d races: %d one winner, %d no winner, %d both applied in order, %d several winners\n",
+				rs.Kind, rs.Races, rs.OneWin, rs.NoWin, rs.Serial, rs.MultiWin)
 		}
 		for _, v := range r.Check.Violations {
 			fmt.Fprintf(w, "violation %s order %s: %s\n", v.Kind, v.OrderID, v.Detail)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -214,6 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	_, _ = rand.Read(idb)
 	r := &runner{cfg: cfg, clock: cfg.Clock, sem: make(chan struct{}, cfg.Concurrency), runID: "b" + hex.EncodeToString(idb)}
 	r.lb = NewBalancer(newHTTPClient(cfg.Concurrency, cfg.Timeout), cfg.Targets)
+	defer r.lb.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -227,15 +229,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if r.operator, err = Login(ctx, r.lb, cfg.User, cfg.Password); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	accounts := map[string]*Account{}
-	for i := range cfg.Shoppers {
-		name := cfg.ShopperUsers[i%len(cfg.ShopperUsers)]
-		if accounts[name] == nil {
-			if accounts[name], err = Login(ctx, r.lb, name, cfg.ShopperPassword); err != nil {
-				return nil, fmt.Errorf("bench: %w", err)
-			}
-		}
-		r.shoppers = append(r.shoppers, accounts[name])
+	// Each simulated shopper logs in for itself, like a real client, as one of the
+	// shopper accounts (round robin); a few at a time, since logins are slow on purpose.
+	if r.shoppers, err = loginShoppers(ctx, r.lb, cfg); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 
 	sc := newScenario(cfg)
@@ -293,6 +290,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+func loginShoppers(ctx context.Context, lb *Balancer, cfg Config) ([]*Account, error) {
+	out := make([]*Account, cfg.Shoppers)
+	errs := make([]error, cfg.Shoppers)
+	gate := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Go(func() {
+			gate <- struct{}{}
+			defer func() { <-gate }()
+			out[i], errs[i] = Login(ctx, lb, cfg.ShopperUsers[i%len(cfg.ShopperUsers)], cfg.ShopperPassword)
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // waitOrAbandon waits for wg; after grace it calls abandon (cancelling in-flight

@@ -12,7 +12,9 @@ import (
 // hotScenario stages races on a few hot orders. Each arrival is one race on one of
 // HotOrders slots: Racers requests sent at the same intended instant, either all with the
 // same key (exactly one may apply, the rest are replays) or split between two commands
-// with different keys that exclude each other (exactly one may win; the other gets 409).
+// with different keys: confirm vs cancel and confirm vs fail-payment exclude each other
+// (exactly one may win; the other gets 409); pay vs cancel does not (cancel is legal in
+// PAYING too), so there either cancel wins alone or both apply, pay first.
 // The races cycle an order CREATED → PAYING → CREATED (pay, fail-payment) so one order
 // stays hot; when a race ends it (cancel, confirm), the slot creates a fresh order.
 //
@@ -29,7 +31,6 @@ type hotSlot struct {
 	order string
 	owner *Account
 	state string
-	round int
 }
 
 // Race kinds.
@@ -38,15 +39,16 @@ const (
 	raceSameKeyFail   = "same-key fail-payment"
 	racePayVsCancel   = "pay vs cancel"
 	raceConfirmCancel = "confirm vs cancel"
+	raceConfirmFail   = "confirm vs fail-payment"
 )
 
-func (s *hotScenario) requestsPerArrival() float64 { return float64(s.racersPerRound) + 0.1 }
+func (s *hotScenario) requestsPerArrival() float64 { return float64(s.racersPerRound) + 0.3 } // + the occasional create
 
 func (s *hotScenario) setup(ctx context.Context, r *runner) error {
 	s.racersPerRound = r.cfg.Racers
 	for k := range r.cfg.HotOrders {
 		sl := &hotSlot{lock: make(chan struct{}, 1), owner: r.shopper(k)}
-		if !s.renew(r, sl, fmt.Sprintf("setup%d", k), r.clock.Now()) {
+		if !s.renew(r, sl, fmt.Sprintf("setup%d", k), r.clock.Now(), nil) {
 			return fmt.Errorf("creating hot order %d failed", k)
 		}
 		s.slots = append(s.slots, sl)
@@ -58,13 +60,17 @@ func (s *hotScenario) setup(ctx context.Context, r *runner) error {
 }
 
 // renew gives the slot a fresh order.
-func (s *hotScenario) renew(r *runner, sl *hotSlot, tag string, intended time.Time) bool {
-	resp, _ := r.exec(createCall(sl.owner, r.key("hot", tag), r.sessionRand(len(tag))), intended)
+// When done is not nil it receives the completion time of the create.
+func (s *hotScenario) renew(r *runner, sl *hotSlot, tag string, intended time.Time, done *time.Time) bool {
+	resp, t := r.exec(createCall(sl.owner, r.key("hot", tag), r.sessionRand(len(tag))), intended)
 	var v orderView
 	if !resp.OK() || json.Unmarshal(resp.Data, &v) != nil || v.ID == "" {
 		return false
 	}
 	sl.order, sl.state = v.ID, v.Status
+	if done != nil {
+		*done = t
+	}
 	return true
 }
 
@@ -76,31 +82,42 @@ func (s *hotScenario) arrive(ctx context.Context, r *runner, i int, intended tim
 		return
 	}
 	defer func() { <-sl.lock }()
-	sl.round++
+	if sl.state != stateCreated && sl.state != statePaying {
+		// The last race ended this order: start a fresh one and race on it at once, so
+		// every arrival is a race and the request rate stays near Rate.
+		done := intended
+		if !s.renew(r, sl, fmt.Sprint(i), intended, &done) {
+			return
+		}
+		intended = done
+	}
 	id := r.key("race", i)
+	rng := r.sessionRand(i)
 	var a, b call
 	kind := ""
 	switch sl.state {
 	case stateCreated:
 		a = command(OpPay, sl.order, sl.owner, id+"-pay")
 		kind = raceSameKeyPay
-		if sl.round%4 == 0 {
+		if rng.IntN(4) == 0 {
 			kind = racePayVsCancel
 			b = command(OpCancel, sl.order, sl.owner, id+"-cancel")
 		}
 	case statePaying:
 		a = command(OpFailPayment, sl.order, r.operator, id+"-fail")
 		kind = raceSameKeyFail
-		if sl.round%4 == 0 {
+		switch rng.IntN(6) {
+		case 0:
 			kind = raceConfirmCancel
 			a = command(OpConfirm, sl.order, r.operator, id+"-confirm")
 			b = command(OpCancel, sl.order, sl.owner, id+"-cancel")
+		case 3:
+			kind = raceConfirmFail
+			a = command(OpConfirm, sl.order, r.operator, id+"-confirm")
+			b = command(OpFailPayment, sl.order, r.operator, id+"-fail")
 		}
-	default:
-		s.renew(r, sl, fmt.Sprint(i), intended)
-		return
 	}
-	race := Race{ID: id, Kind: kind, OrderID: sl.order, Keys: []string{a.key}}
+	race := Race{ID: id, Kind: kind, OrderID: sl.order, Keys: []string{a.key}, Exclusive: kind != racePayVsCancel}
 	if b.key != "" {
 		race.Keys = append(race.Keys, b.key)
 	}
@@ -119,12 +136,14 @@ func (s *hotScenario) arrive(ctx context.Context, r *runner, i int, intended tim
 	}
 	wg.Wait()
 
+	// The latest acknowledged version tells where the order is now: when both commands
+	// of a non-exclusive race applied, the later one's answer is the current state.
 	sl.state = ""
+	var latest int64
 	for _, res := range results {
 		var v orderView
-		if res.OK() && json.Unmarshal(res.Data, &v) == nil {
-			sl.state = v.Status
-			break
+		if res.OK() && json.Unmarshal(res.Data, &v) == nil && v.Version > latest {
+			sl.state, latest = v.Status, v.Version
 		}
 	}
 	if sl.state == "" {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -30,14 +31,14 @@ func (s *readScenario) setup(ctx context.Context, r *runner) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		s.create(r, -1-i, r.clock.Now())
+		s.create(r, i, fmt.Sprint("setup", i), r.clock.Now())
 	}
 	return nil
 }
 
-func (s *readScenario) create(r *runner, i int, intended time.Time) {
+func (s *readScenario) create(r *runner, i int, tag string, intended time.Time) {
 	as := r.shopper(i)
-	resp, _ := r.exec(createCall(as, r.key("read", i), r.sessionRand(i)), intended)
+	resp, _ := r.exec(createCall(as, r.key("read", tag), r.sessionRand(i)), intended)
 	var v orderView
 	if resp.OK() && json.Unmarshal(resp.Data, &v) == nil && v.ID != "" {
 		s.mu.Lock()
@@ -58,7 +59,7 @@ func (s *readScenario) arrive(_ context.Context, r *runner, i int, intended time
 	s.mu.Unlock()
 	switch {
 	case n == 0 || x < r.cfg.ReadCreateShare:
-		s.create(r, i, intended)
+		s.create(r, i, fmt.Sprint(i), intended)
 	case x < r.cfg.ReadCreateShare+listShare:
 		c := call{op: OpList, as: r.shopper(i), method: http.MethodGet, path: "/api/v1/orders?limit=20"}
 		if rng.IntN(2) == 0 {

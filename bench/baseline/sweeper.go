@@ -17,7 +17,7 @@ import (
 const sweeperSubject = "sweeper"
 
 // expireSQL closes PAYING orders whose deadline is at or before $1, with their
-// PaymentExpired events, in one statement. $2 limits it to one order (” = any), $3 is
+// PaymentExpired events, in one statement. $2 limits it to one order (empty: any), $3 is
 // the batch size.
 //
 // SKIP LOCKED lets several baseline processes sweep at once without queueing behind each

@@ -13,7 +13,8 @@ import (
 )
 
 const benchUsage = `Usage:
-  ordermesh bench run [flags]     drive a scenario against running nodes, report, check
+  ordermesh bench run [flags]     drive a scenario against running nodes (or --local N started here), report, check
+  ordermesh bench compare [flags] the same scenario against a local cluster and the stateless baseline, side by side
   ordermesh bench check [flags]   re-run the consistency check of a run from its acks.jsonl
 
 Example:
@@ -36,6 +37,8 @@ func runBench(args []string) error {
 		return runBenchRun(ctx, args[1:])
 	case "check":
 		return runBenchCheck(ctx, args[1:])
+	case "compare":
+		return runCompare(args[1:])
 	case "-h", "--help", "help":
 		fmt.Print(benchUsage)
 		return nil
@@ -55,10 +58,21 @@ func benchFlags(name string, cfg *bench.Config) *flag.FlagSet {
 func runBenchRun(ctx context.Context, args []string) error {
 	cfg := bench.DefaultConfig()
 	fs := benchFlags("run", &cfg)
+	local := fs.Int("local", 0, "start this many ordermesh nodes here (a local cluster the chaos scenario can kill, add and drain) instead of using --targets")
+	store := fs.String("store", "", "with --local: postgres:// URL or embedded store file for the nodes (default: a throwaway PostgreSQL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.Progress = os.Stderr
+	if *local > 0 {
+		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out)
+		if err != nil {
+			return err
+		}
+		defer stopAll()
+		cfg.Targets = l.targets()
+		cfg.ChaosDriver = l
+	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep != nil {
 		if werr := rep.WriteText(os.Stdout); werr != nil && err == nil {

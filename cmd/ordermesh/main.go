@@ -13,6 +13,8 @@ const usage = `ordermesh: an actor-model order processing cluster.
 Usage:
   ordermesh node [flags]    start a node (ordermesh node --help for flags)
   ordermesh drain [flags]   drain a node and wait until it has left (ordermesh drain --help)
+  ordermesh bench ...       load harness: run, compare, check (ordermesh bench --help)
+  ordermesh baseline [flags] the classic stateless design, for comparison (ordermesh baseline --help)
 `
 
 func main() {
@@ -26,6 +28,10 @@ func main() {
 		err = runNode(os.Args[2:])
 	case "drain":
 		err = runDrain(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
+	case "baseline":
+		err = runBaseline(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

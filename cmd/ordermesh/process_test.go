@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,12 +70,11 @@ func (s *syncBuffer) String() string {
 }
 
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	a := freeLocalAddr()
+	if a == "" {
+		t.Fatal("no free port on 127.0.0.1")
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // addrs are the listen addresses of one node.

@@ -1,0 +1,78 @@
+package baseline_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/bench/baseline"
+	"github.com/ordermesh/ordermesh/persistence/pgtest"
+)
+
+// BenchmarkTransitions measures the baseline's write path: `orders` goroutines, each
+// driving one order at a time through create → pay → confirm → ship → deliver via
+// Execute, so at most `orders` orders are written concurrently. Every Execute is one
+// transition. It is the counterpart of persistence/postgres's BenchmarkWriteTransitions
+// (the ordermesh store's group commit); compare their transitions/s.
+func BenchmarkTransitions(b *testing.B) {
+	lifecycle := []struct {
+		typ actors.CommandType
+		by  actors.Principal
+	}{
+		{actors.CmdSubmitPayment, alice},
+		{actors.CmdConfirmPayment, olga},
+		{actors.CmdShip, olga},
+		{actors.CmdDeliver, olga},
+	}
+	for _, orders := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := baseline.Open(ctx, pgtest.URL(b), baseline.Options{SweepInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			lines := []actors.Line{{SKU: "tea-sencha", Name: "Sencha", Qty: 1, UnitPrice: 1290}}
+			var next atomic.Int64
+			var failed atomic.Pointer[error]
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for w := range orders {
+				wg.Go(func() {
+					prefix := "w" + strconv.Itoa(w) + "-"
+					for n := 0; ; n++ {
+						key := prefix + strconv.Itoa(n)
+						id := actors.OrderIDFor(alice.Subject, key)
+						cmds := make([]actors.Command, 0, 1+len(lifecycle))
+						cmds = append(cmds, actors.Command{Type: actors.CmdCreate, OrderID: id, Key: key, By: alice, Lines: lines, Currency: "EUR"})
+						for i, st := range lifecycle {
+							cmds = append(cmds, actors.Command{Type: st.typ, OrderID: id, Key: key + "/" + strconv.Itoa(i), By: st.by})
+						}
+						for _, c := range cmds {
+							if next.Add(1) > int64(b.N) {
+								return
+							}
+							if _, err := s.Execute(ctx, c, ""); err != nil {
+								failed.CompareAndSwap(nil, &err)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
+		})
+	}
+}

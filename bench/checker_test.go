@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"testing"
+)
+
+// cleanRun is one order taken through the whole lifecycle, acknowledged and stored.
+func cleanRun() ([]Ack, map[string][]Event) {
+	steps := []struct{ op, event, from, to string }{
+		{OpCreate, "OrderCreated", "", stateCreated},
+		{OpPay, "PaymentSubmitted", stateCreated, statePaying},
+		{OpFailPayment, "PaymentFailed", statePaying, stateCreated},
+		{OpPay, "PaymentSubmitted", stateCreated, statePaying},
+		{OpConfirm, "PaymentConfirmed", statePaying, statePaid},
+		{OpShip, "OrderShipped", statePaid, stateShipped},
+		{OpDeliver, "OrderDelivered", stateShipped, stateDelivered},
+		{OpRefund, "OrderRefunded", stateDelivered, stateRefunded},
+	}
+	var acks []Ack
+	var h []Event
+	for i, s := range steps {
+		key := "k" + string(rune('a'+i))
+		v := int64(i + 1)
+		acks = append(acks, Ack{Op: s.op, OrderID: "o1", Key: key, HTTP: 200, Version: v, State: s.to})
+		h = append(h, Event{Version: v, Type: s.event, From: s.from, To: s.to, IdempotencyKey: key})
+	}
+	// A replay of pay answers with the original version; a refused command is no ack.
+	acks = append(acks, Ack{Op: OpPay, OrderID: "o1", Key: "kb", HTTP: 200, Version: 2, State: statePaying, Replayed: true})
+	acks = append(acks, Ack{Op: OpShip, OrderID: "o1", Key: "kz", HTTP: 409, Code: "40900"})
+	return acks, map[string][]Event{"o1": h}
+}
+
+func TestCheckPassesACleanHistory(t *testing.T) {
+	acks, hist := cleanRun()
+	res := Check(acks, hist, nil)
+	if !res.Pass || res.Acked != 9 || res.Verified != 9 || res.Events != 8 || res.Orders != 1 {
+		t.Fatalf("clean run: %s %+v", res.Summary(), res.Violations)
+	}
+}
+
+func TestCheckCatchesPlantedViolations(t *testing.T) {
+	cases := []struct {
+		name  string
+		plant func(acks []Ack, hist map[string][]Event) ([]Ack, map[string][]Event, []Race)
+		want  string
+	}{
+		{"lost acknowledged command", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			h["o1"] = h["o1"][:7] // the acknowledged refund never reached the store
+			return a, h, nil
+		}, ViolationLostAck},
+		{"skipped version", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			for i := 5; i < len(h["o1"]); i++ {
+				h["o1"][i].Version++
+			}
+			return a, h, nil
+		}, ViolationVersionGap},
+		{"illegal transition", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			h["o1"][5], h["o1"][6] = h["o1"][6], h["o1"][5] // delivered before shipped
+			h["o1"][5].Version, h["o1"][6].Version = 6, 7
+			return a, h, nil
+		}, ViolationIllegal},
+		{"event leads elsewhere than the table says", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			h["o1"][4].To = stateShipped
+			return a, h, nil
+		}, ViolationIllegal},
+		{"duplicated key", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			h["o1"][3].IdempotencyKey = "kb" // the second pay reused the first pay's key
+			return a[:3], h, nil
+		}, ViolationDuplicateKey},
+		{"acknowledged at another version", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			a[8].Version = 3 // the replay claims another version than the original
+			return a, h, nil
+		}, ViolationAckMismatch},
+		{"history missing", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			return a, map[string][]Event{}, nil
+		}, ViolationMissingHistory},
+		{"two winners of an exclusive race", func(a []Ack, h map[string][]Event) ([]Ack, map[string][]Event, []Race) {
+			// fail-payment (v3) and confirm (v5) were racers on the same PAYING order.
+			return a, h, []Race{{ID: "r1", Kind: raceConfirmFail, OrderID: "o1", Keys: []string{"kc", "ke"}, Exclusive: true}}
+		}, ViolationRaceWinners},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			acks, hist, races := tc.plant(cleanRun())
+			res := Check(acks, hist, races)
+			if res.Pass || res.Counts[tc.want] == 0 {
+				t.Fatalf("want a %s violation, got %s %+v", tc.want, res.Summary(), res.Violations)
+			}
+		})
+	}
+}
+
+func TestCheckCountsRaceWinners(t *testing.T) {
+	acks, hist := cleanRun()
+	races := []Race{
+		{ID: "same", Kind: raceSameKeyPay, OrderID: "o1", Keys: []string{"kb"}, Exclusive: true},
+		{ID: "excl", Kind: raceConfirmCancel, OrderID: "o1", Keys: []string{"ke", "never-applied"}, Exclusive: true},
+		{ID: "none", Kind: raceConfirmCancel, OrderID: "o1", Keys: []string{"x", "y"}, Exclusive: true},
+		// Non-exclusive: both applied one after the other is allowed.
+		{ID: "serial", Kind: racePayVsCancel, OrderID: "o1", Keys: []string{"kb", "kc"}},
+	}
+	res := Check(acks, hist, races)
+	if !res.Pass {
+		t.Fatalf("%s %+v", res.Summary(), res.Violations)
+	}
+	got := map[string]RaceStats{}
+	for _, r := range res.Races {
+		got[r.Kind] = r
+	}
+	if s := got[raceConfirmCancel]; s.Races != 2 || s.OneWin != 1 || s.NoWin != 1 {
+		t.Fatalf("confirm vs cancel: %+v", s)
+	}
+	if s := got[racePayVsCancel]; s.Serial != 1 || s.MultiWin != 0 {
+		t.Fatalf("pay vs cancel: %+v", s)
+	}
+	if s := got[raceSameKeyPay]; s.OneWin != 1 {
+		t.Fatalf("same-key pay: %+v", s)
+	}
+
+	// Two different keys acknowledged in an exclusive race is a violation even if the
+	// store shows one: someone was told they won who did not.
+	acks = append(acks, Ack{Op: OpConfirm, OrderID: "o1", Key: "ke", HTTP: 200, Version: 5, State: statePaid, Race: "excl2"},
+		Ack{Op: OpCancel, OrderID: "o1", Key: "kq", HTTP: 200, Version: 5, State: stateClosed, Race: "excl2"})
+	res = Check(acks, hist, []Race{{ID: "excl2", Kind: raceConfirmCancel, OrderID: "o1", Keys: []string{"ke", "kq"}, Exclusive: true}})
+	if res.Counts[ViolationRaceWinners] == 0 {
+		t.Fatalf("two acknowledged winners passed: %s", res.Summary())
+	}
+}

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fakeAPI implements just enough of the ordermesh HTTP API (login, create, actions, get,
+// list, events, readyz) for end-to-end tests of the harness, with the same envelope,
+// idempotency and 409 semantics. loseEvery > 0 makes it acknowledge every n-th action
+// without storing its event: a planted bug the checker must catch.
+type fakeAPI struct {
+	mu        sync.Mutex
+	orders    map[string]*fakeOrder
+	loseEvery int
+	actions   int
+}
+
+type fakeOrder struct {
+	id, owner string
+	status    string
+	events    []Event
+	answers   map[string]orderView // idempotency key -> original answer
+}
+
+func newFakeAPI() *fakeAPI { return &fakeAPI{orders: map[string]*fakeOrder{}} }
+
+func (f *fakeAPI) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { reply(w, 200, 0, map[string]string{"status": "ready"}) })
+	mux.HandleFunc("POST /auth/login", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Username, Password string }
+		if json.NewDecoder(r.Body).Decode(&in) != nil || in.Password != "ordermesh" {
+			reply(w, 401, 40100, nil)
+			return
+		}
+		reply(w, 200, 0, map[string]string{"access_token": "tok-" + in.Username})
+	})
+	mux.HandleFunc("POST /api/v1/orders", func(w http.ResponseWriter, r *http.Request) {
+		user, key := caller(r), r.Header.Get("Idempotency-Key")
+		if user == "" || key == "" {
+			reply(w, 400, 40000, nil)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		id := "o-" + user + "-" + key
+		if o, ok := f.orders[id]; ok {
+			w.Header().Set("Idempotent-Replayed", "true")
+			reply(w, 201, 0, o.answers[key])
+			return
+		}
+		o := &fakeOrder{id: id, owner: user, status: stateCreated, answers: map[string]orderView{}}
+		o.events = []Event{{Version: 1, Type: "OrderCreated", To: stateCreated, IdempotencyKey: key}}
+		o.answers[key] = orderView{ID: id, Status: stateCreated, Version: 1}
+		f.orders[id] = o
+		reply(w, 201, 0, o.answers[key])
+	})
+	mux.HandleFunc("GET /api/v1/orders", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, 0, map[string]any{"orders": []any{}, "next_cursor": ""})
+	})
+	mux.HandleFunc("GET /api/v1/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if o := f.orders[r.PathValue("id")]; o != nil {
+			reply(w, 200, 0, orderView{ID: o.id, Status: o.status, Version: int64(len(o.events))})
+			return
+		}
+		reply(w, 404, 40400, nil)
+	})
+	mux.HandleFunc("GET /api/v1/orders/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if o := f.orders[r.PathValue("id")]; o != nil {
+			reply(w, 200, 0, map[string]any{"events": o.events})
+			return
+		}
+		reply(w, 404, 40400, nil)
+	})
+	mux.HandleFunc("POST /api/v1/orders/{id}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		o := f.orders[r.PathValue("id")]
+		event, known := eventForOp(r.PathValue("action"))
+		switch {
+		case o == nil:
+			reply(w, 404, 40400, nil)
+			return
+		case !known:
+			reply(w, 404, 40401, nil)
+			return
+		}
+		if v, ok := o.answers[key]; ok {
+			w.Header().Set("Idempotent-Replayed", "true")
+			reply(w, 200, 0, v)
+			return
+		}
+		to, ok := legal(o.status, event)
+		if !ok {
+			reply(w, 409, 40900, nil)
+			return
+		}
+		f.actions++
+		o.status = to
+		version := int64(len(o.events)) + 1
+		if f.loseEvery == 0 || f.actions%f.loseEvery != 0 {
+			o.events = append(o.events, Event{Version: version, Type: event, To: to, IdempotencyKey: key})
+		}
+		o.answers[key] = orderView{ID: o.id, Status: to, Version: version}
+		time.Sleep(time.Millisecond) // widen the window in which racers overlap
+		reply(w, 200, 0, o.answers[key])
+	})
+	return mux
+}
+
+func caller(r *http.Request) string {
+	return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer tok-")
+}
+
+func reply(w http.ResponseWriter, status, code int, data any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	msg := "ok"
+	if code != 0 {
+		msg = fmt.Sprint("error ", code)
+	}
+	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg, "data": data})
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ordermesh/ordermesh/bench/baseline"
+	"github.com/ordermesh/ordermesh/edge"
+)
+
+// baselineConfig is everything `ordermesh baseline` can be told. As for `ordermesh node`,
+// every flag has an ORDERMESH_* environment variable and the command line wins, so one
+// environment (store, secret, payment timeout) configures both designs alike.
+type baselineConfig struct {
+	HTTP           string
+	Store          string
+	Node           string
+	Demo           bool
+	JWTSecret      string
+	Catalog        string
+	PaymentTimeout time.Duration
+	SweepInterval  time.Duration
+	AccessTTL      time.Duration
+	RequestTimeout time.Duration
+	DrainTimeout   time.Duration
+	LogLevel       string
+	LogFormat      string
+}
+
+func parseBaselineConfig(args []string) (baselineConfig, error) {
+	var c baselineConfig
+	fs := flag.NewFlagSet("ordermesh baseline", flag.ContinueOnError)
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8180", "HTTP listen address of the edge (REST, /metrics)")
+	fs.StringVar(&c.Store, "store", "", "postgres:// URL of the database (required; may be the one ordermesh nodes use)")
+	fs.StringVar(&c.Node, "node-id", baseline.DefaultNode, "name recorded on the events this process writes and sent as X-Node-ID")
+	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start); give the nodes' secret to share tokens")
+	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
+	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", baseline.DefaultPaymentTimeout, "how long a PAYING order waits for its payment before it is closed")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", baseline.DefaultSweepInterval, "how often passed payment deadlines are expired")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: ordermesh baseline [flags]\n\n"+
+			"Starts the classic stateless design for comparison: the same HTTP API as a node, with every\n"+
+			"order transition one PostgreSQL statement (no actors, no group commit). Several may run\n"+
+			"behind a load balancer.\n\nFlags (each also read from the environment variable shown):\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s\n    \t%s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+		})
+	}
+	// Environment first, so that flags on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return c, fmt.Errorf("--store must be a postgres:// URL: the baseline is the PostgreSQL design")
+	}
+	return c, nil
+}
+
+// runBaseline serves the baseline service through the same edge as a node, until SIGINT
+// or SIGTERM; then it reports not ready, finishes in-flight requests and exits.
+func runBaseline(args []string) error {
+	cfg, err := parseBaselineConfig(args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	logger = logger.With("node", cfg.Node)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	svc, err := baseline.Open(ctx, cfg.Store, baseline.Options{
+		PaymentTimeout: cfg.PaymentTimeout, SweepInterval: cfg.SweepInterval, Node: cfg.Node, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if cfg.Demo {
+		if err := edge.SeedDemoUsers(ctx, svc); err != nil {
+			return fmt.Errorf("seeding demo users: %w", err)
+		}
+	}
+	catalog := edge.DemoCatalog()
+	if cfg.Catalog != "" {
+		if catalog, err = edge.LoadCatalog(cfg.Catalog); err != nil {
+			return err
+		}
+	}
+	secret := []byte(cfg.JWTSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other processes reject them")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var draining atomic.Bool
+	inflight := &edge.InFlight{}
+	app, err := edge.New(edge.Config{
+		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+	}, edge.Deps{
+		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight,
+		// Ready while the database answers: a balancer then stops sending to a process
+		// that lost it, and to one that is shutting down.
+		Ready: func(ctx context.Context) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			return svc.Ping(ctx)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listen(cfg.HTTP) }()
+	logger.Info("baseline started", "http", cfg.HTTP, "store", redact(cfg.Store))
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP on %s: %w", cfg.HTTP, err)
+	case <-ctx.Done():
+		logger.Info("signal received: shutting down")
+	}
+	// Nothing to hand over: every acknowledged command is committed. Finish the requests
+	// in flight, then close the connections (as a node does: idle keep-alive connections
+	// would otherwise hold the shutdown until they time out; a client resends on a closed
+	// one, safely, with the same Idempotency-Key), then stop the sweeper and close the
+	// pools (the deferred Close).
+	start := time.Now()
+	draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := inflight.Wait(sctx); err != nil {
+		logger.Warn("in-flight requests did not finish", "count", inflight.Count(), "err", err)
+	}
+	if err := app.ShutdownWithTimeout(100 * time.Millisecond); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("HTTP shutdown", "err", err)
+	}
+	logger.Info("stopped", "shutdown_seconds", time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ordermesh/ordermesh/bench"
+	"github.com/ordermesh/ordermesh/persistence/pgtest"
+)
+
+// compareConfig is `ordermesh bench compare`.
+type compareConfig struct {
+	run       bench.Config
+	store     string
+	nodes     int
+	slo       time.Duration
+	maxErrors float64
+	search    bool
+	probe     time.Duration
+	startRate float64
+}
+
+// runCompare runs one scenario against a local ordermesh cluster and against the
+// classic stateless baseline, on the same PostgreSQL, one after the other (so each has
+// the machine to itself), and prints them side by side.
+func runCompare(args []string) error {
+	cc := compareConfig{run: bench.DefaultConfig()}
+	fs := flag.NewFlagSet("ordermesh bench compare", flag.ContinueOnError)
+	cc.run.RegisterFlags(fs)
+	fs.StringVar(&cc.store, "store", "", "postgres:// URL both systems use (default: a throwaway PostgreSQL started from the local binaries)")
+	fs.IntVar(&cc.nodes, "nodes", 3, "ordermesh nodes to start")
+	fs.DurationVar(&cc.slo, "slo-p99", 50*time.Millisecond, "p99 latency objective for the highest sustained rate")
+	fs.Float64Var(&cc.maxErrors, "max-error-rate", 0.001, "error rate objective for the highest sustained rate")
+	fs.BoolVar(&cc.search, "search", true, "search for the highest rate each system sustains within the objectives")
+	fs.DurationVar(&cc.probe, "probe", 10*time.Second, "measured duration of each step of the rate search")
+	fs.Float64Var(&cc.startRate, "search-from", 250, "first rate of the search (doubled until the objectives fail, then bisected)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ordermesh bench compare [flags]\n\nRuns a scenario at --rate against a local ordermesh cluster and against the classic\nstateless baseline on the same PostgreSQL, then (with --search) finds the highest rate\neach sustains with p99 under --slo-p99 and errors under --max-error-rate.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	out := cc.run.Out
+	if out == "" {
+		out = filepath.Join("bench", "out", "compare-"+cc.run.Scenario+"-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	store := cc.store
+	if store == "" {
+		dir, err := os.MkdirTemp("", "ordermesh-compare-pg-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "starting a throwaway PostgreSQL in", dir)
+		srv, err := pgtest.Start(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("starting PostgreSQL (or pass --store postgres://...): %w", err)
+		}
+		defer srv.Stop()
+		store = srv.URL()
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+
+	systems := []struct {
+		name  string
+		start func(ctx context.Context, l *launcher) ([]string, error)
+	}{
+		{fmt.Sprintf("ordermesh (%d nodes)", cc.nodes), func(ctx context.Context, l *launcher) ([]string, error) {
+			return l.startCluster(ctx, cc.nodes)
+		}},
+		{"baseline (stateless)", func(ctx context.Context, l *launcher) ([]string, error) {
+			base, err := l.startBaseline(ctx)
+			return []string{base}, err
+		}},
+	}
+	results := make([]systemResult, len(systems))
+	for i, sys := range systems {
+		l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, fmt.Sprintf("logs-%d", i)))
+		if err != nil {
+			return err
+		}
+		res, err := measure(ctx, cc, sys.name, out, i, l, sys.start)
+		l.stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", sys.name, err)
+		}
+		results[i] = res
+	}
+	printComparison(os.Stdout, cc, results)
+	b, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "compare.json"), b, 0o644); err != nil {
+		return err
+	}
+	fmt.Println("reports in", out)
+	for _, r := range results {
+		if r.Report.Check != nil && !r.Report.Check.Pass {
+			return fmt.Errorf("%s: consistency check FAILED", r.Name)
+		}
+	}
+	return nil
+}
+
+// systemResult is what compare measured of one system.
+type systemResult struct {
+	Name      string        `json:"name"`
+	Report    *bench.Report `json:"report"`
+	Sustained float64       `json:"sustained_rate"` // highest rate within the objectives; 0 = not searched or none
+	Steps     []searchStep  `json:"search,omitempty"`
+}
+
+type searchStep struct {
+	Rate       float64 `json:"rate"`
+	Throughput float64 `json:"throughput"`
+	P99Ms      float64 `json:"p99_ms"`
+	ErrorRate  float64 `json:"error_rate"`
+	Pass       bool    `json:"pass"`
+}
+
+func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *launcher,
+	start func(context.Context, *launcher) ([]string, error)) (systemResult, error) {
+	fmt.Fprintf(os.Stderr, "== %s: starting\n", name)
+	targets, err := start(ctx, l)
+	if err != nil {
+		return systemResult{}, err
+	}
+	cfg := cc.run
+	cfg.Targets = targets
+	cfg.Out = filepath.Join(out, fmt.Sprintf("system-%d", i))
+	cfg.Progress = os.Stderr
+	if cfg.Scenario == "chaos" {
+		cfg.ChaosDriver = l
+	}
+	fmt.Fprintf(os.Stderr, "== %s: %s at %.0f/s for %s\n", name, cfg.Scenario, cfg.Rate, cfg.Duration)
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return systemResult{}, err
+	}
+	res := systemResult{Name: name, Report: rep}
+	if !cc.search || cfg.Scenario == "chaos" {
+		return res, nil
+	}
+	// Highest sustained rate: double until a step fails the objectives, then bisect.
+	probe := cc.run
+	probe.Targets, probe.Duration, probe.Warmup, probe.Out, probe.Progress, probe.NoCheck = targets, cc.probe, 2*time.Second, "", nil, true
+	pass := func(rate float64) (bool, error) {
+		probe.Rate = rate
+		r, err := bench.Run(ctx, probe)
+		if err != nil {
+			return false, err
+		}
+		ok := r.Total.P99Ms <= float64(cc.slo.Milliseconds()) && r.Total.ErrorRate <= cc.maxErrors &&
+			r.Total.Throughput >= 0.9*rate && (r.Check == nil || r.Check.Pass)
+		res.Steps = append(res.Steps, searchStep{Rate: rate, Throughput: r.Total.Throughput, P99Ms: r.Total.P99Ms, ErrorRate: r.Total.ErrorRate, Pass: ok})
+		fmt.Fprintf(os.Stderr, "   %s: %.0f/s -> %.0f/s done, p99 %.1f ms, errors %.3f%%: %s\n",
+			name, rate, r.Total.Throughput, r.Total.P99Ms, 100*r.Total.ErrorRate, map[bool]string{true: "within", false: "outside"}[ok])
+		return ok, nil
+	}
+	lo, hi := 0.0, cc.startRate
+	for {
+		ok, err := pass(hi)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			break
+		}
+		lo, hi = hi, hi*2
+		if hi > 200_000 {
+			return res, errors.New("rate search did not find a limit")
+		}
+	}
+	for range 3 {
+		mid := (lo + hi) / 2
+		ok, err := pass(mid)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	res.Sustained = lo
+	return res, nil
+}
+
+func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
+	a, b := rs[0], rs[1]
+	fmt.Fprintf(w, "\nbench compare: scenario %s, offered %.0f requests/s for %s (open loop), same PostgreSQL\n\n",
+		cc.run.Scenario, cc.run.Rate, cc.run.Duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "\t%s\t%s\tratio\t\n", a.Name, b.Name)
+	row := func(label string, x, y float64, unit string, higherIsBetter bool) {
+		ratio := "-"
+		if x > 0 && y > 0 {
+			if higherIsBetter {
+				ratio = fmt.Sprintf("%.2fx", x/y)
+			} else {
+				ratio = fmt.Sprintf("%.2fx", y/x)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%s\t%.1f%s\t%s\t\n", label, x, unit, y, unit, ratio)
+	}
+	row("throughput (req/s)", a.Report.Total.Throughput, b.Report.Total.Throughput, "", true)
+	row("p50", a.Report.Total.P50Ms, b.Report.Total.P50Ms, " ms", false)
+	row("p90", a.Report.Total.P90Ms, b.Report.Total.P90Ms, " ms", false)
+	row("p99", a.Report.Total.P99Ms, b.Report.Total.P99Ms, " ms", false)
+	row("p99.9", a.Report.Total.P999Ms, b.Report.Total.P999Ms, " ms", false)
+	row("max", a.Report.Total.MaxMs, b.Report.Total.MaxMs, " ms", false)
+	row("error rate", 100*a.Report.Total.ErrorRate, 100*b.Report.Total.ErrorRate, " %", false)
+	if cc.search && cc.run.Scenario != "chaos" {
+		row(fmt.Sprintf("highest rate with p99 <= %s, errors <= %.1f%%", cc.slo, 100*cc.maxErrors), a.Sustained, b.Sustained, "/s", true)
+	}
+	tw.Flush()
+	for _, r := range rs {
+		if r.Report.Check != nil {
+			fmt.Fprintf(w, "%s: check %s\n", r.Name, strings.TrimSpace(r.Report.Check.Summary()))
+		}
+	}
+}
