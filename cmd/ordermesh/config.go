@@ -28,6 +28,7 @@ type nodeConfig struct {
 	RequestTimeout time.Duration
 	DrainTimeout   time.Duration
 	LogLevel       string
+	Pprof          string
 	LogFormat      string
 }
 
@@ -56,6 +57,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests and grains")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
 		out := fs.Output()

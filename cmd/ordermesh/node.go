@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof, on its own address
 	"os"
 	"os/signal"
 	"strings"
@@ -35,6 +37,9 @@ func runNode(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Pprof != "" {
+		go func() { logger.Warn("pprof server stopped", "err", http.ListenAndServe(cfg.Pprof, nil)) }()
+	}
 
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
