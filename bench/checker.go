@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -21,12 +23,21 @@ type Event struct {
 // applies first makes the other illegal), so at most one key may be applied at all. A
 // non-exclusive race (pay vs cancel on a CREATED order: cancel is legal after pay too) may
 // apply both, in an order the state machine allows, which the history check verifies.
+//
+// A race against a timer (confirm vs expiry) names the event the timer produces (Timer,
+// e.g. PaymentExpired) and the key of the command that armed it (After, the pay): no
+// client request carries the timer's outcome, so the checker reads it from the history.
+// Its outcomes are the events after After's event (up to the next event of After's type)
+// that carry one of Keys or are of type Timer; an exclusive one allows exactly one. Each
+// racer's answer must agree: 2xx means its key won, 409 means the timer did.
 type Race struct {
 	ID        string   `json:"id"`
 	Kind      string   `json:"kind"`
 	OrderID   string   `json:"order_id"`
 	Keys      []string `json:"keys"`
 	Exclusive bool     `json:"exclusive"`
+	After     string   `json:"after,omitempty"` // timer races: key of the command that armed the timer
+	Timer     string   `json:"timer,omitempty"` // timer races: the event type the timer produces
 }
 
 // Violation kinds the checker reports.
@@ -37,6 +48,7 @@ const (
 	ViolationIllegal        = "illegal-transition" // an event the table does not allow there
 	ViolationDuplicateKey   = "duplicate-key"      // one idempotency key applied twice
 	ViolationRaceWinners    = "race-winners"       // more than one outcome of a race won
+	ViolationRaceAnswer     = "race-answer"        // a racer's answer disagrees with the history's winner
 	ViolationMissingHistory = "missing-history"    // the history of a touched order could not be read
 )
 
@@ -52,9 +64,10 @@ type RaceStats struct {
 	Kind     string `json:"kind"`
 	Races    int    `json:"races"`
 	OneWin   int    `json:"one_winner"`
-	NoWin    int    `json:"no_winner"`        // every racer failed before applying: allowed
-	Serial   int    `json:"both_applied"`     // non-exclusive race: both applied, one after the other
-	MultiWin int    `json:"multiple_winners"` // exclusive race with several winners: a violation
+	NoWin    int    `json:"no_winner"`           // every racer failed before applying: allowed
+	Serial   int    `json:"both_applied"`        // non-exclusive race: both applied, one after the other
+	MultiWin int    `json:"multiple_winners"`    // exclusive race with several winners: a violation
+	TimerWin int    `json:"timer_won,omitempty"` // of OneWin, races the timer won (confirm vs expiry)
 }
 
 // CheckResult is the verdict over one run.
@@ -162,8 +175,13 @@ func checkRaces(acks []Ack, histories map[string][]Event, races []Race, add func
 		return nil
 	}
 	ackedKeys := map[string]map[string]bool{} // race id -> keys acknowledged
+	raceAcks := map[string][]Ack{}            // race id -> every answer its racers got
 	for _, a := range acks {
-		if a.Race != "" && a.OK() {
+		if a.Race == "" {
+			continue
+		}
+		raceAcks[a.Race] = append(raceAcks[a.Race], a)
+		if a.OK() {
 			if ackedKeys[a.Race] == nil {
 				ackedKeys[a.Race] = map[string]bool{}
 			}
@@ -181,10 +199,14 @@ func checkRaces(acks []Ack, histories map[string][]Event, races []Race, add func
 		}
 		st.Races++
 		var won []string
-		for _, e := range histories[r.OrderID] {
-			for _, k := range r.Keys {
-				if e.IdempotencyKey == k {
-					won = append(won, k)
+		if r.Timer != "" {
+			won = checkTimerRace(r, histories[r.OrderID], raceAcks[r.ID], add)
+		} else {
+			for _, e := range histories[r.OrderID] {
+				for _, k := range r.Keys {
+					if e.IdempotencyKey == k {
+						won = append(won, k)
+					}
 				}
 			}
 		}
@@ -193,6 +215,9 @@ func checkRaces(acks []Ack, histories map[string][]Event, races []Race, add func
 			st.NoWin++
 		case 1:
 			st.OneWin++
+			if r.Timer != "" && won[0] == r.Timer {
+				st.TimerWin++
+			}
 		default:
 			if !r.Exclusive {
 				st.Serial++
@@ -211,6 +236,66 @@ func checkRaces(acks []Ack, histories map[string][]Event, races []Race, add func
 		out = append(out, *byKind[k])
 	}
 	return out
+}
+
+// checkTimerRace returns the outcomes of a race against a timer (its keys, or r.Timer for
+// the timer's event) found in h after the event of r.After, and reports racers whose
+// answer disagrees with them: a 2xx must be its key's event at the acknowledged version,
+// a 409 needs the timer's event in the history.
+func checkTimerRace(r Race, h []Event, answers []Ack, add func(kind, order, format string, args ...any)) []string {
+	start := -1
+	for i, e := range h {
+		if r.After != "" && e.IdempotencyKey == r.After {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		// The command that armed the timer is not in the history (a lost ack, reported
+		// by the ack check, or never applied): there was no race to win.
+		return nil
+	}
+	var won []string
+	timerWon := false
+	winner := map[string]Event{}
+	for _, e := range h[start+1:] {
+		if e.Type == h[start].Type {
+			break // armed again: a later round, not this race
+		}
+		if e.Type == r.Timer {
+			won = append(won, r.Timer)
+			timerWon = true
+			continue
+		}
+		if slices.Contains(r.Keys, e.IdempotencyKey) {
+			won = append(won, e.IdempotencyKey)
+			winner[e.IdempotencyKey] = e
+		}
+	}
+	for _, a := range answers {
+		if !slices.Contains(r.Keys, a.Key) {
+			continue
+		}
+		switch {
+		case a.OK():
+			e, ok := winner[a.Key]
+			if !ok || e.Version != a.Version {
+				add(ViolationRaceAnswer, r.OrderID, "race %s (%s): %s key %q acknowledged at v%d, but the history after %q has %s",
+					r.ID, r.Kind, a.Op, a.Key, a.Version, r.After, describeOutcomes(won))
+			}
+		case a.HTTP == http.StatusConflict && !timerWon:
+			add(ViolationRaceAnswer, r.OrderID, "race %s (%s): %s key %q refused with 409, but the history after %q has %s",
+				r.ID, r.Kind, a.Op, a.Key, r.After, describeOutcomes(won))
+		}
+	}
+	return won
+}
+
+func describeOutcomes(won []string) string {
+	if len(won) == 0 {
+		return "no outcome"
+	}
+	return strings.Join(won, ", ")
 }
 
 func eventWithKey(h []Event, key string) (Event, bool) {

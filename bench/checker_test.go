@@ -126,3 +126,94 @@ func TestCheckCountsRaceWinners(t *testing.T) {
 		t.Fatalf("two acknowledged winners passed: %s", res.Summary())
 	}
 }
+
+// expiryRun is an order paid and then raced by a confirm against the payment's expiry:
+// outcome is the event that followed PaymentSubmitted ("PaymentConfirmed" with the
+// confirm's key, or "PaymentExpired" with the timer's), and the confirm's answer agrees.
+func expiryRun(outcome string) ([]Ack, map[string][]Event, []Race) {
+	h := []Event{
+		{Version: 1, Type: "OrderCreated", To: stateCreated, IdempotencyKey: "kc"},
+		{Version: 2, Type: "PaymentSubmitted", From: stateCreated, To: statePaying, IdempotencyKey: "kp"},
+	}
+	acks := []Ack{
+		{Op: OpCreate, OrderID: "o1", Key: "kc", HTTP: 201, Version: 1, State: stateCreated},
+		{Op: OpPay, OrderID: "o1", Key: "kp", HTTP: 200, Version: 2, State: statePaying},
+	}
+	switch outcome {
+	case "PaymentConfirmed":
+		h = append(h, Event{Version: 3, Type: outcome, From: statePaying, To: statePaid, IdempotencyKey: "kx"})
+		acks = append(acks, Ack{Op: OpConfirm, OrderID: "o1", Key: "kx", HTTP: 200, Version: 3, State: statePaid, Race: "r1"})
+	case "PaymentExpired":
+		h = append(h, Event{Version: 3, Type: outcome, From: statePaying, To: stateClosed, IdempotencyKey: "expire-1"})
+		acks = append(acks, Ack{Op: OpConfirm, OrderID: "o1", Key: "kx", HTTP: 409, Code: "40900", Race: "r1"})
+	}
+	races := []Race{{ID: "r1", Kind: raceConfirmExpiry, OrderID: "o1", Keys: []string{"kx"}, Exclusive: true,
+		After: "kp", Timer: "PaymentExpired"}}
+	return acks, map[string][]Event{"o1": h}, races
+}
+
+func TestCheckConfirmVsExpiryOneWinnerPasses(t *testing.T) {
+	for _, outcome := range []string{"PaymentConfirmed", "PaymentExpired"} {
+		res := Check(expiryRun(outcome))
+		if !res.Pass || len(res.Races) != 1 {
+			t.Fatalf("%s won: %s %+v", outcome, res.Summary(), res.Violations)
+		}
+		rs := res.Races[0]
+		wantTimer := 0
+		if outcome == "PaymentExpired" {
+			wantTimer = 1
+		}
+		if rs.Kind != raceConfirmExpiry || rs.Races != 1 || rs.OneWin != 1 || rs.TimerWin != wantTimer {
+			t.Fatalf("%s won: %+v", outcome, rs)
+		}
+	}
+	// The confirm failed (no answer) and the deadline has not been swept yet: no winner,
+	// which is allowed, as for the other races.
+	acks, hist, races := expiryRun("")
+	acks = append(acks, Ack{Op: OpConfirm, OrderID: "o1", Key: "kx", HTTP: 0, Code: "transport", Race: "r1"})
+	if res := Check(acks, hist, races); !res.Pass || res.Races[0].NoWin != 1 {
+		t.Fatalf("no winner: %s %+v", res.Summary(), res.Races)
+	}
+	// A later round (paid again after a failed payment) does not count for this race.
+	acks, hist, races = expiryRun("PaymentExpired")
+	hist["o1"][2] = Event{Version: 3, Type: "PaymentFailed", From: statePaying, To: stateCreated, IdempotencyKey: "kf"}
+	hist["o1"] = append(hist["o1"],
+		Event{Version: 4, Type: "PaymentSubmitted", From: stateCreated, To: statePaying, IdempotencyKey: "kp2"},
+		Event{Version: 5, Type: "PaymentExpired", From: statePaying, To: stateClosed, IdempotencyKey: "expire-2"})
+	acks[len(acks)-1] = Ack{Op: OpConfirm, OrderID: "o1", Key: "kx", HTTP: 0, Code: "transport", Race: "r1"}
+	if res := Check(acks, hist, races); !res.Pass || res.Races[0].NoWin != 1 {
+		t.Fatalf("later round: %s %+v", res.Summary(), res.Races)
+	}
+}
+
+func TestCheckConfirmVsExpiryCatchesViolations(t *testing.T) {
+	cases := []struct {
+		name  string
+		plant func(acks []Ack, hist map[string][]Event) []Ack
+		want  string
+	}{
+		{"both confirmed and expired after one payment", func(a []Ack, h map[string][]Event) []Ack {
+			h["o1"] = append(h["o1"], Event{Version: 4, Type: "PaymentExpired", From: statePaid, To: stateClosed, IdempotencyKey: "expire-1"})
+			return a
+		}, ViolationRaceWinners},
+		{"confirm acknowledged but the expiry won", func(a []Ack, h map[string][]Event) []Ack {
+			h["o1"][2] = Event{Version: 3, Type: "PaymentExpired", From: statePaying, To: stateClosed, IdempotencyKey: "expire-1"}
+			return a
+		}, ViolationRaceAnswer},
+		{"confirm refused with 409 but nothing expired", func(a []Ack, h map[string][]Event) []Ack {
+			h["o1"] = h["o1"][:2]
+			a[2] = Ack{Op: OpConfirm, OrderID: "o1", Key: "kx", HTTP: 409, Code: "40900", Race: "r1"}
+			return a
+		}, ViolationRaceAnswer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			acks, hist, races := expiryRun("PaymentConfirmed")
+			acks = tc.plant(acks, hist)
+			res := Check(acks, hist, races)
+			if res.Pass || res.Counts[tc.want] == 0 {
+				t.Fatalf("want a %s violation, got %s %+v", tc.want, res.Summary(), res.Violations)
+			}
+		})
+	}
+}

@@ -65,6 +65,8 @@ type orderView struct {
 	ID      string `json:"id"`
 	Status  string `json:"status"`
 	Version int64  `json:"version"`
+	// PaymentDeadline is set while PAYING (the server's clock).
+	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
 }
 
 // newHTTPClient returns a client sized for the concurrency cap, so connections are reused

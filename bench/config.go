@@ -35,6 +35,10 @@ type Config struct {
 
 	HotOrders int // hot: orders raced on at once
 	Racers    int // hot: concurrent requests per race
+	// PaymentTimeout is the payment timeout the system under test was started with
+	// (`ordermesh node --payment-timeout`). When > 0, hot also races confirm-payment
+	// against the payment's expiry; 0 means unknown: no expiry races.
+	PaymentTimeout time.Duration
 
 	ReadCreateShare float64 // read: share of creates among gets and lists
 
@@ -83,6 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.RefundShare, "refund-share", c.RefundShare, "lifecycle: share refunded")
 	fs.IntVar(&c.HotOrders, "hot-orders", c.HotOrders, "hot: orders raced on at once")
 	fs.IntVar(&c.Racers, "racers", c.Racers, "hot: concurrent requests per race")
+	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "hot: the --payment-timeout the system under test runs with; > 0 adds confirm-vs-expiry races (0: unknown, none)")
 	fs.Float64Var(&c.ReadCreateShare, "read-create-share", c.ReadCreateShare, "read: share of creates")
 	fs.StringVar(&c.Chaos, "chaos", c.Chaos, `chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2" (times from the start of the run, node = index in --targets)`)
 }
@@ -117,6 +122,9 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("shares must be within 0..1"))
 			break
 		}
+	}
+	if c.PaymentTimeout < 0 {
+		errs = append(errs, errors.New("payment timeout must not be negative"))
 	}
 	if c.Scenario == "hot" && (c.HotOrders < 1 || c.Racers < 2) {
 		errs = append(errs, errors.New("hot needs --hot-orders >= 1 and --racers >= 2"))

@@ -13,11 +13,19 @@ import (
 // list, events, readyz) for end-to-end tests of the harness, with the same envelope,
 // idempotency and 409 semantics. loseEvery > 0 makes it acknowledge every n-th action
 // without storing its event: a planted bug the checker must catch.
+//
+// paymentTimeout > 0 arms a payment deadline on pay; the fake expires it on access: when
+// an order is touched (action, get, events) after its deadline while still PAYING, it
+// first appends PaymentExpired, as the node's timers would have. expireBoth plants a bug:
+// an expiry that also lands after a confirm (both outcomes of the race).
 type fakeAPI struct {
-	mu        sync.Mutex
-	orders    map[string]*fakeOrder
-	loseEvery int
-	actions   int
+	mu             sync.Mutex
+	orders         map[string]*fakeOrder
+	loseEvery      int
+	actions        int
+	paymentTimeout time.Duration
+	expireBoth     bool
+	now            func() time.Time // nil: time.Now
 }
 
 type fakeOrder struct {
@@ -25,6 +33,27 @@ type fakeOrder struct {
 	status    string
 	events    []Event
 	answers   map[string]orderView // idempotency key -> original answer
+	deadline  time.Time            // payment deadline while PAYING (and after, for expireBoth)
+}
+
+func (f *fakeAPI) clock() time.Time {
+	if f.now != nil {
+		return f.now()
+	}
+	return time.Now()
+}
+
+// expire appends PaymentExpired to o when its deadline has passed. Callers hold f.mu.
+func (f *fakeAPI) expire(o *fakeOrder) {
+	if o.deadline.IsZero() || f.clock().Before(o.deadline) {
+		return
+	}
+	if o.status != statePaying && !(f.expireBoth && o.status == statePaid) {
+		return
+	}
+	o.events = append(o.events, Event{Version: int64(len(o.events)) + 1, Type: "PaymentExpired", From: o.status, To: stateClosed,
+		IdempotencyKey: "expire-" + o.deadline.Format(time.RFC3339Nano)})
+	o.status, o.deadline = stateClosed, time.Time{}
 }
 
 func newFakeAPI() *fakeAPI { return &fakeAPI{orders: map[string]*fakeOrder{}} }
@@ -67,6 +96,7 @@ func (f *fakeAPI) handler() http.Handler {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if o := f.orders[r.PathValue("id")]; o != nil {
+			f.expire(o)
 			reply(w, 200, 0, orderView{ID: o.id, Status: o.status, Version: int64(len(o.events))})
 			return
 		}
@@ -76,6 +106,7 @@ func (f *fakeAPI) handler() http.Handler {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if o := f.orders[r.PathValue("id")]; o != nil {
+			f.expire(o)
 			reply(w, 200, 0, map[string]any{"events": o.events})
 			return
 		}
@@ -100,6 +131,9 @@ func (f *fakeAPI) handler() http.Handler {
 			reply(w, 200, 0, v)
 			return
 		}
+		if !f.expireBoth || event != "PaymentConfirmed" {
+			f.expire(o) // the planted bug: a confirm does not look at the deadline
+		}
 		to, ok := legal(o.status, event)
 		if !ok {
 			reply(w, 409, 40900, nil)
@@ -112,6 +146,13 @@ func (f *fakeAPI) handler() http.Handler {
 			o.events = append(o.events, Event{Version: version, Type: event, To: to, IdempotencyKey: key})
 		}
 		o.answers[key] = orderView{ID: o.id, Status: to, Version: version}
+		switch {
+		case to == statePaying && f.paymentTimeout > 0:
+			o.deadline = f.clock().Add(f.paymentTimeout).Truncate(time.Microsecond)
+			o.answers[key] = orderView{ID: o.id, Status: to, Version: version, PaymentDeadline: o.deadline}
+		case !f.expireBoth || to != statePaid:
+			o.deadline = time.Time{}
+		}
 		time.Sleep(time.Millisecond) // widen the window in which racers overlap
 		reply(w, 200, 0, o.answers[key])
 	})

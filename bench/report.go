@@ -164,8 +164,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if r.Check != nil {
 		for _, rs := range r.Check.Races {
-			fmt.Fprintf(w, "race %-24s %4d races: %d one winner, %d no winner, %d both applied in order, %d several winners\n",
-				rs.Kind, rs.Races, rs.OneWin, rs.NoWin, rs.Serial, rs.MultiWin)
+			fmt.Fprintln(w, rs)
 		}
 		for _, v := range r.Check.Violations {
 			fmt.Fprintf(w, "violation %s order %s: %s\n", v.Kind, v.OrderID, v.Detail)
@@ -173,6 +172,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "check %s\n", r.Check.Summary())
 	}
 	return nil
+}
+
+// String is the race's line in the text report.
+func (rs RaceStats) String() string {
+	expiry := ""
+	if rs.Kind == raceConfirmExpiry {
+		expiry = fmt.Sprintf(" (expiry won %d, confirm won %d)", rs.TimerWin, rs.OneWin-rs.TimerWin)
+	}
+	return fmt.Sprintf("race %-24s %4d races: %d one winner, %d no winner, %d both applied in order, %d several winners%s",
+		rs.Kind, rs.Races, rs.OneWin, rs.NoWin, rs.Serial, rs.MultiWin, expiry)
 }
 
 func codes(m map[string]int64) string {

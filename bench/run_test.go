@@ -107,3 +107,55 @@ func TestRunRejectsABadConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// hotExpiryConfig runs hot long and fast enough for a few confirm-vs-expiry races.
+func hotExpiryConfig(url string) Config {
+	cfg := quickConfig(url, "hot")
+	cfg.HotOrders = 2
+	cfg.Rate = 300
+	cfg.Duration = 1500 * time.Millisecond
+	cfg.PaymentTimeout = 200 * time.Millisecond
+	return cfg
+}
+
+func TestRunHotRacesConfirmAgainstExpiry(t *testing.T) {
+	api := newFakeAPI()
+	api.paymentTimeout = 200 * time.Millisecond
+	srv := httptest.NewServer(api.handler())
+	defer srv.Close()
+	rep, err := Run(context.Background(), hotExpiryConfig(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Check.Pass {
+		t.Fatalf("check: %s %+v %+v", rep.Check.Summary(), rep.Check.Violations, rep.Check.Races)
+	}
+	var expiry RaceStats
+	for _, rs := range rep.Check.Races {
+		if rs.Kind == raceConfirmExpiry {
+			expiry = rs
+		}
+	}
+	t.Logf("confirm vs expiry: %+v", expiry)
+	if expiry.Races == 0 || expiry.OneWin != expiry.Races {
+		t.Fatalf("confirm vs expiry: %+v (all races: %+v)", expiry, rep.Check.Races)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "race "+raceConfirmExpiry) {
+		t.Fatalf("text report (%v):\n%s", err, text.String())
+	}
+}
+
+func TestRunHotCatchesAConfirmThatIgnoresTheExpiry(t *testing.T) {
+	api := newFakeAPI()
+	api.paymentTimeout, api.expireBoth = 200*time.Millisecond, true
+	srv := httptest.NewServer(api.handler())
+	defer srv.Close()
+	rep, err := Run(context.Background(), hotExpiryConfig(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Check.Pass || rep.Check.Counts[ViolationRaceWinners] == 0 {
+		t.Fatalf("both outcomes passed: %s %+v", rep.Check.Summary(), rep.Check.Races)
+	}
+}

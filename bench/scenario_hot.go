@@ -21,10 +21,26 @@ import (
 // Rounds on one slot are serialised: a race must start from a known state for "exactly
 // one winner" to be judged. An arrival that finds its slot busy waits, and that wait is
 // part of its measured latency, as it would be for any queued request.
+//
+// With PaymentTimeout set, every expiryEvery-th arrival races confirm-payment against the
+// payment's expiry instead: it creates and pays an order of its own (no slot, so nobody
+// queues behind it), waits on its own goroutine until the payment deadline the server
+// answered (± a little jitter), then confirms. The node's timers close the order at the
+// deadline (its sweeper within a second after), so exactly one of PaymentConfirmed and
+// PaymentExpired may follow PaymentSubmitted, and the confirm's answer must agree.
 type hotScenario struct {
 	slots          []*hotSlot
 	racersPerRound int
+	expiryEvery    int           // 0: no confirm-vs-expiry races
+	paymentTimeout time.Duration // the system under test's --payment-timeout
 }
+
+// hotExpiryEvery is how many arrivals make one confirm-vs-expiry race, so that those (three
+// requests each, mostly waiting) stay a small part of the load.
+const hotExpiryEvery = 20
+
+// maxExpiryJitter bounds how far from the deadline the confirm is aimed.
+const maxExpiryJitter = 100 * time.Millisecond
 
 type hotSlot struct {
 	lock  chan struct{} // a mutex that a cancelled wait can give up on
@@ -40,12 +56,23 @@ const (
 	racePayVsCancel   = "pay vs cancel"
 	raceConfirmCancel = "confirm vs cancel"
 	raceConfirmFail   = "confirm vs fail-payment"
+	raceConfirmExpiry = "confirm vs expiry"
 )
 
-func (s *hotScenario) requestsPerArrival() float64 { return float64(s.racersPerRound) + 0.3 } // + the occasional create
+func (s *hotScenario) requestsPerArrival() float64 {
+	slot := float64(s.racersPerRound) + 0.3 // + the occasional create
+	if s.expiryEvery == 0 {
+		return slot
+	}
+	n := float64(s.expiryEvery)
+	return slot*(n-1)/n + 3/n // create, pay, confirm
+}
 
 func (s *hotScenario) setup(ctx context.Context, r *runner) error {
 	s.racersPerRound = r.cfg.Racers
+	if r.cfg.PaymentTimeout > 0 {
+		s.expiryEvery, s.paymentTimeout = hotExpiryEvery, r.cfg.PaymentTimeout
+	}
 	for k := range r.cfg.HotOrders {
 		sl := &hotSlot{lock: make(chan struct{}, 1), owner: r.shopper(k)}
 		if !s.renew(r, sl, fmt.Sprintf("setup%d", k), r.clock.Now(), nil) {
@@ -75,6 +102,10 @@ func (s *hotScenario) renew(r *runner, sl *hotSlot, tag string, intended time.Ti
 }
 
 func (s *hotScenario) arrive(ctx context.Context, r *runner, i int, intended time.Time) {
+	if s.expiryEvery > 0 && i%s.expiryEvery == s.expiryEvery-1 {
+		s.raceExpiry(ctx, r, i, intended)
+		return
+	}
 	sl := s.slots[i%len(s.slots)]
 	select {
 	case sl.lock <- struct{}{}:
@@ -154,4 +185,44 @@ func (s *hotScenario) arrive(ctx context.Context, r *runner, i int, intended tim
 			sl.state = v.Status
 		}
 	}
+}
+
+// raceExpiry is one confirm-vs-expiry race on a fresh order: create, pay, then, at the
+// payment deadline ± jitter, confirm. It runs on the arrival's own goroutine, so its wait
+// holds up no other arrival; if the run ends first it gives up without a race.
+func (s *hotScenario) raceExpiry(ctx context.Context, r *runner, i int, intended time.Time) {
+	owner := r.shopper(i)
+	id := r.key("race", i)
+	rng := r.sessionRand(i)
+	resp, t := r.exec(createCall(owner, id+"-create", rng), intended)
+	var v orderView
+	if !resp.OK() || json.Unmarshal(resp.Data, &v) != nil || v.ID == "" || ctx.Err() != nil {
+		return
+	}
+	order := v.ID
+	payKey := id + "-pay"
+	resp, t = r.exec(command(OpPay, order, owner, payKey), t)
+	v = orderView{}
+	if !resp.OK() || json.Unmarshal(resp.Data, &v) != nil || v.Status != statePaying {
+		return
+	}
+	deadline := v.PaymentDeadline
+	if deadline.IsZero() {
+		deadline = t.Add(s.paymentTimeout) // no deadline in the answer: the latest it can be
+	}
+	if d := deadline.Sub(t); d > 2*s.paymentTimeout+time.Second || d < -time.Second {
+		// The server's timeout is not the one we were told (or the clocks disagree):
+		// waiting for this deadline would not race anything.
+		return
+	}
+	jitter := min(maxExpiryJitter, s.paymentTimeout/4)
+	at := deadline.Add(time.Duration(rng.Int64N(int64(2*jitter)+1)) - jitter)
+	if r.clock.SleepUntil(ctx, at) != nil {
+		return
+	}
+	confirm := command(OpConfirm, order, r.operator, id+"-confirm")
+	confirm.race, confirm.expect409 = id, true
+	r.addRace(Race{ID: id, Kind: raceConfirmExpiry, OrderID: order, Keys: []string{confirm.key},
+		Exclusive: true, After: payKey, Timer: "PaymentExpired"})
+	r.exec(confirm, at)
 }

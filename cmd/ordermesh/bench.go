@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ordermesh/ordermesh/bench"
 )
@@ -65,7 +66,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	}
 	cfg.Progress = os.Stderr
 	if *local > 0 {
-		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out)
+		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out, localExtras(&cfg)...)
 		if err != nil {
 			return err
 		}
@@ -86,6 +87,24 @@ func runBenchRun(ctx context.Context, args []string) error {
 		return errors.New("bench: consistency check FAILED")
 	}
 	return nil
+}
+
+// hotPaymentTimeout is the payment timeout of the systems bench starts itself for the hot
+// scenario: short enough that confirm-vs-expiry races happen every few seconds.
+const hotPaymentTimeout = 2 * time.Second
+
+// localExtras returns the extra arguments of the nodes (and baseline) bench starts itself
+// for cfg, and sets cfg.PaymentTimeout to match. hot runs them with a short payment
+// timeout (--payment-timeout, or hotPaymentTimeout) so that it can race confirm against
+// expiry; other scenarios keep the nodes' default unless --payment-timeout is given.
+func localExtras(cfg *bench.Config) []string {
+	if cfg.Scenario == "hot" && cfg.PaymentTimeout == 0 {
+		cfg.PaymentTimeout = hotPaymentTimeout
+	}
+	if cfg.PaymentTimeout <= 0 {
+		return nil
+	}
+	return []string{"--payment-timeout", cfg.PaymentTimeout.String()}
 }
 
 func runBenchCheck(ctx context.Context, args []string) error {

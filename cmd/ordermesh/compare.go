@@ -81,6 +81,7 @@ func runCompare(args []string) error {
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
+	extra := localExtras(&cc.run) // hot: both systems with a short payment timeout
 
 	systems := []struct {
 		name  string
@@ -96,7 +97,7 @@ func runCompare(args []string) error {
 	}
 	results := make([]systemResult, len(systems))
 	for i, sys := range systems {
-		l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, fmt.Sprintf("logs-%d", i)))
+		l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, fmt.Sprintf("logs-%d", i)), extra...)
 		if err != nil {
 			return err
 		}
@@ -237,6 +238,15 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 	for _, r := range rs {
 		if r.Report.Check != nil {
 			fmt.Fprintf(w, "%s: check %s\n", r.Name, strings.TrimSpace(r.Report.Check.Summary()))
+		}
+	}
+	for _, r := range rs {
+		if r.Report.Check == nil || len(r.Report.Check.Races) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s:\n", r.Name)
+		for _, race := range r.Report.Check.Races {
+			fmt.Fprintln(w, race)
 		}
 	}
 }

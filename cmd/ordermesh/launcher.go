@@ -27,7 +27,7 @@ type launcher struct {
 	store  string
 	secret string
 	logDir string
-	extra  []string
+	extra  []string // appended to every child's arguments (nodes and baseline), e.g. --payment-timeout
 
 	mu    sync.Mutex
 	nodes []*child // in the order the bench knows them; stopped ones stay in place
@@ -108,6 +108,7 @@ func (l *launcher) startBaseline(ctx context.Context) (string, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		httpAddr := freeLocalAddr()
 		args := []string{"baseline", "--demo", "--http", httpAddr, "--store", l.store, "--jwt-secret", l.secret, "--log-level", "warn"}
+		args = append(args, l.extra...)
 		c, err := l.spawn(ctx, "baseline", "http://"+httpAddr, args)
 		if errors.Is(err, errPortInUse) {
 			continue
@@ -262,8 +263,9 @@ func (l *launcher) targets() []string {
 }
 
 // startLocal starts an n-node cluster on store (a throwaway PostgreSQL when empty) for
-// `ordermesh bench run --local n`. stop ends the nodes and the server.
-func startLocal(ctx context.Context, n int, store, out string) (*launcher, func(), error) {
+// `ordermesh bench run --local n`; extra is appended to every node's arguments. stop ends
+// the nodes and the server.
+func startLocal(ctx context.Context, n int, store, out string, extra ...string) (*launcher, func(), error) {
 	var cleanup []func()
 	stopAll := func() {
 		for i := len(cleanup) - 1; i >= 0; i-- {
@@ -290,7 +292,7 @@ func startLocal(ctx context.Context, n int, store, out string) (*launcher, func(
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, "logs"))
+	l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, "logs"), extra...)
 	if err != nil {
 		stopAll()
 		return nil, nil, err
