@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/edge"
@@ -55,37 +50,11 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "Usage: ordermesh baseline [flags]\n\n"+
-			"Starts the classic stateless design for comparison: the same HTTP API as a node, with every\n"+
-			"order transition one PostgreSQL statement (no actors, no group commit). Several may run\n"+
-			"behind a load balancer.\n\nFlags (each also read from the environment variable shown):\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" && f.DefValue != "false" {
-				def = fmt.Sprintf(" (default %s)", f.DefValue)
-			}
-			fmt.Fprintf(out, "  --%s\n    \t%s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
-		})
-	}
-	// Environment first, so that flags on the command line override it.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithEnv(fs, args, "Usage: ordermesh baseline [flags]\n\n"+
+		"Starts the classic stateless design for comparison: the same HTTP API as a node, with every\n"+
+		"order transition one PostgreSQL statement (no actors, no group commit). Several may run\n"+
+		"behind a load balancer.\n"); err != nil {
 		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		return c, fmt.Errorf("--store must be a postgres:// URL: the baseline is the PostgreSQL design")
@@ -115,26 +84,12 @@ func runBaseline(args []string) error {
 		return err
 	}
 	defer svc.Close()
-	if cfg.Demo {
-		if err := edge.SeedDemoUsers(ctx, svc); err != nil {
-			return fmt.Errorf("seeding demo users: %w", err)
-		}
-	}
-	catalog := edge.DemoCatalog()
-	if cfg.Catalog != "" {
-		if catalog, err = edge.LoadCatalog(cfg.Catalog); err != nil {
-			return err
-		}
-	}
-	secret := []byte(cfg.JWTSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other processes reject them")
+	catalog, secret, err := edgeSetup(ctx, logger, svc, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
+	if err != nil {
+		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{

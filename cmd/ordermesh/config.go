@@ -59,9 +59,16 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n")
+	return c, err
+}
+
+// parseWithEnv parses args into fs after applying each flag's ORDERMESH_* environment
+// variable, so the command line wins; its usage lists every flag with its variable.
+func parseWithEnv(fs *flag.FlagSet, args []string, intro string) error {
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n\nFlags (each also read from the environment variable shown):\n")
+		fmt.Fprintf(out, "%s\nFlags (each also read from the environment variable shown):\n", intro)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
 			if f.DefValue != "" && f.DefValue != "false" {
@@ -70,7 +77,6 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 			fmt.Fprintf(out, "  --%s\n    \t%s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
 		})
 	}
-	// Environment first, so that flags on the command line override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
@@ -80,13 +86,13 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 		}
 	})
 	if envErr != nil {
-		return c, envErr
+		return envErr
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return c, nil
+	return nil
 }

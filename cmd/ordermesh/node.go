@@ -46,26 +46,12 @@ func runNode(args []string) error {
 		return err
 	}
 	defer store.Close()
-	if cfg.Demo {
-		if err := edge.SeedDemoUsers(ctx, store); err != nil {
-			return fmt.Errorf("seeding demo users: %w", err)
-		}
-	}
-	catalog := edge.DemoCatalog()
-	if cfg.Catalog != "" {
-		if catalog, err = edge.LoadCatalog(cfg.Catalog); err != nil {
-			return err
-		}
-	}
-	secret := []byte(cfg.JWTSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other nodes reject them")
+	catalog, secret, err := edgeSetup(ctx, logger, store, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
+	if err != nil {
+		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	metrics := cluster.NewMetrics(reg)
 
 	var join []string
@@ -204,4 +190,35 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// edgeSetup does what every process serving the edge does before it starts: seed the
+// demo users if asked, load the catalog, and settle the token secret.
+func edgeSetup(ctx context.Context, logger *slog.Logger, users persistence.Users, demo bool, catalogPath, jwtSecret string) (*edge.Catalog, []byte, error) {
+	if demo {
+		if err := edge.SeedDemoUsers(ctx, users); err != nil {
+			return nil, nil, fmt.Errorf("seeding demo users: %w", err)
+		}
+	}
+	catalog := edge.DemoCatalog()
+	if catalogPath != "" {
+		var err error
+		if catalog, err = edge.LoadCatalog(catalogPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	secret := []byte(jwtSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other processes reject them")
+	}
+	return catalog, secret, nil
+}
+
+// newRegistry is the Prometheus registry a process serves on /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
