@@ -169,9 +169,10 @@ func (l *lookup) Activations() int64 { return l.count.Load() }
 // the grain's own ownership check, so callers re-resolve.
 func (l *lookup) disown() int {
 	var moved []*actor.PID
+	active, self, draining := l.members.View().Active(), l.members.Self().ID, l.draining.Load()
 	l.mu.Lock()
 	for id, pid := range l.active {
-		if !l.owns(id) {
+		if o, ok := Owner(active, id); draining || !ok || o.ID != self {
 			moved = append(moved, pid)
 		}
 	}

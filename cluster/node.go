@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,7 @@ type Node struct {
 	started  time.Time
 
 	topology  chan struct{} // signals a view change to the disown loop
+	lastView  atomic.Uint64 // version of the last view handed to the disown loop
 	done      chan struct{} // closed by Stop
 	drainReq  chan struct{} // closed when a drain is requested (API, peer, signal)
 	drainOnce sync.Once
@@ -188,6 +190,11 @@ func startMember(c *pcluster.Cluster) (err error) {
 func (n *Node) onView(v View) {
 	if n.cfg.Metrics != nil {
 		n.cfg.Metrics.observeView(v)
+	}
+	// The membership re-sends its view every second; only a change can move orders, and
+	// checking every local grain holds the lookup's lock, so skip the unchanged ones.
+	if v.Version == n.lastView.Swap(v.Version) {
+		return
 	}
 	select {
 	case n.topology <- struct{}{}:
