@@ -31,10 +31,27 @@ type View struct {
 	// Hash identifies the membership (ids and states): nodes that agree on the cluster
 	// have the same Hash.
 	Hash uint64
+
+	active []MemberInfo // the active members, computed once by newView
 }
 
-// Active returns the members that own orders.
+// newView builds the view of members (sorted by ID) at a version.
+func newView(members []MemberInfo, version uint64) View {
+	v := View{Members: members, Version: version, Hash: viewHash(members)}
+	v.active = v.computeActive()
+	return v
+}
+
+// Active returns the members that own orders. It is called for every request, so a view
+// built by newView answers from a list computed once; the result must not be modified.
 func (v View) Active() []MemberInfo {
+	if v.active != nil || len(v.Members) == 0 {
+		return v.active
+	}
+	return v.computeActive()
+}
+
+func (v View) computeActive() []MemberInfo {
 	out := make([]MemberInfo, 0, len(v.Members))
 	for _, m := range v.Members {
 		if m.State == StateActive {

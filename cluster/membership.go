@@ -446,7 +446,7 @@ func (m *Membership) rebuild() View {
 	slices.SortFunc(members, func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) })
 
 	prev := m.view.Load()
-	v := View{Members: members, Version: prev.Version, Hash: viewHash(members)}
+	v := newView(members, prev.Version)
 	if !sameMembers(prev.Members, members) {
 		v.Version++
 		m.log.Debug("membership changed", "version", v.Version, "members", len(members))
@@ -463,8 +463,7 @@ func sameMembers(a, b []MemberInfo) bool {
 	})
 }
 
-// viewHash is FNV-1a 64 over "id\x00state" pairs joined by "\x00", in ID order. For a
-// single member it equals soloHash, so a lone node hashes the same either way.
+// viewHash is FNV-1a 64 over "id\x00state" pairs joined by "\x00", in ID order.
 func viewHash(members []MemberInfo) uint64 {
 	h := fnv.New64a()
 	for i, mi := range members {

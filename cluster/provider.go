@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -36,7 +35,7 @@ func (s *solo) Self() MemberInfo {
 func (s *solo) View() View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return View{Members: []MemberInfo{s.self}, Version: s.ver, Hash: soloHash(s.self)}
+	return newView([]MemberInfo{s.self}, s.ver)
 }
 
 func (s *solo) SetState(st MemberState) error {
@@ -71,9 +70,3 @@ func (soloProvider) StartClient(*pcluster.Cluster) error { return nil }
 
 // Shutdown has nothing to leave.
 func (soloProvider) Shutdown(bool) error { return nil }
-
-func soloHash(m MemberInfo) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(m.ID + "\x00" + string(m.State)))
-	return h.Sum64()
-}
