@@ -11,10 +11,10 @@ import (
 const usage = `ordermesh: an actor-model order processing cluster.
 
 Usage:
-  ordermesh node [flags]    start a node (ordermesh node --help for flags)
-  ordermesh drain [flags]   drain a node and wait until it has left (ordermesh drain --help)
-  ordermesh bench ...       load harness: run, compare, check (ordermesh bench --help)
-  ordermesh baseline [flags] the classic stateless design, for comparison (ordermesh baseline --help)
+  ordermesh node [flags]      start a node (ordermesh node --help for flags)
+  ordermesh drain [flags]     drain a node and wait until it has left (ordermesh drain --help)
+  ordermesh bench ...         load harness: run, compare, check (ordermesh bench --help)
+  ordermesh baseline [flags]  the classic stateless design, for comparison (ordermesh baseline --help)
 `
 
 func main() {
