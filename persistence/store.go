@@ -111,3 +111,8 @@ type Store interface {
 	// Close flushes pending writes and releases the store.
 	Close() error
 }
+
+// BatchObserver is told about every group-commit batch a store writes: how many writes it
+// held, how long it took, and its error (nil when it committed, even if some of its
+// writes were conflicts). It runs on the store's writer goroutine: it must be quick.
+type BatchObserver func(writes int, took time.Duration, err error)

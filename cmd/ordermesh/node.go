@@ -53,6 +53,11 @@ func runNode(args []string) error {
 
 	reg := newRegistry()
 	metrics := cluster.NewMetrics(reg)
+	if o, ok := store.(interface {
+		ObserveBatches(persistence.BatchObserver)
+	}); ok {
+		o.ObserveBatches(metrics.StoreBatch)
+	}
 
 	var join []string
 	if cfg.Join != "" {

@@ -47,10 +47,11 @@ const (
 // Store is the PostgreSQL implementation of persistence.Store. It is safe for
 // concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	queue *batch.Queue
-	now   func() time.Time
-	wg    sync.WaitGroup // flushers
+	pool     *pgxpool.Pool
+	queue    *batch.Queue
+	observed batch.Observer
+	now      func() time.Time
+	wg       sync.WaitGroup // flushers
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed for reads
@@ -152,3 +153,6 @@ func (s *Store) enter() (release func(), err error) {
 	}
 	return s.mu.RUnlock, nil
 }
+
+// ObserveBatches installs f to be told about every batch written (for metrics).
+func (s *Store) ObserveBatches(f persistence.BatchObserver) { s.observed.Set(f) }

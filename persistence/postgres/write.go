@@ -147,7 +147,9 @@ func (s *Store) flush(reqs []*batch.Request) {
 	slices.SortFunc(reqs, func(a, b *batch.Request) int { return strings.Compare(a.Write.Order.ID, b.Write.Order.ID) })
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	start := time.Now()
 	succeeded, err := s.writeBatch(ctx, newBatchArgs(reqs))
+	s.observed.Observe(len(reqs), start, err)
 	for _, r := range reqs {
 		switch {
 		case err != nil:

@@ -43,10 +43,11 @@ const (
 
 // Store is the SQLite implementation of persistence.Store. It is safe for concurrent use.
 type Store struct {
-	write *sql.DB // exactly one connection: SQLite has one writer anyway
-	read  *sql.DB
-	queue *batch.Queue
-	now   func() time.Time
+	write    *sql.DB // exactly one connection: SQLite has one writer anyway
+	read     *sql.DB
+	queue    *batch.Queue
+	observed batch.Observer
+	now      func() time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -190,3 +191,6 @@ func fromMicros(v sql.NullInt64) time.Time {
 	}
 	return time.UnixMicro(v.Int64).UTC()
 }
+
+// ObserveBatches installs f to be told about every batch written (for metrics).
+func (s *Store) ObserveBatches(f persistence.BatchObserver) { s.observed.Set(f) }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/internal/batch"
@@ -54,7 +55,9 @@ type batchStmts struct {
 // queued write whose caller gave up was already dropped by Take.
 func (s *Store) commit(reqs []*batch.Request) {
 	ctx := context.Background()
+	start := time.Now()
 	results, err := s.commitBatch(ctx, reqs)
+	s.observed.Observe(len(reqs), start, err)
 	for i, r := range reqs {
 		if err != nil {
 			r.Complete(err)

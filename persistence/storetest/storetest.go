@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"BadCursor", testBadCursor},
 		{"DuePayments", testDuePayments},
 		{"Users", testUsers},
+		{"ObserveBatches", testObserveBatches},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -674,5 +675,43 @@ func testClose(t *testing.T, s persistence.Store) {
 	}
 	if err := s.PutUser(ctx, persistence.User{Username: "ann"}); !errors.Is(err, persistence.ErrClosed) {
 		t.Errorf("PutUser after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+// testObserveBatches: a store that reports its batches (for metrics) reports every write
+// exactly once, in batches of at least one.
+func testObserveBatches(t *testing.T, s persistence.Store) {
+	o, ok := s.(interface{ ObserveBatches(persistence.BatchObserver) })
+	if !ok {
+		t.Skip("the store does not report batches")
+	}
+	var mu sync.Mutex
+	writes, batches := 0, 0
+	o.ObserveBatches(func(n int, took time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n < 1 || took < 0 || err != nil {
+			t.Errorf("batch of %d took %s: %v", n, took, err)
+		}
+		writes += n
+		batches++
+	})
+	const orders = 40
+	var wg sync.WaitGroup
+	for i := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.WriteOrder(context.Background(), transition(fmt.Sprintf("obs-%d", i), 1, "n1")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	o.ObserveBatches(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if writes != orders || batches < 1 || batches > orders {
+		t.Fatalf("observed %d writes in %d batches, want %d writes", writes, batches, orders)
 	}
 }
