@@ -7,6 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/ordermesh/ordermesh/actors"
 )
 
 // placementName is the name of every node's placement actor, which activates identities
@@ -137,28 +139,35 @@ func (l *lookup) handleActivation(req *pcluster.ActivationRequest) *pcluster.Act
 	return &pcluster.ActivationResponse{Pid: pid}
 }
 
-// Forget drops a cached activation that failed to answer, so the next Get resolves
-// the identity again.
+// Forget drops an activation that failed to answer or answered "retry", so the next Get
+// resolves the identity again. For a local activation that is stopping this matters: a
+// message that reaches its mailbox after it stopped is dropped without an answer, so the
+// retry must go to a fresh activation (the store fences the two), not to the old one.
 func (l *lookup) Forget(identity string, pid *actor.PID) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if cur, ok := l.remote[identity]; ok && cur.Equal(pid) {
 		delete(l.remote, identity)
 	}
-	l.mu.Unlock()
+	l.removeLocal(identity, actors.KindOrder, pid)
 }
 
 // RemovePid forgets a local activation that stopped (called from the grain's middleware).
 func (l *lookup) RemovePid(ci *pcluster.ClusterIdentity, pid *actor.PID) {
 	l.mu.Lock()
-	cur, ok := l.active[ci.Identity]
-	if ok && cur.Equal(pid) {
-		delete(l.active, ci.Identity)
+	defer l.mu.Unlock()
+	l.removeLocal(ci.Identity, ci.Kind, pid)
+}
+
+// removeLocal drops identity's local activation if it is pid; l.mu must be held.
+func (l *lookup) removeLocal(identity, kind string, pid *actor.PID) {
+	if cur, ok := l.active[identity]; ok && cur.Equal(pid) {
+		delete(l.active, identity)
 		l.count.Add(-1)
-		if kind, ok := l.c.TryGetClusterKind(ci.Kind); ok {
-			kind.Dec()
+		if k, ok := l.c.TryGetClusterKind(kind); ok {
+			k.Dec()
 		}
 	}
-	l.mu.Unlock()
 }
 
 // Activations is the number of live local activations.

@@ -68,7 +68,7 @@ func startNode(t testing.TB, store persistence.Orders, tweak func(*actors.GrainC
 	if tweak != nil {
 		tweak(g)
 	}
-	n, err := Start(Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 5 * time.Second})
+	n, err := Start(Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestVersionFenceRejectsStaleActivation(t *testing.T) {
 				t.Fatalf("stale activation answered %v, want CodeUnavailable", err)
 			}
 			var v actors.View
-			eventually(t, 5*time.Second, "a fresh activation on b", func() bool {
+			eventually(t, 10*time.Second, "a fresh activation on b", func() bool {
 				res, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
 				v = res.View
 				return err == nil
