@@ -681,7 +681,9 @@ func testClose(t *testing.T, s persistence.Store) {
 // testObserveBatches: a store that reports its batches (for metrics) reports every write
 // exactly once, in batches of at least one.
 func testObserveBatches(t *testing.T, s persistence.Store) {
-	o, ok := s.(interface{ ObserveBatches(persistence.BatchObserver) })
+	o, ok := s.(interface {
+		ObserveBatches(persistence.BatchObserver)
+	})
 	if !ok {
 		t.Skip("the store does not report batches")
 	}
