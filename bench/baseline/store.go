@@ -2,8 +2,6 @@ package baseline
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/keyset"
 )
 
 // The reads of edge.Store. The edge builds its order views from persistence.Order
@@ -22,12 +21,6 @@ import (
 
 // errReadOnly is WriteOrder's answer: orders change only through Execute.
 var errReadOnly = errors.New("baseline: orders are written only through Execute")
-
-// Page sizes of ListOrders, as the ordermesh stores clamp them.
-const (
-	defaultListLimit = 50
-	maxListLimit     = 1000
-)
 
 const orderColumns = `id, customer, status, version, lines, currency, total, payment_deadline, created_at, updated_at`
 
@@ -80,13 +73,7 @@ func (s *Service) WriteOrder(context.Context, persistence.Write) error {
 // descending), with the same keyset pagination as the ordermesh stores. A cursor not made
 // by this package yields persistence.ErrBadCursor.
 func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
-	limit := q.Limit
-	switch {
-	case limit <= 0:
-		limit = defaultListLimit
-	case limit > maxListLimit:
-		limit = maxListLimit
-	}
+	limit := keyset.Limit(q.Limit)
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -100,11 +87,11 @@ func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (per
 		where = append(where, "status = "+arg(q.Status))
 	}
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
+		c, err := keyset.Decode(q.Cursor)
 		if err != nil {
 			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
 		}
-		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.createdAt), arg(c.id)))
+		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.CreatedAt), arg(c.ID)))
 	}
 	query := `SELECT ` + orderColumns + ` FROM baseline_orders`
 	if len(where) > 0 {
@@ -120,12 +107,7 @@ func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (per
 	if err != nil {
 		return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
 	}
-	if len(orders) <= limit {
-		return persistence.OrderPage{Orders: orders}, nil
-	}
-	orders = orders[:limit]
-	last := orders[limit-1]
-	return persistence.OrderPage{Orders: orders, NextCursor: encodeCursor(cursor{createdAt: last.CreatedAt, id: last.ID})}, nil
+	return keyset.Page(orders, limit), nil
 }
 
 // OrderEvents returns an order's events in version order (empty if it has none).
@@ -154,12 +136,9 @@ func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Eve
 // DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
 // payment deadline is at or before now, earliest deadline first.
 func (s *Service) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM baseline_orders
 		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
-		ORDER BY payment_deadline, id LIMIT $2`, now.UTC(), min(limit, maxListLimit))
+		ORDER BY payment_deadline, id LIMIT $2`, now.UTC(), keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
@@ -171,33 +150,4 @@ func (s *Service) DuePayments(ctx context.Context, now time.Time, limit int) ([]
 		ids = []string{}
 	}
 	return ids, nil
-}
-
-// cursor is a position in the (created_at DESC, id DESC) order: the last row of a page.
-type cursor struct {
-	createdAt time.Time
-	id        string
-}
-
-// cursorV1 prefixes every cursor so the format can change without misreading old ones.
-const cursorV1 = 1
-
-// encodeCursor returns the opaque form of c: base64url of version, unix microseconds, id.
-func encodeCursor(c cursor) string {
-	buf := make([]byte, 0, 1+8+len(c.id))
-	buf = append(buf, cursorV1)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(c.createdAt.UnixMicro()))
-	buf = append(buf, c.id...)
-	return base64.RawURLEncoding.EncodeToString(buf)
-}
-
-// decodeCursor parses a cursor made by encodeCursor; anything else wraps
-// persistence.ErrBadCursor.
-func decodeCursor(s string) (cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) < 1+8+1 || raw[0] != cursorV1 {
-		return cursor{}, fmt.Errorf("decoding cursor: %w", persistence.ErrBadCursor)
-	}
-	micros := int64(binary.BigEndian.Uint64(raw[1:9]))
-	return cursor{createdAt: time.UnixMicro(micros).UTC(), id: string(raw[9:])}, nil
 }

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/persistence"
-	"github.com/ordermesh/ordermesh/persistence/internal/keyset"
 	"github.com/ordermesh/ordermesh/persistence/internal/normalize"
+	"github.com/ordermesh/ordermesh/persistence/keyset"
 )
 
 const orderColumns = `id, customer, status, version, snapshot, payment_deadline, created_at, updated_at`

@@ -1,5 +1,5 @@
-// Package keyset encodes the opaque listing cursors and clamps page sizes, so that both
-// stores paginate identically.
+// Package keyset encodes the opaque listing cursors, clamps page sizes and cuts pages, so
+// that every store (both ordermesh stores and the bench baseline) paginates identically.
 package keyset
 
 import (
