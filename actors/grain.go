@@ -1,3 +1,7 @@
+// Package actors hosts the order domain (package actors/order) on protoactor-go: the
+// grain that owns one order, loads its snapshot, decides each command, writes the result
+// under the store's version fence and only then replies; and the sweeper that fires
+// payment deadlines no active grain is watching.
 package actors
 
 import (
@@ -7,6 +11,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/ordermesh/ordermesh/actors/order"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
@@ -31,11 +37,14 @@ type GrainConfig struct {
 	// cluster. A grain whose order moved away answers "retry" and stops, so a stale
 	// activation never serves a command after its node has seen the move.
 	Owns func(orderID string) bool
+	// Draining, if set, reports whether this node is leaving; a grain that lost its order
+	// because of it says so (retry reason "draining").
+	Draining func() bool
 	// Committed, if set, is called after every durable transition (for live updates and
 	// metrics). It runs on the grain's goroutine: it must not block.
-	Committed func(v View, e Event)
+	Committed func(v order.View, e order.Event)
 	// Outcome, if set, is called once per command with its type and result code.
-	Outcome func(c CommandType, code Code)
+	Outcome func(c order.CommandType, code order.Code)
 }
 
 // NewGrainProps returns the props of the order kind. The grain learns its identity from
@@ -53,7 +62,7 @@ type expireTick struct{ version uint64 }
 type grain struct {
 	cfg    *GrainConfig
 	id     string
-	order  Order
+	order  order.Order
 	loaded bool
 	// stale is set when the store says another activation moved the order on (or a write
 	// ended in an unknown state). The grain then refuses everything until it stops, so
@@ -92,11 +101,11 @@ func (g *grain) load() error {
 	rec, err := g.cfg.Store.LoadOrder(rctx, g.id)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		g.order = Order{ID: g.id}
+		g.order = order.Order{ID: g.id}
 	case err != nil:
 		return err
 	default:
-		o, err := DecodeSnapshot(rec.Snapshot)
+		o, err := orderpb.DecodeSnapshot(rec.Snapshot)
 		if err != nil {
 			return err
 		}
@@ -109,34 +118,43 @@ func (g *grain) load() error {
 	return nil
 }
 
-func (g *grain) unavailable(ctx actor.Context, why string) *orderpb.Reply {
+// unavailable marks the activation stale, stops it, and answers "retry" with reason.
+func (g *grain) unavailable(ctx actor.Context, reason order.Reason, why string) *orderpb.Reply {
 	if !g.stale {
 		g.stale = true
 		ctx.Poison(ctx.Self())
 	}
-	return ReplyError(Errorf(CodeUnavailable, "%s; retry with the same Idempotency-Key", why))
+	return orderpb.ReplyError(order.Unavailable(reason, "%s; retry with the same Idempotency-Key", why))
+}
+
+// moved answers for an order this node no longer owns: it moved, or this node is leaving.
+func (g *grain) moved(ctx actor.Context) *orderpb.Reply {
+	if g.cfg.Draining != nil && g.cfg.Draining() {
+		return g.unavailable(ctx, order.ReasonDraining, "the node hosting the order is draining")
+	}
+	return g.unavailable(ctx, order.ReasonMoved, "order moved to another node")
 }
 
 func (g *grain) get(ctx actor.Context, req *orderpb.GetRequest) *orderpb.Reply {
 	if g.stale {
-		return ReplyError(Errorf(CodeUnavailable, "order %s is moving; retry", g.id))
+		return orderpb.ReplyError(order.Unavailable(order.ReasonMoved, "order %s is moving; retry", g.id))
 	}
 	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
-		return g.unavailable(ctx, "order moved to another node")
+		return g.moved(ctx)
 	}
 	if err := g.load(); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", req.RequestId, "err", err)
-		return ReplyError(Errorf(CodeUnavailable, "order %s could not be loaded; retry", g.id))
+		return orderpb.ReplyError(order.Unavailable(order.ReasonStore, "order %s could not be loaded; retry", g.id))
 	}
-	by := principalFromPB(req.By)
-	if !g.order.Exists() || !CanView(by, &g.order) {
-		return ReplyError(Errorf(CodeNotFound, "order %s not found", g.id))
+	by := orderpb.PrincipalFromPB(req.By)
+	if !g.order.Exists() || !order.CanView(by, &g.order) {
+		return orderpb.ReplyError(order.Errorf(order.CodeNotFound, "order %s not found", g.id))
 	}
-	return ReplyOK(g.order.View(), false)
+	return orderpb.ReplyOK(g.order.View(), false)
 }
 
 func (g *grain) command(ctx actor.Context, req *orderpb.CommandRequest) *orderpb.Reply {
-	c := CommandFromPB(req)
+	c := orderpb.CommandFromPB(req)
 	reply, code := g.apply(ctx, c, req.RequestId)
 	if g.cfg.Outcome != nil {
 		g.cfg.Outcome(c.Type, code)
@@ -144,48 +162,48 @@ func (g *grain) command(ctx actor.Context, req *orderpb.CommandRequest) *orderpb
 	return reply
 }
 
-func (g *grain) apply(ctx actor.Context, c Command, requestID string) (*orderpb.Reply, Code) {
+func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*orderpb.Reply, order.Code) {
 	if g.stale {
-		return ReplyError(Errorf(CodeUnavailable, "order %s is moving; retry", g.id)), CodeUnavailable
+		return orderpb.ReplyError(order.Unavailable(order.ReasonMoved, "order %s is moving; retry", g.id)), order.CodeUnavailable
 	}
 	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
-		return g.unavailable(ctx, "order moved to another node"), CodeUnavailable
+		return g.moved(ctx), order.CodeUnavailable
 	}
 	if c.OrderID != g.id {
-		err := Errorf(CodeInvalidRequest, "command for order %q sent to order %q", c.OrderID, g.id)
-		return ReplyError(err), err.Code
+		err := order.Errorf(order.CodeInvalidRequest, "command for order %q sent to order %q", c.OrderID, g.id)
+		return orderpb.ReplyError(err), err.Code
 	}
 	if err := g.load(); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", requestID, "err", err)
-		return g.unavailable(ctx, "order could not be loaded"), CodeUnavailable
+		return g.unavailable(ctx, order.ReasonStore, "order could not be loaded"), order.CodeUnavailable
 	}
 	// Microseconds: what both stores keep, so a reloaded order equals the one in memory.
 	c.At = g.cfg.Now().UTC().Truncate(time.Microsecond)
 	c.PaymentTimeout = g.cfg.PaymentTimeout
-	if c.Type == CmdExpirePayment && c.By.Role == RoleSystem {
+	if c.Type == order.CmdExpirePayment && c.By.Role == order.RoleSystem {
 		// Every timer (in memory or the store sweeper) expires one deadline with one key,
 		// so however many fire, the expiry happens once.
-		c.Key = ExpiryKey(g.order.PaymentDeadline)
+		c.Key = order.ExpiryKey(g.order.PaymentDeadline)
 	}
-	d, err := Decide(&g.order, c)
+	d, err := order.Decide(&g.order, c)
 	if err != nil {
-		return ReplyError(err), ErrorCode(err)
+		return orderpb.ReplyError(err), order.ErrorCode(err)
 	}
 	if d.Replay != nil {
-		return ReplyOK(g.order.ViewAt(*d.Replay), true), CodeOK
+		return orderpb.ReplyOK(g.order.ViewAt(*d.Replay), true), order.CodeOK
 	}
 	next := g.order
 	for _, e := range d.Events {
-		next = Evolve(next, e)
+		next = order.Evolve(next, e)
 	}
 	if err := g.persist(next, d.Events); err != nil {
 		if errors.Is(err, persistence.ErrConflict) {
 			g.cfg.Logger.Warn("stale activation: order moved on elsewhere", "order_id", g.id, "request_id", requestID, "version", g.order.Version)
-			return g.unavailable(ctx, "order moved to another activation"), CodeUnavailable
+			return g.unavailable(ctx, order.ReasonMoved, "order moved to another activation"), order.CodeUnavailable
 		}
 		// The write may or may not have committed: forget what we think we know.
 		g.cfg.Logger.Error("writing order", "order_id", g.id, "request_id", requestID, "err", err)
-		return g.unavailable(ctx, "order could not be saved"), CodeUnavailable
+		return g.unavailable(ctx, order.ReasonStore, "order could not be saved"), order.CodeUnavailable
 	}
 	g.order = next
 	g.arm(ctx)
@@ -194,12 +212,12 @@ func (g *grain) apply(ctx actor.Context, c Command, requestID string) (*orderpb.
 			g.cfg.Committed(next.View(), e)
 		}
 	}
-	return ReplyOK(next.View(), false), CodeOK
+	return orderpb.ReplyOK(next.View(), false), order.CodeOK
 }
 
 // persist writes next and its events, conditional on the version this activation loaded.
-func (g *grain) persist(next Order, events []Event) error {
-	snap, err := EncodeSnapshot(&next)
+func (g *grain) persist(next order.Order, events []order.Event) error {
+	snap, err := orderpb.EncodeSnapshot(&next)
 	if err != nil {
 		return err
 	}
@@ -212,7 +230,7 @@ func (g *grain) persist(next Order, events []Event) error {
 		Events:          make([]persistence.Event, len(events)),
 	}
 	for i, e := range events {
-		payload, err := json.Marshal(payloadOf(e))
+		payload, err := json.Marshal(order.PayloadOf(e))
 		if err != nil {
 			return err
 		}
@@ -226,31 +244,11 @@ func (g *grain) persist(next Order, events []Event) error {
 	return g.cfg.Store.WriteOrder(wctx, w)
 }
 
-// eventPayload is the JSON payload column of an event: what the event carries beyond the
-// columns (type, version, from, to, at, key, node) of its row.
-type eventPayload struct {
-	By              string    `json:"by"`
-	Fingerprint     uint64    `json:"fingerprint,string"`
-	Customer        string    `json:"customer,omitempty"`
-	Lines           []Line    `json:"items,omitempty"`
-	Currency        string    `json:"currency,omitempty"`
-	Total           int64     `json:"total,omitempty"`
-	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
-	Reason          string    `json:"reason,omitempty"`
-}
-
-func payloadOf(e Event) eventPayload {
-	return eventPayload{
-		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
-		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
-	}
-}
-
 // arm sets the in-memory payment timer while the order is PAYING. The store's sweeper
 // covers the grains that are not active when the deadline passes.
 func (g *grain) arm(ctx actor.Context) {
 	g.disarm()
-	if g.order.Status != StatusPaying {
+	if g.order.Status != order.StatusPaying {
 		return
 	}
 	self, system, tick := ctx.Self(), ctx.ActorSystem(), &expireTick{version: g.order.Version}
@@ -267,21 +265,15 @@ func (g *grain) disarm() {
 }
 
 func (g *grain) expire(ctx actor.Context, t *expireTick) {
-	if g.stale || !g.loaded || g.order.Version != t.version || g.order.Status != StatusPaying {
+	if g.stale || !g.loaded || g.order.Version != t.version || g.order.Status != order.StatusPaying {
 		return
 	}
-	c := Command{Type: CmdExpirePayment, OrderID: g.id, By: Principal{Subject: "timer", Role: RoleSystem}}
+	c := order.Command{Type: order.CmdExpirePayment, OrderID: g.id, By: order.Principal{Subject: "timer", Role: order.RoleSystem}}
 	reply, code := g.apply(ctx, c, "timer")
 	if g.cfg.Outcome != nil {
 		g.cfg.Outcome(c.Type, code)
 	}
-	if code != CodeOK {
+	if code != order.CodeOK {
 		g.cfg.Logger.Warn("payment expiry failed", "order_id", g.id, "code", code, "message", reply.ErrorMessage)
 	}
-}
-
-// ExpiryKey is the idempotency key of the ExpirePayment that ends the payment window
-// closing at deadline.
-func ExpiryKey(deadline time.Time) string {
-	return "expire:" + strconv.FormatInt(deadline.UnixNano(), 10)
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -14,7 +16,7 @@ import (
 // idempotency key from the deadline, so a deadline expires once however often it is swept.
 type Sweeper struct {
 	Store    persistence.Orders
-	Orders   Service
+	Orders   order.Service
 	Now      func() time.Time
 	Interval time.Duration
 	Batch    int
@@ -47,17 +49,17 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	expired := 0
-	system := Principal{Subject: "sweeper", Role: RoleSystem}
+	system := order.Principal{Subject: "sweeper", Role: order.RoleSystem}
 	for _, id := range ids {
 		if s.Owns != nil && !s.Owns(id) {
 			continue
 		}
 		// Key is filled in by the grain from the deadline it expires.
-		_, err := s.Orders.Execute(ctx, Command{Type: CmdExpirePayment, OrderID: id, Key: "-", By: system}, "sweeper")
-		switch ErrorCode(err) {
-		case CodeOK:
+		_, err := s.Orders.Execute(ctx, order.Command{Type: order.CmdExpirePayment, OrderID: id, Key: "-", By: system}, "sweeper")
+		switch order.ErrorCode(err) {
+		case order.CodeOK:
 			expired++
-		case CodeIllegalTransition, CodeNotFound:
+		case order.CodeIllegalTransition, order.CodeNotFound:
 			// Paid, cancelled or expired meanwhile: nothing to do.
 		default:
 			s.Logger.Warn("expiring payment", "order_id", id, "err", err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // BenchmarkDrain measures Node.Drain with many active grains (in process, embedded
@@ -24,7 +24,7 @@ func BenchmarkDrain(b *testing.B) {
 			// Activating an order that does not exist is enough to have a live grain.
 			forEach(b, ids, func(_ int, id string) error {
 				_, err := n.Get(context.Background(), id, alice, "bench")
-				if actors.ErrorCode(err) == actors.CodeNotFound {
+				if order.ErrorCode(err) == order.CodeNotFound {
 					return nil
 				}
 				return err

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // BenchmarkIdleGrains measures the heap held by idle, activated order grains: 100,000
@@ -20,15 +20,15 @@ func BenchmarkIdleGrains(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "om.db")
 	ids := make([]string, grains)
 	for i := range ids {
-		ids[i] = actors.OrderIDFor(alice.Subject, fmt.Sprintf("mem-%d", i))
+		ids[i] = order.OrderIDFor(alice.Subject, fmt.Sprintf("mem-%d", i))
 	}
 	{
 		store := openStore(b, path)
 		n := startNode(b, store, nil)
 		forEach(b, ids, func(i int, id string) error {
-			_, err := n.Execute(context.Background(), actors.Command{
-				Type: actors.CmdCreate, OrderID: id, Key: fmt.Sprintf("mem-%d", i), By: alice,
-				Lines: []actors.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
+			_, err := n.Execute(context.Background(), order.Command{
+				Type: order.CmdCreate, OrderID: id, Key: fmt.Sprintf("mem-%d", i), By: alice,
+				Lines: []order.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
 			}, "bench")
 			return err
 		})

@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics are the node's grain and membership metrics.
@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // Outcome counts one command; it is actors.GrainConfig.Outcome.
-func (m *Metrics) Outcome(c actors.CommandType, code actors.Code) {
+func (m *Metrics) Outcome(c order.CommandType, code order.Code) {
 	m.commands.WithLabelValues(string(c), strconv.Itoa(int(code))).Inc()
 }
 

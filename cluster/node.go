@@ -1,6 +1,6 @@
 // Package cluster runs the grains of a node: the protoactor actor system, remoting,
 // membership (hashicorp/memberlist), placement of identities on members, and the node's
-// lifecycle (join, drain, leave). Its Node is the actors.Service the edge talks to.
+// lifecycle (join, drain, leave). Its Node is the order.Service the edge talks to.
 package cluster
 
 import (
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ordermesh/ordermesh/actors/order"
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -60,7 +62,7 @@ type Node struct {
 	stopOnce  sync.Once
 }
 
-var _ actors.Service = (*Node)(nil)
+var _ order.Service = (*Node)(nil)
 
 // Start starts the actor system, joins the cluster and becomes active.
 func Start(cfg Config) (*Node, error) {
@@ -91,6 +93,7 @@ func Start(cfg Config) (*Node, error) {
 	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout))
 	cfg.Grain.Node = system.ID
 	cfg.Grain.Owns = n.lookup.owns
+	cfg.Grain.Draining = n.lookup.draining.Load
 
 	props := actors.NewGrainProps(cfg.Grain).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))
 	clusterCfg := pcluster.Configure(cfg.Name, joiner{n}, n.lookup, remote.Configure(host, port, remoteOpts...),
@@ -248,21 +251,21 @@ func (n *Node) View() View { return n.members.View() }
 func (n *Node) Owns(orderID string) bool { return n.lookup.owns(orderID) }
 
 // Execute delivers a command to its order's grain, wherever it lives.
-func (n *Node) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
-	reply, err := n.call(ctx, c.OrderID, actors.CommandToPB(c, requestID))
+func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
+	reply, err := n.call(ctx, c.OrderID, orderpb.CommandToPB(c, requestID))
 	if err != nil {
-		return actors.Result{}, err
+		return order.Result{}, err
 	}
-	return actors.ResultFromReply(reply)
+	return orderpb.ResultFromReply(reply)
 }
 
 // Get asks an order's grain for its view.
-func (n *Node) Get(ctx context.Context, id string, by actors.Principal, requestID string) (actors.View, error) {
-	reply, err := n.call(ctx, id, &orderpb.GetRequest{OrderId: id, By: actors.PrincipalToPB(by), RequestId: requestID})
+func (n *Node) Get(ctx context.Context, id string, by order.Principal, requestID string) (order.View, error) {
+	reply, err := n.call(ctx, id, &orderpb.GetRequest{OrderId: id, By: orderpb.PrincipalToPB(by), RequestId: requestID})
 	if err != nil {
-		return actors.View{}, err
+		return order.View{}, err
 	}
-	res, err := actors.ResultFromReply(reply)
+	res, err := orderpb.ResultFromReply(reply)
 	return res.View, err
 }
 
@@ -272,29 +275,32 @@ func (n *Node) Get(ctx context.Context, id string, by actors.Principal, requestI
 func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, error) {
 	pid := n.lookup.Get(pcluster.NewClusterIdentity(id, actors.KindOrder))
 	if pid == nil {
-		return nil, actors.Errorf(actors.CodeUnavailable, "order %s has no owner that accepts it right now (topology changing); retry", id)
+		if n.lookup.draining.Load() {
+			return nil, order.Unavailable(order.ReasonDraining, "this node is draining and order %s has no other owner yet; retry", id)
+		}
+		return nil, order.Unavailable(order.ReasonMoved, "order %s has no owner that accepts it right now (topology changing); retry", id)
 	}
 	timeout := n.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
-		return nil, actors.Errorf(actors.CodeUnavailable, "request deadline passed")
+		return nil, order.Unavailable(order.ReasonTimeout, "request deadline passed")
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
 		n.lookup.Forget(id, pid)
 		if errors.Is(err, actor.ErrTimeout) {
-			return nil, actors.Errorf(actors.CodeUnavailable, "order %s did not answer in %s (timeout); retry", id, timeout)
+			return nil, order.Unavailable(order.ReasonTimeout, "order %s did not answer in %s (timeout); retry", id, timeout)
 		}
-		return nil, actors.Errorf(actors.CodeUnavailable, "order %s is not reachable (%v); retry", id, err)
+		return nil, order.Unavailable(order.ReasonUnreachable, "order %s is not reachable (%v); retry", id, err)
 	}
 	reply, ok := res.(*orderpb.Reply)
 	if !ok {
 		n.lookup.Forget(id, pid)
-		return nil, actors.Errorf(actors.CodeUnavailable, "order %s answered %T; retry", id, res)
+		return nil, order.Unavailable(order.ReasonOther, "order %s answered %T; retry", id, res)
 	}
-	if actors.Code(reply.ErrorCode).Retryable() {
+	if order.Code(reply.ErrorCode).Retryable() {
 		n.lookup.Forget(id, pid)
 	}
 	return reply, nil
@@ -348,7 +354,7 @@ func (n *Node) DrainMember(ctx context.Context, id, requestedBy string) error {
 	}
 	m, ok := n.View().Member(id)
 	if !ok {
-		return actors.Errorf(actors.CodeNotFound, "node %s is not a member of the cluster", id)
+		return order.Errorf(order.CodeNotFound, "node %s is not a member of the cluster", id)
 	}
 	timeout := n.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -356,10 +362,10 @@ func (n *Node) DrainMember(ctx context.Context, id, requestedBy string) error {
 	}
 	res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.DrainRequest{RequestedBy: requestedBy}, timeout).Result()
 	if err != nil {
-		return actors.Errorf(actors.CodeUnavailable, "node %s did not take the drain request (%v); retry", id, err)
+		return order.Unavailable(order.ReasonUnreachable, "node %s did not take the drain request (%v); retry", id, err)
 	}
 	if r, ok := res.(*clusterpb.DrainReply); !ok || !r.Accepted {
-		return actors.Errorf(actors.CodeUnavailable, "node %s refused to drain; retry", id)
+		return order.Unavailable(order.ReasonOther, "node %s refused to drain; retry", id)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/pgtest"
@@ -19,8 +21,8 @@ import (
 )
 
 var (
-	alice = actors.Principal{Subject: "alice", Role: actors.RoleShopper}
-	olga  = actors.Principal{Subject: "olga", Role: actors.RoleOperator}
+	alice = order.Principal{Subject: "alice", Role: order.RoleShopper}
+	olga  = order.Principal{Subject: "olga", Role: order.RoleOperator}
 )
 
 // fakeClock is a clock tests move by hand.
@@ -80,11 +82,11 @@ func startNode(t testing.TB, store persistence.Orders, tweak func(*actors.GrainC
 	return n
 }
 
-func create(t *testing.T, svc actors.Service, key string) actors.View {
+func create(t *testing.T, svc order.Service, key string) order.View {
 	t.Helper()
-	res, err := svc.Execute(context.Background(), actors.Command{
-		Type: actors.CmdCreate, OrderID: actors.OrderIDFor(alice.Subject, key), Key: key, By: alice,
-		Lines: []actors.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
+	res, err := svc.Execute(context.Background(), order.Command{
+		Type: order.CmdCreate, OrderID: order.OrderIDFor(alice.Subject, key), Key: key, By: alice,
+		Lines: []order.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
 	}, "test")
 	if err != nil {
 		t.Fatalf("create: %v", err)
@@ -92,11 +94,11 @@ func create(t *testing.T, svc actors.Service, key string) actors.View {
 	return res.View
 }
 
-func exec(svc actors.Service, id string, c actors.CommandType, key string, by actors.Principal) (actors.Result, error) {
-	return svc.Execute(context.Background(), actors.Command{Type: c, OrderID: id, Key: key, By: by}, "test")
+func exec(svc order.Service, id string, c order.CommandType, key string, by order.Principal) (order.Result, error) {
+	return svc.Execute(context.Background(), order.Command{Type: c, OrderID: id, Key: key, By: by}, "test")
 }
 
-func mustExec(t *testing.T, svc actors.Service, id string, c actors.CommandType, key string, by actors.Principal) actors.View {
+func mustExec(t *testing.T, svc order.Service, id string, c order.CommandType, key string, by order.Principal) order.View {
 	t.Helper()
 	res, err := exec(svc, id, c, key, by)
 	if err != nil {
@@ -118,7 +120,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func checkHistory(t *testing.T, store persistence.Orders, id string, want ...actors.EventType) {
+func checkHistory(t *testing.T, store persistence.Orders, id string, want ...order.EventType) {
 	t.Helper()
 	events, err := store.OrderEvents(context.Background(), id)
 	if err != nil {
@@ -127,7 +129,7 @@ func checkHistory(t *testing.T, store persistence.Orders, id string, want ...act
 	if len(events) != len(want) {
 		t.Fatalf("order %s has %d events, want %d: %+v", id, len(events), len(want), events)
 	}
-	from := actors.StatusNone
+	from := order.StatusNone
 	for i, e := range events {
 		if e.Version != int64(i+1) {
 			t.Errorf("event %d has version %d", i, e.Version)
@@ -135,10 +137,10 @@ func checkHistory(t *testing.T, store persistence.Orders, id string, want ...act
 		if e.Type != string(want[i]) {
 			t.Errorf("event %d is %s, want %s", i, e.Type, want[i])
 		}
-		if actors.Status(e.From) != from || !actors.Legal(from, actors.EventType(e.Type), actors.Status(e.To)) {
+		if order.Status(e.From) != from || !order.Legal(from, order.EventType(e.Type), order.Status(e.To)) {
 			t.Errorf("event %d %s %s->%s is not a legal step from %s", i, e.Type, e.From, e.To, from)
 		}
-		from = actors.Status(e.To)
+		from = order.Status(e.To)
 	}
 }
 
@@ -146,36 +148,36 @@ func TestLifecycleThroughGrain(t *testing.T) {
 	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
 	n := startNode(t, store, nil)
 	o := create(t, n, "k1")
-	if o.Status != actors.StatusCreated || o.Version != 1 || o.Total != 900 {
+	if o.Status != order.StatusCreated || o.Version != 1 || o.Total != 900 {
 		t.Fatalf("created %+v", o)
 	}
-	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "k2", alice)
-	mustExec(t, n, o.ID, actors.CmdConfirmPayment, "k3", olga)
-	mustExec(t, n, o.ID, actors.CmdShip, "k4", olga)
-	v := mustExec(t, n, o.ID, actors.CmdDeliver, "k5", olga)
-	if v.Status != actors.StatusDelivered || v.Version != 5 {
+	mustExec(t, n, o.ID, order.CmdSubmitPayment, "k2", alice)
+	mustExec(t, n, o.ID, order.CmdConfirmPayment, "k3", olga)
+	mustExec(t, n, o.ID, order.CmdShip, "k4", olga)
+	v := mustExec(t, n, o.ID, order.CmdDeliver, "k5", olga)
+	if v.Status != order.StatusDelivered || v.Version != 5 {
 		t.Fatalf("delivered %+v", v)
 	}
 	// A replayed key answers as the first time and changes nothing.
-	res, err := exec(n, o.ID, actors.CmdSubmitPayment, "k2", alice)
-	if err != nil || !res.Replayed || res.View.Status != actors.StatusPaying || res.View.Version != 2 {
+	res, err := exec(n, o.ID, order.CmdSubmitPayment, "k2", alice)
+	if err != nil || !res.Replayed || res.View.Status != order.StatusPaying || res.View.Version != 2 {
 		t.Fatalf("replay = %+v, %v", res, err)
 	}
 	// Illegal, forbidden, unknown.
-	if _, err := exec(n, o.ID, actors.CmdShip, "k6", olga); actors.ErrorCode(err) != actors.CodeIllegalTransition {
+	if _, err := exec(n, o.ID, order.CmdShip, "k6", olga); order.ErrorCode(err) != order.CodeIllegalTransition {
 		t.Fatalf("ship delivered order: %v", err)
 	}
-	if _, err := exec(n, o.ID, actors.CmdShip, "k7", alice); actors.ErrorCode(err) != actors.CodeForbidden {
+	if _, err := exec(n, o.ID, order.CmdShip, "k7", alice); order.ErrorCode(err) != order.CodeForbidden {
 		t.Fatalf("shopper ships: %v", err)
 	}
-	if _, err := n.Get(context.Background(), "o_unknown", olga, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+	if _, err := n.Get(context.Background(), "o_unknown", olga, "t"); order.ErrorCode(err) != order.CodeNotFound {
 		t.Fatalf("unknown order: %v", err)
 	}
-	bob := actors.Principal{Subject: "bob", Role: actors.RoleShopper}
-	if _, err := n.Get(context.Background(), o.ID, bob, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+	bob := order.Principal{Subject: "bob", Role: order.RoleShopper}
+	if _, err := n.Get(context.Background(), o.ID, bob, "t"); order.ErrorCode(err) != order.CodeNotFound {
 		t.Fatalf("bob sees alice's order: %v", err)
 	}
-	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentConfirmed, actors.EvtShipped, actors.EvtDelivered)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentConfirmed, order.EvtShipped, order.EvtDelivered)
 }
 
 // Racing commands on one order are applied one at a time: exactly one payment wins.
@@ -189,15 +191,15 @@ func TestRacingCommandsOneWinner(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := actors.CmdSubmitPayment
+			cmd := order.CmdSubmitPayment
 			if i%2 == 1 {
-				cmd = actors.CmdCancel
+				cmd = order.CmdCancel
 			}
 			_, err := exec(n, o.ID, cmd, "race-"+string(rune('a'+i%26))+string(rune('a'+i/26)), alice)
-			switch actors.ErrorCode(err) {
-			case actors.CodeOK:
+			switch order.ErrorCode(err) {
+			case order.CodeOK:
 				wins.Add(1)
-			case actors.CodeIllegalTransition:
+			case order.CodeIllegalTransition:
 				illegal.Add(1)
 			default:
 				t.Errorf("unexpected: %v", err)
@@ -237,22 +239,22 @@ func TestVersionFenceRejectsStaleActivation(t *testing.T) {
 			if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 1
 				t.Fatal(err)
 			}
-			mustExec(t, a, o.ID, actors.CmdSubmitPayment, "pay", alice) // a moves it to version 2
+			mustExec(t, a, o.ID, order.CmdSubmitPayment, "pay", alice) // a moves it to version 2
 
-			_, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
-			if actors.ErrorCode(err) != actors.CodeUnavailable {
+			_, err := exec(b, o.ID, order.CmdCancel, "cancel", alice)
+			if order.ErrorCode(err) != order.CodeUnavailable {
 				t.Fatalf("stale activation answered %v, want CodeUnavailable", err)
 			}
-			var v actors.View
+			var v order.View
 			eventually(t, 10*time.Second, "a fresh activation on b", func() bool {
-				res, err := exec(b, o.ID, actors.CmdCancel, "cancel", alice)
+				res, err := exec(b, o.ID, order.CmdCancel, "cancel", alice)
 				v = res.View
 				return err == nil
 			})
-			if v.Status != actors.StatusClosed || v.Version != 3 {
+			if v.Status != order.StatusClosed || v.Version != 3 {
 				t.Fatalf("after retry: %+v", v)
 			}
-			checkHistory(t, storeA, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtCancelled)
+			checkHistory(t, storeA, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtCancelled)
 		})
 	}
 }
@@ -261,10 +263,10 @@ func TestPassivatedGrainReloads(t *testing.T) {
 	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
 	n := startNode(t, store, func(g *actors.GrainConfig) { g.IdleTimeout = 50 * time.Millisecond })
 	o := create(t, n, "idle")
-	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
 	eventually(t, 5*time.Second, "passivation", func() bool { return n.Activations() == 0 })
 	v, err := n.Get(context.Background(), o.ID, alice, "t")
-	if err != nil || v.Status != actors.StatusPaying || v.Version != 2 {
+	if err != nil || v.Status != order.StatusPaying || v.Version != 2 {
 		t.Fatalf("reloaded %+v, %v", v, err)
 	}
 }
@@ -273,12 +275,12 @@ func TestActiveGrainExpiresPayment(t *testing.T) {
 	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
 	n := startNode(t, store, func(g *actors.GrainConfig) { g.PaymentTimeout = 100 * time.Millisecond })
 	o := create(t, n, "timer")
-	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
 	eventually(t, 5*time.Second, "expiry", func() bool {
 		v, err := n.Get(context.Background(), o.ID, alice, "t")
-		return err == nil && v.Status == actors.StatusClosed
+		return err == nil && v.Status == order.StatusClosed
 	})
-	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentExpired)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
 }
 
 func TestSweeperExpiresPassivatedOrders(t *testing.T) {
@@ -291,7 +293,7 @@ func TestSweeperExpiresPassivatedOrders(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sw := &actors.Sweeper{Store: store, Orders: n, Now: clock.Now, Batch: 100, Logger: logger}
 	o := create(t, n, "sweep")
-	mustExec(t, n, o.ID, actors.CmdSubmitPayment, "pay", alice)
+	mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
 	eventually(t, 5*time.Second, "passivation", func() bool { return n.Activations() == 0 })
 
 	if got, err := sw.Sweep(context.Background()); err != nil || got != 0 {
@@ -304,5 +306,5 @@ func TestSweeperExpiresPassivatedOrders(t *testing.T) {
 	if got, err := sw.Sweep(context.Background()); err != nil || got != 0 {
 		t.Fatalf("second sweep expired %d, %v", got, err)
 	}
-	checkHistory(t, store, o.ID, actors.EvtCreated, actors.EvtPaymentSubmitted, actors.EvtPaymentExpired)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
 }

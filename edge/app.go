@@ -1,8 +1,8 @@
 // Package edge is the HTTP face of an ordermesh node: the REST API under /api/v1, login
 // and JWT authentication, the catalog, health and readiness probes and Prometheus metrics.
-// It turns requests into actors.Commands for the order grains (through actors.Service),
+// It turns requests into actors.Commands for the order grains (through order.Service),
 // reads listings and histories straight from the store, and answers every request with
-// one JSON envelope whose code comes from actors.Code.
+// one JSON envelope whose code comes from order.Code.
 package edge
 
 import (
@@ -12,10 +12,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -61,7 +62,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Store is the part of persistence the edge reads directly: listings, event histories
-// and accounts. Writes to orders only ever go through the grains (actors.Service).
+// and accounts. Writes to orders only ever go through the grains (order.Service).
 type Store interface {
 	persistence.Orders
 	persistence.Users
@@ -69,7 +70,7 @@ type Store interface {
 
 // Deps are the collaborators of the edge. Orders and Store are required.
 type Deps struct {
-	Orders  actors.Service       // executes commands on the order grains
+	Orders  order.Service        // executes commands on the order grains
 	Store   Store                // listings, events, users
 	Catalog *Catalog             // nil = DemoCatalog()
 	Logger  *slog.Logger         // nil = slog.Default()
@@ -88,7 +89,7 @@ type Deps struct {
 // server holds what the handlers share. It is built once by New and read-only afterwards.
 type server struct {
 	cfg      Config
-	orders   actors.Service
+	orders   order.Service
 	store    Store
 	catalog  *Catalog
 	log      *slog.Logger

@@ -9,18 +9,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 func TestHealthAndReadiness(t *testing.T) {
 	h := newHarness(t)
-	h.do(req{method: "GET", path: "/healthz"}).expect(t, 200, actors.CodeOK)
-	r := h.do(req{method: "GET", path: "/readyz"}).expect(t, 503, actors.CodeUnavailable)
+	h.do(req{method: "GET", path: "/healthz"}).expect(t, 200, order.CodeOK)
+	r := h.do(req{method: "GET", path: "/readyz"}).expect(t, 503, order.CodeUnavailable)
 	if !strings.Contains(r.Message, "joining the cluster") {
 		t.Errorf("message %q does not say why", r.Message)
 	}
 	h.ready.Store(true)
-	h.do(req{method: "GET", path: "/readyz"}).expect(t, 200, actors.CodeOK)
+	h.do(req{method: "GET", path: "/readyz"}).expect(t, 200, order.CodeOK)
 }
 
 func TestRequestID(t *testing.T) {
@@ -55,7 +55,7 @@ func TestRequestID(t *testing.T) {
 	// The id reaches the service, the error responses and every log line of the request.
 	id := "trace-me-1"
 	h.do(req{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: "k", body: `{"items":` + twoTeas + `}`,
-		header: map[string]string{HeaderRequestID: id}}).expect(t, 201, actors.CodeOK)
+		header: map[string]string{HeaderRequestID: id}}).expect(t, 201, order.CodeOK)
 	if got := h.svc.lastRequestID(); got != id {
 		t.Errorf("service got request id %q", got)
 	}
@@ -64,11 +64,11 @@ func TestRequestID(t *testing.T) {
 		t.Fatal("no log line carries the request id")
 	}
 	access := lines[len(lines)-1]
-	if access["msg"] != "http request" || access["order_id"] != actors.OrderIDFor("alice", "k") ||
+	if access["msg"] != "http request" || access["order_id"] != order.OrderIDFor("alice", "k") ||
 		access["route"] != "/api/v1/orders" || access["status"] != float64(201) {
 		t.Errorf("access log line %v", access)
 	}
-	r := h.do(req{method: "GET", path: "/nowhere", header: map[string]string{HeaderRequestID: "lost-1"}}).expect(t, 404, actors.CodeRouteNotFound)
+	r := h.do(req{method: "GET", path: "/nowhere", header: map[string]string{HeaderRequestID: "lost-1"}}).expect(t, 404, order.CodeRouteNotFound)
 	if r.Header.Get(HeaderRequestID) != "lost-1" {
 		t.Error("request id not echoed on a 404")
 	}
@@ -79,15 +79,15 @@ func TestRoutingErrors(t *testing.T) {
 	tests := []struct {
 		method, path string
 		status       int
-		code         actors.Code
+		code         order.Code
 	}{
-		{"GET", "/nowhere", 404, actors.CodeRouteNotFound},
-		{"GET", "/api/v2/orders", 404, actors.CodeRouteNotFound},
-		{"DELETE", "/api/v1/catalog", 405, actors.CodeMethodNotAllowed},
-		{"PUT", "/auth/login", 405, actors.CodeMethodNotAllowed},
-		{"GET", "/api/v1/orders/a/b/c", 404, actors.CodeRouteNotFound},
-		{"POST", "/api/v1/orders/o_1", 405, actors.CodeMethodNotAllowed},
-		{"DELETE", "/api/v1/orders/o_1", 405, actors.CodeMethodNotAllowed},
+		{"GET", "/nowhere", 404, order.CodeRouteNotFound},
+		{"GET", "/api/v2/orders", 404, order.CodeRouteNotFound},
+		{"DELETE", "/api/v1/catalog", 405, order.CodeMethodNotAllowed},
+		{"PUT", "/auth/login", 405, order.CodeMethodNotAllowed},
+		{"GET", "/api/v1/orders/a/b/c", 404, order.CodeRouteNotFound},
+		{"POST", "/api/v1/orders/o_1", 405, order.CodeMethodNotAllowed},
+		{"DELETE", "/api/v1/orders/o_1", 405, order.CodeMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -124,29 +124,29 @@ func TestBodyLimit(t *testing.T) {
 		return r
 	}
 	big := `{"items":[{"sku":"` + strings.Repeat("x", DefaultBodyLimit) + `","qty":1}]}`
-	r := post(big).expect(t, 413, actors.CodeTooLarge)
+	r := post(big).expect(t, 413, order.CodeTooLarge)
 	if r.Header.Get(HeaderRequestID) != "big-1" {
 		t.Errorf("request id %q on a 413", r.Header.Get(HeaderRequestID))
 	}
 	// At the limit is fine (and then fails on content, not size).
 	exact := `{"items":[{"sku":"` + strings.Repeat("x", DefaultBodyLimit-32) + `","qty":1}]}`
 	exact += strings.Repeat(" ", DefaultBodyLimit-len(exact))
-	post(exact).expect(t, 422, actors.CodeValidation)
+	post(exact).expect(t, 422, order.CodeValidation)
 }
 
 // brokenService fails the way a bug would: a panic or an unexpected error.
 type brokenService struct{ panics bool }
 
-func (b brokenService) Execute(context.Context, actors.Command, string) (actors.Result, error) {
+func (b brokenService) Execute(context.Context, order.Command, string) (order.Result, error) {
 	if b.panics {
 		panic("boom")
 	}
-	return actors.Result{}, errors.New("disk on fire at /var/lib/secret")
+	return order.Result{}, errors.New("disk on fire at /var/lib/secret")
 }
 
-func (b brokenService) Get(ctx context.Context, _ string, _ actors.Principal, _ string) (actors.View, error) {
-	_, err := b.Execute(ctx, actors.Command{}, "")
-	return actors.View{}, err
+func (b brokenService) Get(ctx context.Context, _ string, _ order.Principal, _ string) (order.View, error) {
+	_, err := b.Execute(ctx, order.Command{}, "")
+	return order.View{}, err
 }
 
 func TestInternalErrorsAreHidden(t *testing.T) {
@@ -154,11 +154,11 @@ func TestInternalErrorsAreHidden(t *testing.T) {
 		h := newHarness(t, func(_ *Config, d *Deps) { d.Orders = brokenService{panics: panics} })
 		create := req{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: "k", body: `{"items":` + twoTeas + `}`,
 			header: map[string]string{HeaderRequestID: "bug-1"}}
-		r := h.do(create).expect(t, 500, actors.CodeInternal)
+		r := h.do(create).expect(t, 500, order.CodeInternal)
 		if r.Message != "internal error" || r.Header.Get(HeaderRequestID) != "bug-1" {
 			t.Errorf("panics=%v: message %q, request id %q", panics, r.Message, r.Header.Get(HeaderRequestID))
 		}
-		h.do(req{method: "GET", path: "/api/v1/orders/o_1", token: h.token("alice")}).expect(t, 500, actors.CodeInternal)
+		h.do(req{method: "GET", path: "/api/v1/orders/o_1", token: h.token("alice")}).expect(t, 500, order.CodeInternal)
 		logged := h.logs.lines(t, "request_id", "bug-1")
 		want := "disk on fire"
 		if panics {
@@ -173,8 +173,8 @@ func TestInternalErrorsAreHidden(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	h := newHarness(t)
 	h.createOrder("alice", "k", twoTeas)
-	h.act("alice", actors.OrderIDFor("alice", "k"), "ship", "s").expect(t, 403, actors.CodeForbidden)
-	h.act("olga", actors.OrderIDFor("alice", "k"), "ship", "s").expect(t, 409, actors.CodeIllegalTransition)
+	h.act("alice", order.OrderIDFor("alice", "k"), "ship", "s").expect(t, 403, order.CodeForbidden)
+	h.act("olga", order.OrderIDFor("alice", "k"), "ship", "s").expect(t, 409, order.CodeIllegalTransition)
 	h.do(req{method: "GET", path: "/no/such/route"})
 	r := h.do(req{method: "GET", path: "/metrics"})
 	if r.Status != 200 {
@@ -197,7 +197,7 @@ func TestMetrics(t *testing.T) {
 
 func TestCatalogEndpoint(t *testing.T) {
 	h := newHarness(t)
-	r := h.do(req{method: "GET", path: "/api/v1/catalog"}).expect(t, 200, actors.CodeOK)
+	r := h.do(req{method: "GET", path: "/api/v1/catalog"}).expect(t, 200, order.CodeOK)
 	if !strings.Contains(string(r.Data), `{"sku":"tea-sencha","name":"Sencha green tea, 100 g","unit_price":1290,"currency":"EUR"}`) {
 		t.Errorf("catalog %s", r.Data)
 	}

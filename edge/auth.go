@@ -8,10 +8,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -49,7 +50,7 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-var errBadCredentials = actors.Errorf(actors.CodeUnauthenticated, "wrong username or password")
+var errBadCredentials = order.Errorf(order.CodeUnauthenticated, "wrong username or password")
 
 func (s *server) login(c *fiber.Ctx) error {
 	var req loginRequest
@@ -74,11 +75,11 @@ func (s *server) login(c *fiber.Ctx) error {
 		s.logger(c).Info("login failed", slog.String("user", req.Username), slog.String("reason", "wrong password"))
 		return errBadCredentials
 	}
-	role, ok := actors.ParseRole(u.Role)
+	role, ok := order.ParseRole(u.Role)
 	if !ok {
 		return fmt.Errorf("user %q has unknown role %q", u.Username, u.Role)
 	}
-	token, exp, err := s.tokens.issue(actors.Principal{Subject: u.Username, Role: role})
+	token, exp, err := s.tokens.issue(order.Principal{Subject: u.Username, Role: role})
 	if err != nil {
 		return err
 	}
@@ -95,19 +96,19 @@ func (s *server) login(c *fiber.Ctx) error {
 func (s *server) authenticate(c *fiber.Ctx) error {
 	scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return actors.Errorf(actors.CodeUnauthenticated, "a bearer access token is required")
+		return order.Errorf(order.CodeUnauthenticated, "a bearer access token is required")
 	}
 	p, err := s.tokens.verify(strings.TrimSpace(token))
 	if err != nil {
 		s.logger(c).Info("rejected access token", slog.Any("error", err))
-		return actors.Errorf(actors.CodeUnauthenticated, "the access token is invalid or expired")
+		return order.Errorf(order.CodeUnauthenticated, "the access token is invalid or expired")
 	}
 	c.Locals(localPrincipal, p)
 	return c.Next()
 }
 
 // principal returns the authenticated caller; only valid behind authenticate.
-func principal(c *fiber.Ctx) actors.Principal {
-	p, _ := c.Locals(localPrincipal).(actors.Principal)
+func principal(c *fiber.Ctx) order.Principal {
+	p, _ := c.Locals(localPrincipal).(order.Principal)
 	return p
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestLogin(t *testing.T) {
@@ -20,15 +20,15 @@ func TestLogin(t *testing.T) {
 		name   string
 		body   string
 		status int
-		code   actors.Code
+		code   order.Code
 	}{
-		{"good credentials", `{"username":"alice","password":"ordermesh"}`, 200, actors.CodeOK},
-		{"wrong password", `{"username":"alice","password":"nope"}`, 401, actors.CodeUnauthenticated},
-		{"unknown user", `{"username":"mallory","password":"ordermesh"}`, 401, actors.CodeUnauthenticated},
-		{"empty password", `{"username":"alice","password":""}`, 401, actors.CodeUnauthenticated},
-		{"unknown field", `{"username":"alice","password":"ordermesh","role":"admin"}`, 400, actors.CodeInvalidRequest},
-		{"malformed", `{"username":`, 400, actors.CodeInvalidRequest},
-		{"no body", ``, 400, actors.CodeInvalidRequest},
+		{"good credentials", `{"username":"alice","password":"ordermesh"}`, 200, order.CodeOK},
+		{"wrong password", `{"username":"alice","password":"nope"}`, 401, order.CodeUnauthenticated},
+		{"unknown user", `{"username":"mallory","password":"ordermesh"}`, 401, order.CodeUnauthenticated},
+		{"empty password", `{"username":"alice","password":""}`, 401, order.CodeUnauthenticated},
+		{"unknown field", `{"username":"alice","password":"ordermesh","role":"admin"}`, 400, order.CodeInvalidRequest},
+		{"malformed", `{"username":`, 400, order.CodeInvalidRequest},
+		{"no body", ``, 400, order.CodeInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +39,7 @@ func TestLogin(t *testing.T) {
 
 func TestLoginTokenWorksUntilItExpires(t *testing.T) {
 	h := newHarness(t)
-	r := h.do(req{method: "POST", path: "/auth/login", body: `{"username":"olga","password":"ordermesh"}`}).expect(t, 200, actors.CodeOK)
+	r := h.do(req{method: "POST", path: "/auth/login", body: `{"username":"olga","password":"ordermesh"}`}).expect(t, 200, order.CodeOK)
 	var lr loginResponse
 	if err := json.Unmarshal(r.Data, &lr); err != nil {
 		t.Fatal(err)
@@ -48,12 +48,12 @@ func TestLoginTokenWorksUntilItExpires(t *testing.T) {
 		t.Fatalf("login response %+v", lr)
 	}
 	list := req{method: "GET", path: "/api/v1/orders", token: lr.AccessToken}
-	h.do(list).expect(t, 200, actors.CodeOK)
+	h.do(list).expect(t, 200, order.CodeOK)
 
 	h.clock.Advance(DefaultAccessTTL - time.Second)
-	h.do(list).expect(t, 200, actors.CodeOK)
+	h.do(list).expect(t, 200, order.CodeOK)
 	h.clock.Advance(2 * time.Second)
-	h.do(list).expect(t, 401, actors.CodeUnauthenticated)
+	h.do(list).expect(t, 401, order.CodeUnauthenticated)
 }
 
 func TestBadTokensAreRejected(t *testing.T) {
@@ -103,14 +103,14 @@ func TestBadTokensAreRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.do(req{method: "GET", path: "/api/v1/orders", header: map[string]string{"Authorization": tt.header}}).
-				expect(t, 401, actors.CodeUnauthenticated)
+				expect(t, 401, order.CodeUnauthenticated)
 			if r.Header.Get("WWW-Authenticate") == "" {
 				t.Error("no WWW-Authenticate header on 401")
 			}
 		})
 	}
 	// The control: the same claims, properly signed, pass.
-	h.do(req{method: "GET", path: "/api/v1/orders", token: mint(t, jwt.SigningMethodHS256, testSecret, valid)}).expect(t, 200, actors.CodeOK)
+	h.do(req{method: "GET", path: "/api/v1/orders", token: mint(t, jwt.SigningMethodHS256, testSecret, valid)}).expect(t, 200, order.CodeOK)
 }
 
 func TestNewRefusesWeakConfig(t *testing.T) {

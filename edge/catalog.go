@@ -5,9 +5,9 @@ import (
 	"os"
 	"slices"
 
-	"github.com/gofiber/fiber/v2"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/gofiber/fiber/v2"
 )
 
 // Product is one thing that can be ordered. UnitPrice is in minor units (cents) of Currency.
@@ -27,7 +27,7 @@ type Catalog struct {
 	currency string
 }
 
-// maxUnitPrice keeps a line total (qty up to actors.MaxQty, up to actors.MaxLines lines)
+// maxUnitPrice keeps a line total (qty up to order.MaxQty, up to order.MaxLines lines)
 // far from int64 overflow; the domain refuses anything above it as well.
 const maxUnitPrice = 1 << 40
 
@@ -101,14 +101,14 @@ func (c *Catalog) Lookup(sku string) (Product, bool) {
 }
 
 // price turns requested items into priced order lines. An unknown SKU is a 422.
-func (c *Catalog) price(items []itemRequest) ([]actors.Line, error) {
-	lines := make([]actors.Line, len(items))
+func (c *Catalog) price(items []itemRequest) ([]order.Line, error) {
+	lines := make([]order.Line, len(items))
 	for i, it := range items {
 		p, ok := c.Lookup(it.SKU)
 		if !ok {
-			return nil, actors.Errorf(actors.CodeValidation, "item %d: unknown sku %q", i, truncate(it.SKU, 64))
+			return nil, order.Errorf(order.CodeValidation, "item %d: unknown sku %q", i, truncate(it.SKU, 64))
 		}
-		lines[i] = actors.Line{SKU: p.SKU, Name: p.Name, Qty: it.Qty, UnitPrice: p.UnitPrice}
+		lines[i] = order.Line{SKU: p.SKU, Name: p.Name, Qty: it.Qty, UnitPrice: p.UnitPrice}
 	}
 	return lines, nil
 }

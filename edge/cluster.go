@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/gofiber/fiber/v2"
 )
 
 // The edge does not import package cluster, although it may use its member types: that
@@ -24,7 +24,7 @@ type Cluster interface {
 	// does not answer in time is still listed, with Activations -1.
 	Status(ctx context.Context) (ClusterStatus, error)
 	// Drain asks the node with the given member id to drain and exit; unknown id ->
-	// *actors.Error CodeNotFound. It returns once the node has accepted the request, not
+	// *order.Error CodeNotFound. It returns once the node has accepted the request, not
 	// when it has left: the node may be this one, and the answer must still get out.
 	// Draining a node that is already leaving is not an error.
 	Drain(ctx context.Context, nodeID string) error
@@ -62,7 +62,7 @@ type drainResponse struct {
 	State string `json:"state"`
 }
 
-var errNotClustered = actors.Errorf(actors.CodeUnavailable, "not clustered")
+var errNotClustered = order.Errorf(order.CodeUnavailable, "not clustered")
 
 // clusterStatus handles GET /api/v1/cluster.
 func (s *server) clusterStatus(c *fiber.Ctx) error {
@@ -95,7 +95,7 @@ func (s *server) drainNode(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.cluster.Drain(ctx, id); err != nil {
-		if actors.ErrorCode(err) == actors.CodeNotFound {
+		if order.ErrorCode(err) == order.CodeNotFound {
 			return nodeNotFound(id)
 		}
 		return fmt.Errorf("draining node %s: %w", id, err)
@@ -111,15 +111,15 @@ const maxNodeIDLen = 64
 func validNodeID(id string) bool { return len(id) <= maxNodeIDLen && validOrderID(id) }
 
 func nodeNotFound(id string) error {
-	return actors.Errorf(actors.CodeNotFound, "node %s not found", id)
+	return order.Errorf(order.CodeNotFound, "node %s not found", id)
 }
 
 // requireOperator admits operators and admins, who run the cluster; only valid behind
 // authenticate.
 func (s *server) requireOperator(c *fiber.Ctx) error {
 	p := principal(c)
-	if p.Role != actors.RoleOperator && p.Role != actors.RoleAdmin {
-		return actors.Errorf(actors.CodeForbidden, "role %q may not manage the cluster", p.Role)
+	if p.Role != order.RoleOperator && p.Role != order.RoleAdmin {
+		return order.Errorf(order.CodeForbidden, "role %q may not manage the cluster", p.Role)
 	}
 	return c.Next()
 }

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // fakeCluster is a cluster of fixed members. Drain marks a member leaving, as a node does
@@ -61,7 +61,7 @@ func (f *fakeCluster) Drain(_ context.Context, id string) error {
 			return nil
 		}
 	}
-	return actors.Errorf(actors.CodeNotFound, "no member %s", id)
+	return order.Errorf(order.CodeNotFound, "no member %s", id)
 }
 
 func (f *fakeCluster) failWith(err error) {
@@ -80,7 +80,7 @@ func withCluster(c Cluster) option { return func(_ *Config, d *Deps) { d.Cluster
 
 func TestClusterStatus(t *testing.T) {
 	h := newHarness(t, withCluster(newFakeCluster()))
-	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 200, actors.CodeOK)
+	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 200, order.CodeOK)
 	// The exact wire shape: the Vue app and the bench read these names.
 	want := `{"self":"node-a","topology_version":7,"topology_hash":"000000000000beef","members":[` +
 		`{"id":"node-a","gossip":"10.0.0.1:7946","remote":"10.0.0.1:8090","http":"10.0.0.1:8080","state":"active",` +
@@ -95,7 +95,7 @@ func TestClusterStatus(t *testing.T) {
 func TestClusterStatusMembersNeverNull(t *testing.T) {
 	f := &fakeCluster{status: ClusterStatus{Self: "solo"}}
 	h := newHarness(t, withCluster(f))
-	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("ada")}).expect(t, 200, actors.CodeOK)
+	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("ada")}).expect(t, 200, order.CodeOK)
 	var st map[string]any
 	if err := json.Unmarshal(r.Data, &st); err != nil {
 		t.Fatal(err)
@@ -110,12 +110,12 @@ func TestClusterEndpointRoles(t *testing.T) {
 	tests := []struct {
 		user   string // "" = no token
 		status int
-		code   actors.Code
+		code   order.Code
 	}{
-		{"", 401, actors.CodeUnauthenticated},
-		{"alice", 403, actors.CodeForbidden},
-		{"olga", 200, actors.CodeOK},
-		{"ada", 200, actors.CodeOK},
+		{"", 401, order.CodeUnauthenticated},
+		{"alice", 403, order.CodeForbidden},
+		{"olga", 200, order.CodeOK},
+		{"ada", 200, order.CodeOK},
 	}
 	for _, tt := range tests {
 		t.Run("status as "+tt.user, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestClusterEndpointRoles(t *testing.T) {
 	}
 	// A forged token is no better than none, and a shopper never reached the cluster.
 	forged := mint(t, jwt.SigningMethodHS256, []byte("another-secret-that-is-long-enough-too!"), h.claims("olga", "operator"))
-	h.do(req{method: "GET", path: "/api/v1/cluster", token: forged}).expect(t, 401, actors.CodeUnauthenticated)
+	h.do(req{method: "GET", path: "/api/v1/cluster", token: forged}).expect(t, 401, order.CodeUnauthenticated)
 }
 
 func TestDrainNode(t *testing.T) {
@@ -148,16 +148,16 @@ func TestDrainNode(t *testing.T) {
 	tests := []struct {
 		name, id string
 		status   int
-		code     actors.Code
+		code     order.Code
 	}{
-		{"member", "node-b", 202, actors.CodeOK},
-		{"again", "node-b", 202, actors.CodeOK},
-		{"unknown", "node-z", 404, actors.CodeNotFound},
-		{"64 characters, unknown", strings.Repeat("n", 64), 404, actors.CodeNotFound},
-		{"65 characters", strings.Repeat("n", 65), 404, actors.CodeNotFound},
-		{"dot", "node.b", 404, actors.CodeNotFound},
-		{"escaped space", "node%20b", 404, actors.CodeNotFound},
-		{"non-ASCII", "n%C3%B6de", 404, actors.CodeNotFound},
+		{"member", "node-b", 202, order.CodeOK},
+		{"again", "node-b", 202, order.CodeOK},
+		{"unknown", "node-z", 404, order.CodeNotFound},
+		{"64 characters, unknown", strings.Repeat("n", 64), 404, order.CodeNotFound},
+		{"65 characters", strings.Repeat("n", 65), 404, order.CodeNotFound},
+		{"dot", "node.b", 404, order.CodeNotFound},
+		{"escaped space", "node%20b", 404, order.CodeNotFound},
+		{"non-ASCII", "n%C3%B6de", 404, order.CodeNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,17 +177,17 @@ func TestDrainNode(t *testing.T) {
 	if st.Members[1].State != "leaving" {
 		t.Errorf("node-b is %s after drain", st.Members[1].State)
 	}
-	h.do(req{method: "POST", path: "/api/v1/cluster/nodes//drain", token: h.token("olga")}).expect(t, 404, actors.CodeRouteNotFound)
-	h.do(req{method: "GET", path: "/api/v1/cluster/nodes/node-b/drain", token: h.token("olga")}).expect(t, 405, actors.CodeMethodNotAllowed)
+	h.do(req{method: "POST", path: "/api/v1/cluster/nodes//drain", token: h.token("olga")}).expect(t, 404, order.CodeRouteNotFound)
+	h.do(req{method: "GET", path: "/api/v1/cluster/nodes/node-b/drain", token: h.token("olga")}).expect(t, 405, order.CodeMethodNotAllowed)
 }
 
 func TestClusterErrors(t *testing.T) {
 	f := newFakeCluster()
 	h := newHarness(t, withCluster(f))
-	f.failWith(actors.Errorf(actors.CodeUnavailable, "membership is settling"))
-	h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 503, actors.CodeUnavailable)
+	f.failWith(order.Errorf(order.CodeUnavailable, "membership is settling"))
+	h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("olga")}).expect(t, 503, order.CodeUnavailable)
 	f.failWith(errors.New("gossip socket closed at /run/secret"))
-	r := h.do(req{method: "POST", path: "/api/v1/cluster/nodes/node-a/drain", token: h.token("olga")}).expect(t, 500, actors.CodeInternal)
+	r := h.do(req{method: "POST", path: "/api/v1/cluster/nodes/node-a/drain", token: h.token("olga")}).expect(t, 500, order.CodeInternal)
 	if r.Message != "internal error" {
 		t.Errorf("message %q leaks detail", r.Message)
 	}
@@ -200,12 +200,12 @@ func TestNotClustered(t *testing.T) {
 		{method: "POST", path: "/api/v1/cluster/nodes/node-a/drain"},
 	} {
 		r.token = h.token("olga")
-		res := h.do(r).expect(t, 503, actors.CodeUnavailable)
+		res := h.do(r).expect(t, 503, order.CodeUnavailable)
 		if res.Message != "not clustered" {
 			t.Errorf("%s %s: message %q", r.method, r.path, res.Message)
 		}
 		r.token = h.token("alice") // who may not see the cluster learns nothing about it
-		h.do(r).expect(t, 403, actors.CodeForbidden)
+		h.do(r).expect(t, 403, order.CodeForbidden)
 	}
 }
 
@@ -217,12 +217,12 @@ func TestReadinessWhileDraining(t *testing.T) {
 	}{
 		{"plain error", errors.New("draining"), "not ready: draining"},
 		// An application error gives its message, without the code that Error() appends.
-		{"application error", actors.Errorf(actors.CodeUnavailable, "node is leaving the cluster"), "not ready: node is leaving the cluster"},
+		{"application error", order.Errorf(order.CodeUnavailable, "node is leaving the cluster"), "not ready: node is leaving the cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(_ *Config, d *Deps) { d.Ready = func(context.Context) error { return tt.err } })
-			r := h.do(req{method: "GET", path: "/readyz"}).expect(t, 503, actors.CodeUnavailable)
+			r := h.do(req{method: "GET", path: "/readyz"}).expect(t, 503, order.CodeUnavailable)
 			if r.Message != tt.want {
 				t.Errorf("message %q, want %q", r.Message, tt.want)
 			}

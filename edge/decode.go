@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // decodeStrict decodes body into v, which must be a pointer to a struct. The body must hold
@@ -20,16 +20,16 @@ func decodeStrict(body []byte, v any, allowEmpty bool) error {
 		if allowEmpty {
 			return nil
 		}
-		return actors.Errorf(actors.CodeInvalidRequest, "request body is required")
+		return order.Errorf(order.CodeInvalidRequest, "request body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return actors.Errorf(actors.CodeInvalidRequest, "invalid JSON body: %s", describeJSONError(err))
+		return order.Errorf(order.CodeInvalidRequest, "invalid JSON body: %s", describeJSONError(err))
 	}
 	// A second value (or garbage) after the first one is a client bug we refuse to guess about.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return actors.Errorf(actors.CodeInvalidRequest, "invalid JSON body: unexpected data after the JSON value")
+		return order.Errorf(order.CodeInvalidRequest, "invalid JSON body: unexpected data after the JSON value")
 	}
 	return nil
 }

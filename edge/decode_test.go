@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 func TestDecodeStrict(t *testing.T) {
@@ -42,7 +42,7 @@ func TestDecodeStrict(t *testing.T) {
 				}
 				return
 			}
-			if actors.ErrorCode(err) != actors.CodeInvalidRequest || !strings.Contains(actors.ErrorMessage(err), tt.wantErr) {
+			if order.ErrorCode(err) != order.CodeInvalidRequest || !strings.Contains(order.ErrorMessage(err), tt.wantErr) {
 				t.Fatalf("got %v, want code 40000 with %q", err, tt.wantErr)
 			}
 		})
@@ -71,13 +71,13 @@ func TestBadBodiesAre400(t *testing.T) {
 			if tt.user != "" {
 				r.token = h.token(tt.user)
 			}
-			h.do(r).expect(t, 400, actors.CodeInvalidRequest)
+			h.do(r).expect(t, 400, order.CodeInvalidRequest)
 		})
 	}
 	// An action body is optional, and a reason is recorded.
-	h.act("alice", id, "pay", "p").expect(t, 200, actors.CodeOK)
+	h.act("alice", id, "pay", "p").expect(t, 200, order.CodeOK)
 	h.do(req{method: "POST", path: "/api/v1/orders/" + id + "/cancel", token: h.token("alice"), key: "c", body: `{"reason":"changed my mind"}`}).
-		expect(t, 200, actors.CodeOK)
+		expect(t, 200, order.CodeOK)
 	if ev := h.events("alice", id); len(ev) != 3 || !strings.Contains(string(ev[2].Payload), "changed my mind") {
 		t.Fatalf("events %+v", ev)
 	}
@@ -121,10 +121,10 @@ func FuzzDecodeHandlers(f *testing.F) {
 			}
 			t.Skip("request could not be sent:", err) // e.g. a header value net/http refuses
 		}
-		if res.Status >= 500 && res.Code != actors.CodeUnavailable {
+		if res.Status >= 500 && res.Code != order.CodeUnavailable {
 			t.Fatalf("%d %d %s for body %q key %q action %q", res.Status, res.Code, res.Message, body, key, action)
 		}
-		if res.Code != actors.CodeOK && res.Code.HTTPStatus() != res.Status {
+		if res.Code != order.CodeOK && httpStatus(res.Code) != res.Status {
 			t.Fatalf("status %d with code %d", res.Status, res.Code)
 		}
 	})

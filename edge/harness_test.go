@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/sqlite"
 )
@@ -107,7 +108,7 @@ func (e errString) Error() string { return string(e) }
 type response struct {
 	Status  int
 	Header  http.Header
-	Code    actors.Code     `json:"code"`
+	Code    order.Code      `json:"code"`
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data"`
 	Raw     []byte
@@ -173,20 +174,20 @@ func (h *harness) try(r req) (response, error) {
 }
 
 // expect checks status and code of a response.
-func (r response) expect(t testing.TB, status int, code actors.Code) response {
+func (r response) expect(t testing.TB, status int, code order.Code) response {
 	t.Helper()
 	if r.Status != status || r.Code != code {
 		t.Fatalf("got %d code %d (%s), want %d code %d; body %s", r.Status, r.Code, r.Message, status, code, r.Raw)
 	}
-	if code != actors.CodeOK && r.Status != code.HTTPStatus() {
+	if code != order.CodeOK && r.Status != httpStatus(code) {
 		t.Fatalf("status %d does not match code %d", r.Status, r.Code)
 	}
 	return r
 }
 
-func (r response) view(t testing.TB) actors.View {
+func (r response) view(t testing.TB) order.View {
 	t.Helper()
-	var v actors.View
+	var v order.View
 	if err := json.Unmarshal(r.Data, &v); err != nil {
 		t.Fatalf("decoding view: %v: %s", err, r.Data)
 	}
@@ -223,10 +224,10 @@ func mint(t testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) stri
 }
 
 // createOrder creates an order for user with the given key and items JSON.
-func (h *harness) createOrder(user, key, items string) actors.View {
+func (h *harness) createOrder(user, key, items string) order.View {
 	h.t.Helper()
 	return h.do(req{method: "POST", path: "/api/v1/orders", token: h.token(user), key: key, body: `{"items":` + items + `}`}).
-		expect(h.t, 201, actors.CodeOK).view(h.t)
+		expect(h.t, 201, order.CodeOK).view(h.t)
 }
 
 // act runs an action on an order and returns the response.
@@ -237,7 +238,7 @@ func (h *harness) act(user, id, action, key string) response {
 
 func (h *harness) events(user, id string) []eventResponse {
 	h.t.Helper()
-	r := h.do(req{method: "GET", path: "/api/v1/orders/" + id + "/events", token: h.token(user)}).expect(h.t, 200, actors.CodeOK)
+	r := h.do(req{method: "GET", path: "/api/v1/orders/" + id + "/events", token: h.token(user)}).expect(h.t, 200, order.CodeOK)
 	var out eventListResponse
 	if err := json.Unmarshal(r.Data, &out); err != nil {
 		h.t.Fatalf("decoding events: %v", err)

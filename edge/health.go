@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/gofiber/fiber/v2"
 )
 
 type probeResponse struct {
@@ -27,10 +27,10 @@ func (s *server) readyz(c *fiber.Ctx) error {
 	if err := s.ready(ctx); err != nil {
 		// The reason is for operators and load balancers: "not ready: draining".
 		why := err.Error()
-		if actors.ErrorCode(err) != actors.CodeInternal {
-			why = actors.ErrorMessage(err) // without the " (code n)" of Error()
+		if order.ErrorCode(err) != order.CodeInternal {
+			why = order.ErrorMessage(err) // without the " (code n)" of Error()
 		}
-		return actors.Errorf(actors.CodeUnavailable, "not ready: %s", why)
+		return order.Errorf(order.CodeUnavailable, "not ready: %s", why)
 	}
 	return respond(c, fiber.StatusOK, probeResponse{Status: "ready", Node: s.cfg.NodeID})
 }

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
+
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -21,8 +23,8 @@ const (
 )
 
 type orderListResponse struct {
-	Orders     []actors.View `json:"orders"`
-	NextCursor string        `json:"next_cursor"`
+	Orders     []order.View `json:"orders"`
+	NextCursor string       `json:"next_cursor"`
 }
 
 // listOrders handles GET /api/v1/orders?status=&customer=&cursor=&limit=. It reads the
@@ -35,16 +37,16 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 		q.Customer = p.Subject
 	}
 	if st := c.Query("status"); st != "" {
-		status, ok := actors.ParseStatus(st)
+		status, ok := order.ParseStatus(st)
 		if !ok {
-			return actors.Errorf(actors.CodeInvalidRequest, "unknown status %q", truncate(st, 32))
+			return order.Errorf(order.CodeInvalidRequest, "unknown status %q", truncate(st, 32))
 		}
 		q.Status = string(status)
 	}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > maxPageSize {
-			return actors.Errorf(actors.CodeInvalidRequest, "limit must be an integer from 1 to %d", maxPageSize)
+			return order.Errorf(order.CodeInvalidRequest, "limit must be an integer from 1 to %d", maxPageSize)
 		}
 		q.Limit = n
 	}
@@ -52,7 +54,7 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 	if cur := c.Query("cursor"); cur != "" {
 		raw, ok := s.cursors.open(cur, scope)
 		if !ok {
-			return actors.Errorf(actors.CodeInvalidRequest, "invalid cursor; use next_cursor of the previous page with the same filters")
+			return order.Errorf(order.CodeInvalidRequest, "invalid cursor; use next_cursor of the previous page with the same filters")
 		}
 		q.Cursor = raw
 	}
@@ -63,13 +65,13 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 	switch {
 	case errors.Is(err, persistence.ErrBadCursor):
 		// Signed by us yet refused by the store: a cursor from before a store migration.
-		return actors.Errorf(actors.CodeInvalidRequest, "expired cursor; start again from the first page")
+		return order.Errorf(order.CodeInvalidRequest, "expired cursor; start again from the first page")
 	case err != nil:
 		return fmt.Errorf("listing orders: %w", err)
 	}
-	out := orderListResponse{Orders: make([]actors.View, 0, len(page.Orders)), NextCursor: s.cursors.sign(page.NextCursor, scope)}
+	out := orderListResponse{Orders: make([]order.View, 0, len(page.Orders)), NextCursor: s.cursors.sign(page.NextCursor, scope)}
 	for _, row := range page.Orders {
-		o, err := actors.DecodeSnapshot(row.Snapshot)
+		o, err := orderpb.DecodeSnapshot(row.Snapshot)
 		if err != nil {
 			return fmt.Errorf("listing orders: order %s: %w", row.ID, err)
 		}

@@ -4,12 +4,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/ordermesh/ordermesh/actors"
 )
 
 // metrics are the edge's Prometheus series. They live in the registry given in Deps, not
@@ -49,8 +49,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	// Every reason is exported from the start, so that rate() sees the first retry.
-	for _, r := range RetryReasons {
-		m.retries.WithLabelValues(r)
+	for _, r := range order.Reasons {
+		m.retries.WithLabelValues(string(r))
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commands, m.retries, m.retryExhausted} {
 		if err := reg.Register(c); err != nil {
@@ -66,8 +66,8 @@ func (m *metrics) observeHTTP(route, method, status string, d time.Duration) {
 }
 
 // observeCommand counts the final outcome of a command, after retries.
-func (m *metrics) observeCommand(t actors.CommandType, err error) {
-	m.commands.WithLabelValues(string(t), strconv.Itoa(int(actors.ErrorCode(err)))).Inc()
+func (m *metrics) observeCommand(t order.CommandType, err error) {
+	m.commands.WithLabelValues(string(t), strconv.Itoa(int(order.ErrorCode(err)))).Inc()
 }
 
 func metricsHandler(g prometheus.Gatherer) fiber.Handler {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/gofiber/fiber/v2"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/gofiber/fiber/v2"
 )
 
 // HeaderIdempotencyKey names the client-chosen key every command carries.
@@ -43,18 +43,18 @@ func (s *server) createOrder(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	if err := checkRole(actors.CmdCreate, p); err != nil {
+	if err := checkRole(order.CmdCreate, p); err != nil {
 		return err
 	}
-	if len(req.Items) == 0 || len(req.Items) > actors.MaxLines {
-		return actors.Errorf(actors.CodeValidation, "an order needs 1 to %d items", actors.MaxLines)
+	if len(req.Items) == 0 || len(req.Items) > order.MaxLines {
+		return order.Errorf(order.CodeValidation, "an order needs 1 to %d items", order.MaxLines)
 	}
 	lines, err := s.catalog.price(req.Items)
 	if err != nil {
 		return err
 	}
-	cmd := actors.Command{
-		Type: actors.CmdCreate, OrderID: actors.OrderIDFor(p.Subject, key), Key: key, By: p,
+	cmd := order.Command{
+		Type: order.CmdCreate, OrderID: order.OrderIDFor(p.Subject, key), Key: key, By: p,
 		Lines: lines, Currency: s.catalog.Currency(),
 	}
 	res, err := s.execute(c, cmd)
@@ -66,11 +66,11 @@ func (s *server) createOrder(c *fiber.Ctx) error {
 	return respond(c, fiber.StatusCreated, res.View)
 }
 
-// orderAction handles POST /api/v1/orders/{id}/{action} for every action of actors.Table.
+// orderAction handles POST /api/v1/orders/{id}/{action} for every action of order.Table.
 func (s *server) orderAction(c *fiber.Ctx) error {
-	cmdType, ok := actors.CommandForAction(c.Params("action"))
+	cmdType, ok := order.CommandForAction(c.Params("action"))
 	if !ok {
-		return actors.Errorf(actors.CodeRouteNotFound, "no such action %q", truncate(c.Params("action"), 64))
+		return order.Errorf(order.CodeRouteNotFound, "no such action %q", truncate(c.Params("action"), 64))
 	}
 	id, err := s.orderIDParam(c)
 	if err != nil {
@@ -89,7 +89,7 @@ func (s *server) orderAction(c *fiber.Ctx) error {
 	if err := checkRole(cmdType, p); err != nil {
 		return err
 	}
-	res, err := s.execute(c, actors.Command{Type: cmdType, OrderID: id, Key: key, By: p, Reason: req.Reason})
+	res, err := s.execute(c, order.Command{Type: cmdType, OrderID: id, Key: key, By: p, Reason: req.Reason})
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 	p := principal(c)
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
-	var v actors.View
+	var v order.View
 	err = s.retry(ctx, s.logger(c), func(ctx context.Context) error {
 		var err error
 		v, err = s.orders.Get(ctx, id, p, ensureRequestID(c))
@@ -125,11 +125,11 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 
 // execute sends cmd to its grain, retrying while the grain is unavailable, and counts
 // the outcome.
-func (s *server) execute(c *fiber.Ctx, cmd actors.Command) (actors.Result, error) {
+func (s *server) execute(c *fiber.Ctx, cmd order.Command) (order.Result, error) {
 	s.setOrderID(c, cmd.OrderID)
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
-	var res actors.Result
+	var res order.Result
 	err := s.retry(ctx, s.logger(c), func(ctx context.Context) error {
 		var err error
 		res, err = s.orders.Execute(ctx, cmd, ensureRequestID(c))
@@ -137,15 +137,15 @@ func (s *server) execute(c *fiber.Ctx, cmd actors.Command) (actors.Result, error
 	})
 	s.metrics.observeCommand(cmd.Type, err)
 	if err != nil {
-		return actors.Result{}, fmt.Errorf("executing %s on order %s: %w", cmd.Type, cmd.OrderID, err)
+		return order.Result{}, fmt.Errorf("executing %s on order %s: %w", cmd.Type, cmd.OrderID, err)
 	}
 	return res, nil
 }
 
-// checkRole refuses early what actors.Decide would refuse for the caller's role.
-func checkRole(t actors.CommandType, p actors.Principal) error {
-	if tr, ok := actors.TransitionFor(t); ok && !tr.Allows(p.Role) {
-		return actors.Errorf(actors.CodeForbidden, "role %q may not %s", p.Role, tr.Action)
+// checkRole refuses early what order.Decide would refuse for the caller's role.
+func checkRole(t order.CommandType, p order.Principal) error {
+	if tr, ok := order.TransitionFor(t); ok && !tr.Allows(p.Role) {
+		return order.Errorf(order.CodeForbidden, "role %q may not %s", p.Role, tr.Action)
 	}
 	return nil
 }
@@ -153,8 +153,8 @@ func checkRole(t actors.CommandType, p actors.Principal) error {
 // idempotencyKey returns the required Idempotency-Key header.
 func idempotencyKey(c *fiber.Ctx) (string, error) {
 	key := c.Get(HeaderIdempotencyKey)
-	if key == "" || len(key) > actors.MaxKeyLen {
-		return "", actors.Errorf(actors.CodeInvalidRequest, "an %s header of 1 to %d characters is required", HeaderIdempotencyKey, actors.MaxKeyLen)
+	if key == "" || len(key) > order.MaxKeyLen {
+		return "", order.Errorf(order.CodeInvalidRequest, "an %s header of 1 to %d characters is required", HeaderIdempotencyKey, order.MaxKeyLen)
 	}
 	return key, nil
 }
@@ -172,7 +172,7 @@ func (s *server) orderIDParam(c *fiber.Ctx) (string, error) {
 
 // validOrderID accepts ^[A-Za-z0-9_-]{1,64}$, which covers every id OrderIDFor makes.
 func validOrderID(id string) bool {
-	if id == "" || len(id) > actors.MaxIDBytes {
+	if id == "" || len(id) > order.MaxIDBytes {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -185,10 +185,10 @@ func validOrderID(id string) bool {
 }
 
 func notFound(id string) error {
-	return actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+	return order.Errorf(order.CodeNotFound, "order %s not found", id)
 }
 
-func markReplay(c *fiber.Ctx, res actors.Result) {
+func markReplay(c *fiber.Ctx, res order.Result) {
 	if res.Replayed {
 		c.Set(HeaderReplayed, "true")
 	}

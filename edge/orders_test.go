@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 const twoTeas = `[{"sku":"tea-sencha","qty":2},{"sku":"mug-stoneware","qty":1}]`
@@ -16,10 +16,10 @@ const twoTeas = `[{"sku":"tea-sencha","qty":2},{"sku":"mug-stoneware","qty":1}]`
 func TestCreateOrderPricesFromCatalog(t *testing.T) {
 	h := newHarness(t)
 	v := h.createOrder("alice", "k1", twoTeas)
-	if v.ID != actors.OrderIDFor("alice", "k1") || v.Customer != "alice" || v.Status != actors.StatusCreated || v.Version != 1 {
+	if v.ID != order.OrderIDFor("alice", "k1") || v.Customer != "alice" || v.Status != order.StatusCreated || v.Version != 1 {
 		t.Fatalf("view %+v", v)
 	}
-	want := []actors.Line{
+	want := []order.Line{
 		{SKU: "tea-sencha", Name: "Sencha green tea, 100 g", Qty: 2, UnitPrice: 1290},
 		{SKU: "mug-stoneware", Name: "Stoneware mug", Qty: 1, UnitPrice: 1850},
 	}
@@ -36,9 +36,9 @@ func TestCreateOrderSameKeyTwice(t *testing.T) {
 	send := func(body string) response {
 		return h.do(req{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: "same", body: body})
 	}
-	first := send(`{"items":`+twoTeas+`}`).expect(t, 201, actors.CodeOK)
+	first := send(`{"items":`+twoTeas+`}`).expect(t, 201, order.CodeOK)
 	h.clock.Advance(time.Minute) // a replay must not pick up the new time
-	second := send(`{"items":`+twoTeas+`}`).expect(t, 201, actors.CodeOK)
+	second := send(`{"items":`+twoTeas+`}`).expect(t, 201, order.CodeOK)
 	if !bytes.Equal(first.Data, second.Data) {
 		t.Errorf("replay differs:\n%s\n%s", first.Data, second.Data)
 	}
@@ -52,7 +52,7 @@ func TestCreateOrderSameKeyTwice(t *testing.T) {
 		t.Fatalf("events after a replay: %+v", ev)
 	}
 	// The same key for a different order is refused, not silently replayed.
-	send(`{"items":[{"sku":"tea-sencha","qty":5}]}`).expect(t, 422, actors.CodeKeyReused)
+	send(`{"items":[{"sku":"tea-sencha","qty":5}]}`).expect(t, 422, order.CodeKeyReused)
 	// Another shopper's identical key is another order.
 	h.createOrder("bob", "same", twoTeas)
 }
@@ -60,12 +60,12 @@ func TestCreateOrderSameKeyTwice(t *testing.T) {
 func TestActionSameKeyTwice(t *testing.T) {
 	h := newHarness(t)
 	id := h.createOrder("alice", "k", twoTeas).ID
-	first := h.act("alice", id, "pay", "pay-1").expect(t, 200, actors.CodeOK)
-	second := h.act("alice", id, "pay", "pay-1").expect(t, 200, actors.CodeOK)
+	first := h.act("alice", id, "pay", "pay-1").expect(t, 200, order.CodeOK)
+	second := h.act("alice", id, "pay", "pay-1").expect(t, 200, order.CodeOK)
 	if !bytes.Equal(first.Data, second.Data) || second.Header.Get(HeaderReplayed) != "true" {
 		t.Errorf("replay differs or is unmarked:\n%s\n%s", first.Data, second.Data)
 	}
-	if v := second.view(t); v.Status != actors.StatusPaying || v.Version != 2 {
+	if v := second.view(t); v.Status != order.StatusPaying || v.Version != 2 {
 		t.Errorf("view %+v", v)
 	}
 	if ev := h.events("alice", id); len(ev) != 2 {
@@ -81,17 +81,17 @@ func TestCreateOrderErrors(t *testing.T) {
 		key    string
 		body   string
 		status int
-		code   actors.Code
+		code   order.Code
 	}{
-		{"unknown sku", "alice", "a", `{"items":[{"sku":"caviar","qty":1}]}`, 422, actors.CodeValidation},
-		{"zero qty", "alice", "b", `{"items":[{"sku":"tea-sencha","qty":0}]}`, 422, actors.CodeValidation},
-		{"qty too large", "alice", "c", `{"items":[{"sku":"tea-sencha","qty":1001}]}`, 422, actors.CodeValidation},
-		{"no items", "alice", "d", `{"items":[]}`, 422, actors.CodeValidation},
-		{"null body", "alice", "e", `null`, 422, actors.CodeValidation},
-		{"client price", "alice", "f", `{"items":[{"sku":"tea-sencha","qty":1,"unit_price":1}]}`, 400, actors.CodeInvalidRequest},
-		{"no key", "alice", "", `{"items":` + twoTeas + `}`, 400, actors.CodeInvalidRequest},
-		{"key too long", "alice", string(bytes.Repeat([]byte("k"), 201)), `{"items":` + twoTeas + `}`, 400, actors.CodeInvalidRequest},
-		{"operator may not create", "olga", "g", `{"items":` + twoTeas + `}`, 403, actors.CodeForbidden},
+		{"unknown sku", "alice", "a", `{"items":[{"sku":"caviar","qty":1}]}`, 422, order.CodeValidation},
+		{"zero qty", "alice", "b", `{"items":[{"sku":"tea-sencha","qty":0}]}`, 422, order.CodeValidation},
+		{"qty too large", "alice", "c", `{"items":[{"sku":"tea-sencha","qty":1001}]}`, 422, order.CodeValidation},
+		{"no items", "alice", "d", `{"items":[]}`, 422, order.CodeValidation},
+		{"null body", "alice", "e", `null`, 422, order.CodeValidation},
+		{"client price", "alice", "f", `{"items":[{"sku":"tea-sencha","qty":1,"unit_price":1}]}`, 400, order.CodeInvalidRequest},
+		{"no key", "alice", "", `{"items":` + twoTeas + `}`, 400, order.CodeInvalidRequest},
+		{"key too long", "alice", string(bytes.Repeat([]byte("k"), 201)), `{"items":` + twoTeas + `}`, 400, order.CodeInvalidRequest},
+		{"operator may not create", "olga", "g", `{"items":` + twoTeas + `}`, 403, order.CodeForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,18 +108,18 @@ func TestOrderVisibility(t *testing.T) {
 		user   string
 		path   string
 		status int
-		code   actors.Code
+		code   order.Code
 	}{
-		{"owner", "alice", "/api/v1/orders/" + id, 200, actors.CodeOK},
-		{"operator", "olga", "/api/v1/orders/" + id, 200, actors.CodeOK},
-		{"admin", "ada", "/api/v1/orders/" + id, 200, actors.CodeOK},
-		{"another shopper", "bob", "/api/v1/orders/" + id, 404, actors.CodeNotFound},
-		{"unknown order", "alice", "/api/v1/orders/o_NOPE", 404, actors.CodeNotFound},
-		{"malformed id", "alice", "/api/v1/orders/" + url.PathEscape("a.b"), 404, actors.CodeNotFound},
-		{"id too long", "olga", "/api/v1/orders/" + string(bytes.Repeat([]byte("x"), 65)), 404, actors.CodeNotFound},
-		{"owner's events", "alice", "/api/v1/orders/" + id + "/events", 200, actors.CodeOK},
-		{"another shopper's events", "bob", "/api/v1/orders/" + id + "/events", 404, actors.CodeNotFound},
-		{"unknown order's events", "olga", "/api/v1/orders/o_NOPE/events", 404, actors.CodeNotFound},
+		{"owner", "alice", "/api/v1/orders/" + id, 200, order.CodeOK},
+		{"operator", "olga", "/api/v1/orders/" + id, 200, order.CodeOK},
+		{"admin", "ada", "/api/v1/orders/" + id, 200, order.CodeOK},
+		{"another shopper", "bob", "/api/v1/orders/" + id, 404, order.CodeNotFound},
+		{"unknown order", "alice", "/api/v1/orders/o_NOPE", 404, order.CodeNotFound},
+		{"malformed id", "alice", "/api/v1/orders/" + url.PathEscape("a.b"), 404, order.CodeNotFound},
+		{"id too long", "olga", "/api/v1/orders/" + string(bytes.Repeat([]byte("x"), 65)), 404, order.CodeNotFound},
+		{"owner's events", "alice", "/api/v1/orders/" + id + "/events", 200, order.CodeOK},
+		{"another shopper's events", "bob", "/api/v1/orders/" + id + "/events", 404, order.CodeNotFound},
+		{"unknown order's events", "olga", "/api/v1/orders/o_NOPE/events", 404, order.CodeNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,7 +127,7 @@ func TestOrderVisibility(t *testing.T) {
 		})
 	}
 	// Acting on someone else's order looks exactly like acting on no order.
-	h.act("bob", id, "cancel", "c").expect(t, 404, actors.CodeNotFound)
+	h.act("bob", id, "cancel", "c").expect(t, 404, order.CodeNotFound)
 }
 
 func TestActionErrors(t *testing.T) {
@@ -139,15 +139,15 @@ func TestActionErrors(t *testing.T) {
 		action string
 		key    string
 		status int
-		code   actors.Code
+		code   order.Code
 	}{
-		{"illegal transition", "olga", "ship", "s1", 409, actors.CodeIllegalTransition},
-		{"shopper may not ship", "alice", "ship", "s2", 403, actors.CodeForbidden},
-		{"shopper may not refund", "alice", "refund", "r1", 403, actors.CodeForbidden},
-		{"operator may not pay", "olga", "pay", "p1", 403, actors.CodeForbidden},
-		{"unknown action", "alice", "teleport", "t1", 404, actors.CodeRouteNotFound},
-		{"timer-only command", "olga", "ExpirePayment", "e1", 404, actors.CodeRouteNotFound},
-		{"missing key", "alice", "pay", "", 400, actors.CodeInvalidRequest},
+		{"illegal transition", "olga", "ship", "s1", 409, order.CodeIllegalTransition},
+		{"shopper may not ship", "alice", "ship", "s2", 403, order.CodeForbidden},
+		{"shopper may not refund", "alice", "refund", "r1", 403, order.CodeForbidden},
+		{"operator may not pay", "olga", "pay", "p1", 403, order.CodeForbidden},
+		{"unknown action", "alice", "teleport", "t1", 404, order.CodeRouteNotFound},
+		{"timer-only command", "olga", "ExpirePayment", "e1", 404, order.CodeRouteNotFound},
+		{"missing key", "alice", "pay", "", 400, order.CodeInvalidRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,35 +163,35 @@ func TestActionErrors(t *testing.T) {
 func TestWalkthroughs(t *testing.T) {
 	type step struct {
 		user, action string
-		want         actors.Status
+		want         order.Status
 	}
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{"delivered", []step{
-			{"alice", "pay", actors.StatusPaying},
-			{"olga", "confirm-payment", actors.StatusPaid},
-			{"olga", "ship", actors.StatusShipped},
-			{"ada", "deliver", actors.StatusDelivered},
+			{"alice", "pay", order.StatusPaying},
+			{"olga", "confirm-payment", order.StatusPaid},
+			{"olga", "ship", order.StatusShipped},
+			{"ada", "deliver", order.StatusDelivered},
 		}},
 		{"refunded after delivery", []step{
-			{"alice", "pay", actors.StatusPaying},
-			{"olga", "confirm-payment", actors.StatusPaid},
-			{"olga", "ship", actors.StatusShipped},
-			{"olga", "deliver", actors.StatusDelivered},
-			{"ada", "refund", actors.StatusRefunded},
+			{"alice", "pay", order.StatusPaying},
+			{"olga", "confirm-payment", order.StatusPaid},
+			{"olga", "ship", order.StatusShipped},
+			{"olga", "deliver", order.StatusDelivered},
+			{"ada", "refund", order.StatusRefunded},
 		}},
 		{"refunded before shipping", []step{
-			{"alice", "pay", actors.StatusPaying},
-			{"olga", "confirm-payment", actors.StatusPaid},
-			{"olga", "refund", actors.StatusRefunded},
+			{"alice", "pay", order.StatusPaying},
+			{"olga", "confirm-payment", order.StatusPaid},
+			{"olga", "refund", order.StatusRefunded},
 		}},
 		{"payment failed, paid again, cancelled", []step{
-			{"alice", "pay", actors.StatusPaying},
-			{"olga", "fail-payment", actors.StatusCreated},
-			{"alice", "pay", actors.StatusPaying},
-			{"alice", "cancel", actors.StatusClosed},
+			{"alice", "pay", order.StatusPaying},
+			{"olga", "fail-payment", order.StatusCreated},
+			{"alice", "pay", order.StatusPaying},
+			{"alice", "cancel", order.StatusClosed},
 		}},
 	}
 	for _, tt := range tests {
@@ -200,15 +200,15 @@ func TestWalkthroughs(t *testing.T) {
 			id := h.createOrder("alice", "create", twoTeas).ID
 			for i, s := range tt.steps {
 				h.clock.Advance(time.Second)
-				v := h.act(s.user, id, s.action, "step-"+string(rune('a'+i))).expect(t, 200, actors.CodeOK).view(t)
+				v := h.act(s.user, id, s.action, "step-"+string(rune('a'+i))).expect(t, 200, order.CodeOK).view(t)
 				if v.Status != s.want || v.Version != uint64(i+2) {
 					t.Fatalf("after %s: %s v%d, want %s v%d", s.action, v.Status, v.Version, s.want, i+2)
 				}
-				if !slices.Equal(v.Actions, actors.ActionsFrom(s.want)) {
+				if !slices.Equal(v.Actions, order.ActionsFrom(s.want)) {
 					t.Errorf("after %s: actions %v", s.action, v.Actions)
 				}
 			}
-			got := h.do(req{method: "GET", path: "/api/v1/orders/" + id, token: h.token("alice")}).expect(t, 200, actors.CodeOK).view(t)
+			got := h.do(req{method: "GET", path: "/api/v1/orders/" + id, token: h.token("alice")}).expect(t, 200, order.CodeOK).view(t)
 			if got.Status != tt.steps[len(tt.steps)-1].want {
 				t.Errorf("GET says %s", got.Status)
 			}
@@ -217,7 +217,7 @@ func TestWalkthroughs(t *testing.T) {
 				t.Fatalf("%d events, want %d", len(events), len(tt.steps)+1)
 			}
 			for i, e := range events {
-				if e.Version != int64(i+1) || !actors.Legal(actors.Status(e.From), actors.EventType(e.Type), actors.Status(e.To)) {
+				if e.Version != int64(i+1) || !order.Legal(order.Status(e.From), order.EventType(e.Type), order.Status(e.To)) {
 					t.Errorf("event %d is not a legal step: %+v", i, e)
 				}
 				if e.IdempotencyKey == "" || e.Node != "node-test" || len(e.Payload) == 0 || !json.Valid(e.Payload) {
@@ -237,11 +237,11 @@ func TestListOrders(t *testing.T) {
 	}
 	h.clock.Advance(time.Second)
 	bobs := h.createOrder("bob", "1", twoTeas).ID
-	h.act("alice", alices[0], "pay", "p").expect(t, 200, actors.CodeOK)
+	h.act("alice", alices[0], "pay", "p").expect(t, 200, order.CodeOK)
 
 	list := func(user, query string) orderListResponse {
 		t.Helper()
-		r := h.do(req{method: "GET", path: "/api/v1/orders" + query, token: h.token(user)}).expect(t, 200, actors.CodeOK)
+		r := h.do(req{method: "GET", path: "/api/v1/orders" + query, token: h.token(user)}).expect(t, 200, order.CodeOK)
 		var out orderListResponse
 		if err := json.Unmarshal(r.Data, &out); err != nil {
 			t.Fatal(err)
@@ -270,7 +270,7 @@ func TestListOrders(t *testing.T) {
 	if got := ids(list("olga", "?customer=bob")); !slices.Equal(got, []string{bobs}) {
 		t.Errorf("operator filtering by bob sees %v", got)
 	}
-	if l := list("alice", "?status=PAYING"); !slices.Equal(ids(l), alices[:1]) || l.Orders[0].Status != actors.StatusPaying {
+	if l := list("alice", "?status=PAYING"); !slices.Equal(ids(l), alices[:1]) || l.Orders[0].Status != order.StatusPaying {
 		t.Errorf("PAYING filter: %v", ids(l))
 	}
 
@@ -292,11 +292,11 @@ func TestListOrders(t *testing.T) {
 		"?status=LOST", "?limit=0", "?limit=201", "?limit=two", "?cursor=garbage",
 		"?cursor=" + url.QueryEscape(cursor+"x"), "?status=CREATED&cursor=" + url.QueryEscape(cursor),
 	} {
-		h.do(req{method: "GET", path: "/api/v1/orders" + q, token: h.token("alice")}).expect(t, 400, actors.CodeInvalidRequest)
+		h.do(req{method: "GET", path: "/api/v1/orders" + q, token: h.token("alice")}).expect(t, 400, order.CodeInvalidRequest)
 	}
 	// A cursor is bound to the listing it came from: bob cannot page through alice's.
 	h.do(req{method: "GET", path: "/api/v1/orders?limit=2&cursor=" + url.QueryEscape(cursor), token: h.token("bob")}).
-		expect(t, 400, actors.CodeInvalidRequest)
+		expect(t, 400, order.CodeInvalidRequest)
 }
 
 func TestRetriesWhileGrainIsUnavailable(t *testing.T) {
@@ -304,14 +304,14 @@ func TestRetriesWhileGrainIsUnavailable(t *testing.T) {
 	h.svc.failNext(3)
 	v := h.createOrder("alice", "k", twoTeas)
 	h.svc.failNext(2)
-	h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).expect(t, 200, actors.CodeOK)
+	h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).expect(t, 200, order.CodeOK)
 	if ev := h.events("alice", v.ID); len(ev) != 1 {
 		t.Fatalf("%d events, want 1", len(ev))
 	}
 
 	quick := newHarness(t, func(c *Config, _ *Deps) { c.RetryFor = 30 * time.Millisecond })
 	quick.svc.failNext(1 << 30)
-	r := quick.act("alice", v.ID, "pay", "p").expect(t, 503, actors.CodeUnavailable)
+	r := quick.act("alice", v.ID, "pay", "p").expect(t, 503, order.CodeUnavailable)
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}

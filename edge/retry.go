@@ -5,10 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // Backoff between retries of a retryable call: short at first, because a grain that moved
@@ -21,7 +20,7 @@ const (
 
 // errStillUnavailable is what the client gets when retries did not help in time. With the
 // Retry-After header it tells the client to send the same request (same key) again.
-var errStillUnavailable = actors.Errorf(actors.CodeUnavailable,
+var errStillUnavailable = order.Errorf(order.CodeUnavailable,
 	"the order is temporarily unavailable; retry with the same Idempotency-Key")
 
 // retry calls op until it returns nil or a non-retryable error, for at most RetryFor.
@@ -63,63 +62,19 @@ func retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	return actors.ErrorCode(err).Retryable() || errors.Is(err, context.DeadlineExceeded)
+	return order.ErrorCode(err).Retryable() || errors.Is(err, context.DeadlineExceeded)
 }
 
-// Reasons the edge retries a retryable answer: the values of the reason label of
-// ordermesh_edge_retries_total. The set is closed, so that dashboards can rely on it and
-// the label cannot grow with error texts; a cause not listed here counts as RetryOther.
-const (
-	RetryMoved       = "moved"       // the order moved, its activation is stale, or no node may activate it now
-	RetryDraining    = "draining"    // the node hosting the order is leaving
-	RetryUnreachable = "unreachable" // the grain's node could not be reached (dead letter)
-	RetryTimeout     = "timeout"     // the grain did not answer in time
-	RetryStore       = "store"       // the grain could not load or save the order
-	RetryOther       = "other"
-)
-
-// RetryReasons lists every value RetryReason returns.
-var RetryReasons = []string{RetryMoved, RetryDraining, RetryUnreachable, RetryTimeout, RetryStore, RetryOther}
-
-// retryCauses maps fragments of CodeUnavailable messages to reasons, checked in this
-// order, case-insensitively. The messages are written by actors (the grain) and cluster
-// (the call to it) for people, not for machines, and the edge cannot ask them to carry a
-// machine-readable cause; matching fragments keeps the metric useful when a message is
-// reworded slightly, and a fragment that stops matching only moves counts to "other".
-// Draining comes first because it is the most specific cause; "not reachable" before
-// "timeout" because node.go wraps the library's own error text in it.
-var retryCauses = []struct {
-	reason    string
-	fragments []string
-}{
-	{RetryDraining, []string{"draining", "leaving", "shutting down"}},
-	{RetryMoved, []string{"moved", "moving", "stale", "not owner", "not the owner", "no owner", "cannot be activated", "topology"}},
-	{RetryUnreachable, []string{"not reachable", "unreachable", "dead letter", "deadletter"}},
-	{RetryTimeout, []string{"did not answer", "timed out", "timeout", "deadline"}},
-	{RetryStore, []string{"could not be loaded", "could not be saved"}},
-}
-
-// RetryReason classifies a retryable error into one of RetryReasons, from the message of
-// its *actors.Error (see retryCauses). A context deadline from below is RetryTimeout;
-// any other error, and nil, is RetryOther.
+// RetryReason classifies a retryable error for the reason label of
+// ordermesh_edge_retries_total, from the Reason the grain or the cluster set on it
+// (order.Reasons; the set is closed). A context deadline from below is "timeout"; any
+// other error, and nil, is "other".
 func RetryReason(err error) string {
-	if err == nil {
-		return RetryOther
+	if r := order.ErrorReason(err); r != "" {
+		return string(r)
 	}
-	var appErr *actors.Error
-	if !errors.As(err, &appErr) {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return RetryTimeout
-		}
-		return RetryOther
+	if errors.Is(err, context.DeadlineExceeded) {
+		return string(order.ReasonTimeout)
 	}
-	msg := strings.ToLower(appErr.Message)
-	for _, c := range retryCauses {
-		for _, f := range c.fragments {
-			if strings.Contains(msg, f) {
-				return c.reason
-			}
-		}
-	}
-	return RetryOther
+	return string(order.ReasonOther)
 }

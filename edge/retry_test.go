@@ -8,61 +8,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 func TestRetryReason(t *testing.T) {
-	unavailable := func(format string, args ...any) error { return actors.Errorf(actors.CodeUnavailable, format, args...) }
 	tests := []struct {
 		err  error
 		want string
 	}{
-		// The messages actors/grain.go and cluster/node.go write today.
-		{unavailable("order o_1 is moving; retry"), RetryMoved},
-		{unavailable("order moved to another activation; retry with the same Idempotency-Key"), RetryMoved},
-		{unavailable("order o_1 cannot be activated right now; retry"), RetryMoved},
-		{unavailable("order moved to another node; retry with the same Idempotency-Key"), RetryMoved},
-		{unavailable("order o_1 has no owner that accepts it right now (topology changing); retry"), RetryMoved},
-		{unavailable("order o_1 did not answer in 5s; retry"), RetryTimeout},
-		{unavailable("order o_1 did not answer in 5s (timeout); retry"), RetryTimeout},
-		{unavailable("request deadline passed"), RetryTimeout},
-		{unavailable("order o_1 is not reachable (future: dead letter); retry"), RetryUnreachable},
-		{unavailable("order could not be loaded; retry with the same Idempotency-Key"), RetryStore},
-		{unavailable("order could not be saved; retry with the same Idempotency-Key"), RetryStore},
-		{unavailable("order o_1 answered *orderpb.Other; retry"), RetryOther},
-		// What a draining node or a lookup that checks ownership may say.
-		{unavailable("node n_1 is draining; retry"), RetryDraining},
-		{unavailable("node n_1 is LEAVING the cluster"), RetryDraining},
-		{unavailable("stale activation of o_1"), RetryMoved},
-		{unavailable("this node is not the owner of o_1"), RetryMoved},
-		{unavailable("dead letter"), RetryUnreachable},
-		// Wrapping does not hide the application error; a bare deadline is a timeout.
-		{fmt.Errorf("executing Pay on order o_1: %w", unavailable("grain is moving")), RetryMoved},
-		{context.DeadlineExceeded, RetryTimeout},
-		{fmt.Errorf("calling: %w", context.DeadlineExceeded), RetryTimeout},
-		{errors.New("order moved"), RetryOther}, // not an application error: its text is not trusted
-		{unavailable(""), RetryOther},
-		{nil, RetryOther},
+		{order.Unavailable(order.ReasonDraining, "node is draining"), "draining"},
+		{order.Unavailable(order.ReasonMoved, "order moved to another node"), "moved"},
+		// The reason crosses the wire and survives wrapping; the message is never read.
+		{fmt.Errorf("executing Pay on order o_1: %w", order.Unavailable(order.ReasonStore, "order moved")), "store"},
+		{order.Errorf(order.CodeUnavailable, "node n_1 is draining"), "other"}, // no reason given: text is not trusted
+		{context.DeadlineExceeded, "timeout"},
+		{fmt.Errorf("calling: %w", context.DeadlineExceeded), "timeout"},
+		{errors.New("order moved"), "other"},
+		{nil, "other"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.err), func(t *testing.T) {
-			got := RetryReason(tt.err)
-			if got != tt.want {
+			if got := RetryReason(tt.err); got != tt.want {
 				t.Errorf("RetryReason(%v) = %q, want %q", tt.err, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestRetryReasonsAreClosed(t *testing.T) {
-	known := map[string]bool{}
-	for _, r := range RetryReasons {
-		known[r] = true
-	}
-	for _, c := range retryCauses {
-		if !known[c.reason] {
-			t.Errorf("retryCauses uses %q, which RetryReasons lacks", c.reason)
-		}
 	}
 }
 
@@ -71,7 +40,7 @@ func TestRetryMetrics(t *testing.T) {
 	h.svc.failNext(3) // "grain is moving", three times, then the command goes through
 	v := h.createOrder("alice", "k", twoTeas)
 	h.svc.failNext(2)
-	h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).expect(t, 200, actors.CodeOK)
+	h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).expect(t, 200, order.CodeOK)
 
 	body := string(h.do(req{method: "GET", path: "/metrics"}).Raw)
 	for _, want := range []string{
@@ -91,7 +60,7 @@ func TestRetryExhausted(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Deps) { c.RetryFor = 50 * time.Millisecond })
 	h.svc.failNext(1 << 20) // the grain never comes back
 	r := h.do(req{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: "k", body: `{"items":` + twoTeas + `}`}).
-		expect(t, 503, actors.CodeUnavailable)
+		expect(t, 503, order.CodeUnavailable)
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("no Retry-After on the final 503")
 	}

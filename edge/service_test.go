@@ -7,12 +7,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
+
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
-// localService is a real, in-process actors.Service: one mutex plays the grain's mailbox,
-// actors.Decide and actors.Evolve are the domain logic, and every accepted command is
+// localService is a real, in-process order.Service: one mutex plays the grain's mailbox,
+// order.Decide and order.Evolve are the domain logic, and every accepted command is
 // written to the store before it is answered, as the grain does. Only placement and
 // passivation are missing, which the edge cannot see anyway.
 type localService struct {
@@ -21,14 +23,14 @@ type localService struct {
 	node  string
 
 	mu          sync.Mutex
-	orders      map[string]actors.Order
-	unavailable int                // the next n calls fail with CodeUnavailable, like a moving grain
-	panicOn     actors.CommandType // a command that makes Execute panic
-	requestIDs  []string           // request ids seen, newest last
+	orders      map[string]order.Order
+	unavailable int               // the next n calls fail with CodeUnavailable, like a moving grain
+	panicOn     order.CommandType // a command that makes Execute panic
+	requestIDs  []string          // request ids seen, newest last
 }
 
 func newLocalService(store persistence.Orders, now func() time.Time) *localService {
-	return &localService{store: store, now: now, node: "node-test", orders: map[string]actors.Order{}}
+	return &localService{store: store, now: now, node: "node-test", orders: map[string]order.Order{}}
 }
 
 // failNext makes the next n calls answer CodeUnavailable.
@@ -51,16 +53,16 @@ func (s *localService) enter(requestID string) error {
 	s.requestIDs = append(s.requestIDs, requestID)
 	if s.unavailable > 0 {
 		s.unavailable--
-		return actors.Errorf(actors.CodeUnavailable, "grain is moving")
+		return order.Unavailable(order.ReasonMoved, "grain is moving")
 	}
 	return nil
 }
 
-func (s *localService) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
+func (s *localService) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter(requestID); err != nil {
-		return actors.Result{}, err
+		return order.Result{}, err
 	}
 	if c.Type == s.panicOn && c.Type != "" {
 		panic("injected panic")
@@ -68,50 +70,50 @@ func (s *localService) Execute(ctx context.Context, c actors.Command, requestID 
 	o := s.orders[c.OrderID]
 	c.At = s.now().UTC()
 	c.PaymentTimeout = 15 * time.Minute // the grain's setting
-	d, err := actors.Decide(&o, c)
+	d, err := order.Decide(&o, c)
 	if err != nil {
-		return actors.Result{}, err
+		return order.Result{}, err
 	}
 	if d.Replay != nil {
-		return actors.Result{View: o.ViewAt(*d.Replay), Replayed: true}, nil
+		return order.Result{View: o.ViewAt(*d.Replay), Replayed: true}, nil
 	}
 	next := o
 	w := persistence.Write{ExpectedVersion: int64(o.Version)}
 	for _, e := range d.Events {
-		next = actors.Evolve(next, e)
+		next = order.Evolve(next, e)
 		payload, err := json.Marshal(e)
 		if err != nil {
-			return actors.Result{}, fmt.Errorf("encoding event: %w", err)
+			return order.Result{}, fmt.Errorf("encoding event: %w", err)
 		}
 		w.Events = append(w.Events, persistence.Event{
 			OrderID: e.OrderID, Version: int64(e.Version), Type: string(e.Type), From: string(e.From), To: string(e.To),
 			IdempotencyKey: e.Key, Node: s.node, At: e.At, Payload: payload,
 		})
 	}
-	snap, err := actors.EncodeSnapshot(&next)
+	snap, err := orderpb.EncodeSnapshot(&next)
 	if err != nil {
-		return actors.Result{}, fmt.Errorf("encoding snapshot: %w", err)
+		return order.Result{}, fmt.Errorf("encoding snapshot: %w", err)
 	}
 	w.Order = persistence.Order{
 		ID: next.ID, Customer: next.Customer, Status: string(next.Status), Version: int64(next.Version),
 		Snapshot: snap, PaymentDeadline: next.PaymentDeadline, CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
 	}
 	if err := s.store.WriteOrder(ctx, w); err != nil {
-		return actors.Result{}, fmt.Errorf("writing order %s: %w", next.ID, err)
+		return order.Result{}, fmt.Errorf("writing order %s: %w", next.ID, err)
 	}
 	s.orders[next.ID] = next
-	return actors.Result{View: next.View()}, nil
+	return order.Result{View: next.View()}, nil
 }
 
-func (s *localService) Get(_ context.Context, id string, by actors.Principal, requestID string) (actors.View, error) {
+func (s *localService) Get(_ context.Context, id string, by order.Principal, requestID string) (order.View, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter(requestID); err != nil {
-		return actors.View{}, err
+		return order.View{}, err
 	}
 	o, ok := s.orders[id]
-	if !ok || !o.Exists() || !actors.CanView(by, &o) {
-		return actors.View{}, actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+	if !ok || !o.Exists() || !order.CanView(by, &o) {
+		return order.View{}, order.Errorf(order.CodeNotFound, "order %s not found", id)
 	}
 	return o.View(), nil
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // accessClaims are the claims of an access token: who (sub), what they may do (role),
@@ -28,7 +28,7 @@ type tokenIssuer struct {
 }
 
 // issue returns a signed access token for p and its expiry.
-func (t *tokenIssuer) issue(p actors.Principal) (string, time.Time, error) {
+func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 	now := t.now()
 	exp := now.Add(t.ttl)
 	var jti [16]byte
@@ -53,7 +53,7 @@ func (t *tokenIssuer) issue(p actors.Principal) (string, time.Time, error) {
 // verify checks a token and returns its principal. The algorithm is pinned to HS256 (so
 // "none" and any asymmetric or other-HMAC token is refused before its signature is
 // looked at), and exp and iss are required.
-func (t *tokenIssuer) verify(token string) (actors.Principal, error) {
+func (t *tokenIssuer) verify(token string) (order.Principal, error) {
 	var claims accessClaims
 	_, err := jwt.ParseWithClaims(token, &claims,
 		func(*jwt.Token) (any, error) { return t.secret, nil },
@@ -64,11 +64,11 @@ func (t *tokenIssuer) verify(token string) (actors.Principal, error) {
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return actors.Principal{}, fmt.Errorf("verifying access token: %w", err)
+		return order.Principal{}, fmt.Errorf("verifying access token: %w", err)
 	}
-	role, ok := actors.ParseRole(claims.Role)
+	role, ok := order.ParseRole(claims.Role)
 	if !ok || claims.Subject == "" {
-		return actors.Principal{}, errors.New("verifying access token: missing subject or unknown role")
+		return order.Principal{}, errors.New("verifying access token: missing subject or unknown role")
 	}
-	return actors.Principal{Subject: claims.Subject, Role: role}, nil
+	return order.Principal{Subject: claims.Subject, Role: role}, nil
 }

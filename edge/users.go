@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -19,12 +20,12 @@ const DemoPassword = "ordermesh"
 // shopper's order" can be tried, an operator and an admin.
 var demoUsers = []struct {
 	name string
-	role actors.Role
+	role order.Role
 }{
-	{"alice", actors.RoleShopper},
-	{"bob", actors.RoleShopper},
-	{"olga", actors.RoleOperator},
-	{"ada", actors.RoleAdmin},
+	{"alice", order.RoleShopper},
+	{"bob", order.RoleShopper},
+	{"olga", order.RoleOperator},
+	{"ada", order.RoleAdmin},
 }
 
 // bcryptCost is the work factor of new hashes. Tests lower it: at the default cost one

@@ -10,11 +10,12 @@
 package orderpb
 
 import (
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -425,11 +426,13 @@ func (x *OrderView) GetUpdatedAt() int64 {
 
 // Reply answers CommandRequest and GetRequest: an order, or an error with a stable code.
 type Reply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Order         *OrderView             `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
-	Replayed      bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
-	ErrorCode     int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Order        *OrderView             `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	Replayed     bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	ErrorCode    int32                  `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Why a retryable error (code 50300) is worth retrying: moved, draining, ...
+	RetryReason   string `protobuf:"bytes,5,opt,name=retry_reason,json=retryReason,proto3" json:"retry_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +491,13 @@ func (x *Reply) GetErrorCode() int32 {
 func (x *Reply) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *Reply) GetRetryReason() string {
+	if x != nil {
+		return x.RetryReason
 	}
 	return ""
 }
@@ -681,13 +691,14 @@ const file_actors_orderpb_order_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\x03R\tupdatedAt\"\x9d\x01\n" +
+	" \x01(\x03R\tupdatedAt\"\xc0\x01\n" +
 	"\x05Reply\x124\n" +
 	"\x05order\x18\x01 \x01(\v2\x1e.ordermesh.actors.v1.OrderViewR\x05order\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\x05R\terrorCode\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"\xb7\x01\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12!\n" +
+	"\fretry_reason\x18\x05 \x01(\tR\vretryReason\"\xb7\x01\n" +
 	"\tKeyResult\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12 \n" +

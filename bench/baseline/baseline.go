@@ -1,7 +1,7 @@
 // Package baseline is the classic stateless design of the order service, built so that
 // ordermesh can be measured against it on the same machine and the same PostgreSQL.
 //
-// It is not a second HTTP implementation. *Service implements actors.Service (commands
+// It is not a second HTTP implementation. *Service implements order.Service (commands
 // and reads of one order) and the store reads of edge.Store, and is served by the very
 // same edge.New as an ordermesh node: same endpoints, envelope, validation, JWT checks and
 // catalog pricing, by construction. The only difference is behind the edge: no grains, no
@@ -24,17 +24,17 @@
 //     application-level locking, no SERIALIZABLE retries.
 //   - The slow path costs one more query and only runs when the fast statement changed
 //     nothing: it reads the order and the event of the command's key and asks the pure
-//     actors.Decide what the answer is (404, replay, 422 key reused, 409 illegal), so the
+//     order.Decide what the answer is (404, replay, 422 key reused, 409 illegal), so the
 //     error codes and messages are ordermesh's own rather than a re-implementation.
 //   - The same connection budget as the ordermesh PostgreSQL store (DefaultMaxConns),
 //     the same indexes and vacuum settings, and the same validation: the transition table,
 //     Decide for a create's lines and total, the same idempotency-key and fingerprint rules.
 //   - Payment deadlines are an indexed column swept in batches by one statement (FOR
 //     UPDATE SKIP LOCKED, so several processes sweep without blocking each other), and the
-//     expiry uses ordermesh's key (actors.ExpiryKey), so histories look alike.
+//     expiry uses ordermesh's key (order.ExpiryKey), so histories look alike.
 //
 // Known and intended differences from ordermesh: the baseline remembers every idempotency
-// key of an order for its life (ordermesh keeps actors.KeysKept per order, which the
+// key of an order for its life (ordermesh keeps order.KeysKept per order, which the
 // lifecycle never reaches); it has no live push of changes; and it is the only writer of
 // its tables, baseline_orders and baseline_order_events, which live beside ordermesh's
 // tables so both designs can share one database. Users are ordermesh's users table.
@@ -51,9 +51,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/postgres"
 )
@@ -124,7 +125,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Service is the baseline order service. It implements actors.Service and the
+// Service is the baseline order service. It implements order.Service and the
 // persistence.Orders and persistence.Users interfaces that make up edge.Store, and is
 // safe for concurrent use.
 type Service struct {
@@ -142,7 +143,7 @@ type Service struct {
 }
 
 var (
-	_ actors.Service     = (*Service)(nil)
+	_ order.Service      = (*Service)(nil)
 	_ persistence.Orders = (*Service)(nil)
 	_ persistence.Users  = (*Service)(nil)
 )
@@ -176,9 +177,9 @@ func Open(ctx context.Context, url string, opts Options) (*Service, error) {
 		pool.Close()
 		return nil, fmt.Errorf("opening baseline: users: %w", err)
 	}
-	payload, err := json.Marshal(eventPayload{
+	payload, err := json.Marshal(order.Payload{
 		By:          sweeperSubject,
-		Fingerprint: actors.Fingerprint(actors.Command{Type: actors.CmdExpirePayment}),
+		Fingerprint: order.Fingerprint(order.Command{Type: order.CmdExpirePayment}),
 	})
 	if err != nil {
 		users.Close()

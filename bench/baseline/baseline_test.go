@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
+
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/edge"
 	"github.com/ordermesh/ordermesh/persistence"
@@ -21,18 +23,18 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // The service must fit behind the edge exactly where an ordermesh node does.
 var (
-	_ actors.Service = (*baseline.Service)(nil)
-	_ edge.Store     = (*baseline.Service)(nil)
+	_ order.Service = (*baseline.Service)(nil)
+	_ edge.Store    = (*baseline.Service)(nil)
 )
 
 var (
-	alice = actors.Principal{Subject: "alice", Role: actors.RoleShopper}
-	bob   = actors.Principal{Subject: "bob", Role: actors.RoleShopper}
-	olga  = actors.Principal{Subject: "olga", Role: actors.RoleOperator}
-	timer = actors.Principal{Subject: "sweeper", Role: actors.RoleSystem}
+	alice = order.Principal{Subject: "alice", Role: order.RoleShopper}
+	bob   = order.Principal{Subject: "bob", Role: order.RoleShopper}
+	olga  = order.Principal{Subject: "olga", Role: order.RoleOperator}
+	timer = order.Principal{Subject: "sweeper", Role: order.RoleSystem}
 )
 
-var teaLines = []actors.Line{
+var teaLines = []order.Line{
 	{SKU: "tea-sencha", Name: "Sencha", Qty: 2, UnitPrice: 1290},
 	{SKU: "mug-stoneware", Name: "Mug", Qty: 1, UnitPrice: 1850},
 }
@@ -79,7 +81,7 @@ func open(t testing.TB, opts baseline.Options) (*baseline.Service, *clock) {
 }
 
 // do runs one command and fails the test on an error.
-func do(t testing.TB, s *baseline.Service, c actors.Command) actors.Result {
+func do(t testing.TB, s *baseline.Service, c order.Command) order.Result {
 	t.Helper()
 	res, err := s.Execute(context.Background(), c, "test")
 	if err != nil {
@@ -89,29 +91,29 @@ func do(t testing.TB, s *baseline.Service, c actors.Command) actors.Result {
 }
 
 // create creates an order of alice's, or by's, with key.
-func create(t testing.TB, s *baseline.Service, by actors.Principal, key string) actors.View {
+func create(t testing.TB, s *baseline.Service, by order.Principal, key string) order.View {
 	t.Helper()
 	return do(t, s, createCmd(by, key, teaLines)).View
 }
 
-func createCmd(by actors.Principal, key string, lines []actors.Line) actors.Command {
-	return actors.Command{Type: actors.CmdCreate, OrderID: actors.OrderIDFor(by.Subject, key), Key: key, By: by,
+func createCmd(by order.Principal, key string, lines []order.Line) order.Command {
+	return order.Command{Type: order.CmdCreate, OrderID: order.OrderIDFor(by.Subject, key), Key: key, By: by,
 		Lines: lines, Currency: "EUR"}
 }
 
-func cmd(typ actors.CommandType, id, key string, by actors.Principal) actors.Command {
-	return actors.Command{Type: typ, OrderID: id, Key: key, By: by}
+func cmd(typ order.CommandType, id, key string, by order.Principal) order.Command {
+	return order.Command{Type: typ, OrderID: id, Key: key, By: by}
 }
 
 // wantCode runs c and checks that it fails with code (and message, if not empty).
-func wantCode(t *testing.T, s *baseline.Service, c actors.Command, code actors.Code, message string) {
+func wantCode(t *testing.T, s *baseline.Service, c order.Command, code order.Code, message string) {
 	t.Helper()
 	_, err := s.Execute(context.Background(), c, "test")
-	if got := actors.ErrorCode(err); got != code {
+	if got := order.ErrorCode(err); got != code {
 		t.Fatalf("%s on %s by %s: code %d (%v), want %d", c.Type, c.OrderID, c.By.Subject, got, err, code)
 	}
-	if message != "" && actors.ErrorMessage(err) != message {
-		t.Fatalf("%s on %s: message %q, want %q", c.Type, c.OrderID, actors.ErrorMessage(err), message)
+	if message != "" && order.ErrorMessage(err) != message {
+		t.Fatalf("%s on %s: message %q, want %q", c.Type, c.OrderID, order.ErrorMessage(err), message)
 	}
 }
 
@@ -125,13 +127,13 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 	if err != nil {
 		t.Fatal(err)
 	}
-	from := actors.StatusNone
+	from := order.StatusNone
 	keys := map[string]bool{}
 	for i, e := range events {
 		if e.Version != int64(i+1) {
 			t.Fatalf("order %s: event %d has version %d", id, i, e.Version)
 		}
-		if actors.Status(e.From) != from || !actors.Legal(from, actors.EventType(e.Type), actors.Status(e.To)) {
+		if order.Status(e.From) != from || !order.Legal(from, order.EventType(e.Type), order.Status(e.To)) {
 			t.Fatalf("order %s: event %d %s %s→%s is not legal after %s", id, e.Version, e.Type, e.From, e.To, from)
 		}
 		if keys[e.IdempotencyKey] {
@@ -141,7 +143,7 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 		if !json.Valid(e.Payload) {
 			t.Fatalf("order %s: event %d payload %q is not JSON", id, e.Version, e.Payload)
 		}
-		from = actors.Status(e.To)
+		from = order.Status(e.To)
 	}
 	row, err := s.LoadOrder(ctx, id)
 	if err != nil {
@@ -150,7 +152,7 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 	if row.Version != int64(len(events)) || row.Status != string(from) {
 		t.Fatalf("order %s: row at version %d %s, events end at %d %s", id, row.Version, row.Status, len(events), from)
 	}
-	o, err := actors.DecodeSnapshot(row.Snapshot)
+	o, err := orderpb.DecodeSnapshot(row.Snapshot)
 	if err != nil || o.Version != uint64(row.Version) || string(o.Status) != row.Status {
 		t.Fatalf("order %s: snapshot %+v does not match row %+v (%v)", id, o, row, err)
 	}
@@ -168,24 +170,24 @@ func statuses(events []persistence.Event) []string {
 func TestLifecycleToDelivered(t *testing.T) {
 	s, clk := open(t, baseline.Options{PaymentTimeout: 10 * time.Minute, Node: "b1"})
 	v := create(t, s, alice, "k-create")
-	if v.Status != actors.StatusCreated || v.Version != 1 || v.Total != 2*1290+1850 || v.Customer != "alice" ||
+	if v.Status != order.StatusCreated || v.Version != 1 || v.Total != 2*1290+1850 || v.Customer != "alice" ||
 		len(v.Lines) != 2 || v.Currency != "EUR" {
 		t.Fatalf("created %+v", v)
 	}
 	id := v.ID
 
 	clk.Advance(time.Second)
-	paying := do(t, s, cmd(actors.CmdSubmitPayment, id, "k-pay", alice)).View
-	if paying.Status != actors.StatusPaying || paying.Version != 2 || !paying.PaymentDeadline.Equal(clk.Now().Add(10*time.Minute)) {
+	paying := do(t, s, cmd(order.CmdSubmitPayment, id, "k-pay", alice)).View
+	if paying.Status != order.StatusPaying || paying.Version != 2 || !paying.PaymentDeadline.Equal(clk.Now().Add(10*time.Minute)) {
 		t.Fatalf("after pay %+v", paying)
 	}
 	steps := []struct {
-		typ  actors.CommandType
-		want actors.Status
+		typ  order.CommandType
+		want order.Status
 	}{
-		{actors.CmdConfirmPayment, actors.StatusPaid},
-		{actors.CmdShip, actors.StatusShipped},
-		{actors.CmdDeliver, actors.StatusDelivered},
+		{order.CmdConfirmPayment, order.StatusPaid},
+		{order.CmdShip, order.StatusShipped},
+		{order.CmdDeliver, order.StatusDelivered},
 	}
 	for i, st := range steps {
 		clk.Advance(time.Second)
@@ -193,12 +195,12 @@ func TestLifecycleToDelivered(t *testing.T) {
 		if v.Status != st.want || v.Version != uint64(i+3) || !v.PaymentDeadline.IsZero() || !v.UpdatedAt.Equal(clk.Now()) {
 			t.Fatalf("after %s: %+v", st.typ, v)
 		}
-		if got, want := fmt.Sprint(v.Actions), fmt.Sprint(actors.ActionsFrom(st.want)); got != want {
+		if got, want := fmt.Sprint(v.Actions), fmt.Sprint(order.ActionsFrom(st.want)); got != want {
 			t.Fatalf("after %s: actions %s, want %s", st.typ, got, want)
 		}
 	}
 	got, err := s.Get(context.Background(), id, alice, "test")
-	if err != nil || got.Status != actors.StatusDelivered || got.Version != 5 || got.Total != v.Total {
+	if err != nil || got.Status != order.StatusDelivered || got.Version != 5 || got.Total != v.Total {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 	events := checkHistory(t, s, id)
@@ -217,8 +219,8 @@ func TestLifecycleToDelivered(t *testing.T) {
 		t.Fatalf("pay payload %s (%v)", events[1].Payload, err)
 	}
 	var created struct {
-		Items []actors.Line `json:"items"`
-		Total int64         `json:"total"`
+		Items []order.Line `json:"items"`
+		Total int64        `json:"total"`
 	}
 	if err := json.Unmarshal(events[0].Payload, &created); err != nil || len(created.Items) != 2 || created.Total != v.Total {
 		t.Fatalf("create payload %s (%v)", events[0].Payload, err)
@@ -228,10 +230,10 @@ func TestLifecycleToDelivered(t *testing.T) {
 func TestLifecycleToRefundedAndCancel(t *testing.T) {
 	s, _ := open(t, baseline.Options{})
 	id := create(t, s, alice, "refund-me").ID
-	do(t, s, cmd(actors.CmdSubmitPayment, id, "p", alice))
-	do(t, s, cmd(actors.CmdConfirmPayment, id, "c", olga))
-	v := do(t, s, actors.Command{Type: actors.CmdRefund, OrderID: id, Key: "r", By: olga, Reason: "damaged"}).View
-	if v.Status != actors.StatusRefunded || v.Version != 4 || len(v.Actions) != 0 {
+	do(t, s, cmd(order.CmdSubmitPayment, id, "p", alice))
+	do(t, s, cmd(order.CmdConfirmPayment, id, "c", olga))
+	v := do(t, s, order.Command{Type: order.CmdRefund, OrderID: id, Key: "r", By: olga, Reason: "damaged"}).View
+	if v.Status != order.StatusRefunded || v.Version != 4 || len(v.Actions) != 0 {
 		t.Fatalf("after refund %+v", v)
 	}
 	if got := fmt.Sprint(statuses(checkHistory(t, s, id))); got != "[CREATED PAYING PAID REFUNDED]" {
@@ -240,10 +242,10 @@ func TestLifecycleToRefundedAndCancel(t *testing.T) {
 
 	// Cancel has two From states; the event must record the one the order left.
 	id2 := create(t, s, alice, "cancel-me").ID
-	do(t, s, cmd(actors.CmdSubmitPayment, id2, "p", alice))
-	do(t, s, cmd(actors.CmdFailPayment, id2, "f", olga))
-	do(t, s, cmd(actors.CmdSubmitPayment, id2, "p2", alice))
-	do(t, s, cmd(actors.CmdCancel, id2, "x", alice))
+	do(t, s, cmd(order.CmdSubmitPayment, id2, "p", alice))
+	do(t, s, cmd(order.CmdFailPayment, id2, "f", olga))
+	do(t, s, cmd(order.CmdSubmitPayment, id2, "p2", alice))
+	do(t, s, cmd(order.CmdCancel, id2, "x", alice))
 	events := checkHistory(t, s, id2)
 	if last := events[len(events)-1]; last.From != "PAYING" || last.To != "CLOSED" {
 		t.Fatalf("cancel event %+v", last)
@@ -260,15 +262,15 @@ func TestReplay(t *testing.T) {
 	}
 	id := first.ID
 
-	paid := do(t, s, cmd(actors.CmdSubmitPayment, id, "pay-1", alice))
+	paid := do(t, s, cmd(order.CmdSubmitPayment, id, "pay-1", alice))
 	clk.Advance(time.Second)
-	rep := do(t, s, cmd(actors.CmdSubmitPayment, id, "pay-1", alice))
+	rep := do(t, s, cmd(order.CmdSubmitPayment, id, "pay-1", alice))
 	if paid.Replayed || !rep.Replayed || !sameView(rep.View, paid.View) {
 		t.Fatalf("pay %+v, replay %+v", paid, rep)
 	}
 	// After the order moved on, the key still answers as of its own event.
-	do(t, s, cmd(actors.CmdConfirmPayment, id, "conf", olga))
-	late := do(t, s, cmd(actors.CmdSubmitPayment, id, "pay-1", alice))
+	do(t, s, cmd(order.CmdConfirmPayment, id, "conf", olga))
+	late := do(t, s, cmd(order.CmdSubmitPayment, id, "pay-1", alice))
 	if !late.Replayed || !sameView(late.View, paid.View) {
 		t.Fatalf("late replay %+v, want %+v", late.View, paid.View)
 	}
@@ -277,7 +279,7 @@ func TestReplay(t *testing.T) {
 	}
 }
 
-func sameView(a, b actors.View) bool {
+func sameView(a, b order.View) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
@@ -288,19 +290,19 @@ func TestErrors(t *testing.T) {
 	id := create(t, s, alice, "o1").ID
 
 	t.Run("illegal", func(t *testing.T) {
-		wantCode(t, s, cmd(actors.CmdShip, id, "s", olga), actors.CodeIllegalTransition, "cannot ship an order that is CREATED")
-		wantCode(t, s, cmd(actors.CmdConfirmPayment, id, "c", olga), actors.CodeIllegalTransition,
+		wantCode(t, s, cmd(order.CmdShip, id, "s", olga), order.CodeIllegalTransition, "cannot ship an order that is CREATED")
+		wantCode(t, s, cmd(order.CmdConfirmPayment, id, "c", olga), order.CodeIllegalTransition,
 			"cannot confirm the payment of an order that is CREATED")
 	})
 	t.Run("not found", func(t *testing.T) {
-		wantCode(t, s, cmd(actors.CmdSubmitPayment, "o_nope", "k", alice), actors.CodeNotFound, "order o_nope not found")
+		wantCode(t, s, cmd(order.CmdSubmitPayment, "o_nope", "k", alice), order.CodeNotFound, "order o_nope not found")
 		// Another shopper's order does not exist for bob, whatever he tries.
-		wantCode(t, s, cmd(actors.CmdSubmitPayment, id, "k", bob), actors.CodeNotFound, "")
-		wantCode(t, s, cmd(actors.CmdCancel, id, "k", bob), actors.CodeNotFound, "")
-		if _, err := s.Get(context.Background(), id, bob, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+		wantCode(t, s, cmd(order.CmdSubmitPayment, id, "k", bob), order.CodeNotFound, "")
+		wantCode(t, s, cmd(order.CmdCancel, id, "k", bob), order.CodeNotFound, "")
+		if _, err := s.Get(context.Background(), id, bob, "t"); order.ErrorCode(err) != order.CodeNotFound {
 			t.Fatalf("bob Get: %v", err)
 		}
-		if _, err := s.Get(context.Background(), "o_nope", olga, "t"); actors.ErrorCode(err) != actors.CodeNotFound {
+		if _, err := s.Get(context.Background(), "o_nope", olga, "t"); order.ErrorCode(err) != order.CodeNotFound {
 			t.Fatalf("Get unknown: %v", err)
 		}
 		if v, err := s.Get(context.Background(), id, olga, "t"); err != nil || v.ID != id {
@@ -308,47 +310,47 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("key reused", func(t *testing.T) {
-		do(t, s, cmd(actors.CmdSubmitPayment, id, "used", alice))
-		wantCode(t, s, cmd(actors.CmdCancel, id, "used", alice), actors.CodeKeyReused, "")
-		other := []actors.Line{{SKU: "kettle-gooseneck", Name: "Kettle", Qty: 1, UnitPrice: 5900}}
-		wantCode(t, s, createCmd(alice, "o1", other), actors.CodeKeyReused, "")
+		do(t, s, cmd(order.CmdSubmitPayment, id, "used", alice))
+		wantCode(t, s, cmd(order.CmdCancel, id, "used", alice), order.CodeKeyReused, "")
+		other := []order.Line{{SKU: "kettle-gooseneck", Name: "Kettle", Qty: 1, UnitPrice: 5900}}
+		wantCode(t, s, createCmd(alice, "o1", other), order.CodeKeyReused, "")
 	})
 	t.Run("forbidden and malformed", func(t *testing.T) {
-		wantCode(t, s, cmd(actors.CmdShip, id, "k", alice), actors.CodeForbidden, "")
-		wantCode(t, s, cmd(actors.CmdExpirePayment, id, "k", olga), actors.CodeForbidden, "")
-		wantCode(t, s, cmd(actors.CmdShip, id, "", olga), actors.CodeInvalidRequest, "")
+		wantCode(t, s, cmd(order.CmdShip, id, "k", alice), order.CodeForbidden, "")
+		wantCode(t, s, cmd(order.CmdExpirePayment, id, "k", olga), order.CodeForbidden, "")
+		wantCode(t, s, cmd(order.CmdShip, id, "", olga), order.CodeInvalidRequest, "")
 		bad := createCmd(alice, "k", teaLines)
 		bad.OrderID = "o_chosen_by_client"
-		wantCode(t, s, bad, actors.CodeInvalidRequest, "")
+		wantCode(t, s, bad, order.CodeInvalidRequest, "")
 	})
 	t.Run("validation", func(t *testing.T) {
-		wantCode(t, s, createCmd(alice, "empty", nil), actors.CodeValidation, "")
-		long := make([]byte, actors.MaxReason+1)
+		wantCode(t, s, createCmd(alice, "empty", nil), order.CodeValidation, "")
+		long := make([]byte, order.MaxReason+1)
 		for i := range long {
 			long[i] = 'x'
 		}
-		c := cmd(actors.CmdCancel, id, "long", alice)
+		c := cmd(order.CmdCancel, id, "long", alice)
 		c.Reason = string(long)
-		wantCode(t, s, c, actors.CodeValidation, "")
+		wantCode(t, s, c, order.CodeValidation, "")
 		// Order-dependent errors come first, as in Decide.
 		c.OrderID = "o_nope"
-		wantCode(t, s, c, actors.CodeNotFound, "")
+		wantCode(t, s, c, order.CodeNotFound, "")
 	})
 	checkHistory(t, s, id)
 }
 
 // TestMatchesDecide runs a long pseudo-random command sequence through the baseline and
-// through an in-memory reference made of actors.Decide and actors.Evolve (what a grain
+// through an in-memory reference made of order.Decide and order.Evolve (what a grain
 // does), and requires the same answer — view, replay flag, error code and message — for
 // every command.
 func TestMatchesDecide(t *testing.T) {
 	s, clk := open(t, baseline.Options{PaymentTimeout: time.Minute})
-	ref := map[string]*actors.Order{}
-	who := []actors.Principal{alice, bob, olga}
+	ref := map[string]*order.Order{}
+	who := []order.Principal{alice, bob, olga}
 	var ids []string
-	seen := map[actors.Code]int{} // answers by code; -1 counts replays
-	cmds := []actors.CommandType{actors.CmdSubmitPayment, actors.CmdConfirmPayment, actors.CmdFailPayment,
-		actors.CmdCancel, actors.CmdShip, actors.CmdDeliver, actors.CmdRefund}
+	seen := map[order.Code]int{} // answers by code; -1 counts replays
+	cmds := []order.CommandType{order.CmdSubmitPayment, order.CmdConfirmPayment, order.CmdFailPayment,
+		order.CmdCancel, order.CmdShip, order.CmdDeliver, order.CmdRefund}
 	seed := uint64(42)
 	rnd := func(n int) int { // xorshift: deterministic and dependency-free
 		seed ^= seed << 13
@@ -359,7 +361,7 @@ func TestMatchesDecide(t *testing.T) {
 	for i := range 400 {
 		clk.Advance(time.Millisecond)
 		by := who[rnd(len(who))]
-		var c actors.Command
+		var c order.Command
 		if len(ids) == 0 || rnd(6) == 0 {
 			c = createCmd(by, fmt.Sprintf("c%d", rnd(8)), teaLines[:1+rnd(2)])
 		} else {
@@ -373,32 +375,32 @@ func TestMatchesDecide(t *testing.T) {
 
 		o := ref[c.OrderID]
 		if o == nil {
-			o = &actors.Order{ID: c.OrderID}
+			o = &order.Order{ID: c.OrderID}
 		}
-		var want actors.Result
-		d, wantErr := actors.Decide(o, c)
+		var want order.Result
+		d, wantErr := order.Decide(o, c)
 		switch {
 		case wantErr != nil:
 		case d.Replay != nil:
-			want = actors.Result{View: o.ViewAt(*d.Replay), Replayed: true}
+			want = order.Result{View: o.ViewAt(*d.Replay), Replayed: true}
 		default:
 			next := *o
 			for _, e := range d.Events {
-				next = actors.Evolve(next, e)
+				next = order.Evolve(next, e)
 			}
 			ref[c.OrderID] = &next
 			if !o.Exists() {
 				ids = append(ids, c.OrderID)
 			}
-			want = actors.Result{View: next.View()}
+			want = order.Result{View: next.View()}
 		}
 
 		got, err := s.Execute(context.Background(), c, "test")
-		seen[actors.ErrorCode(err)]++
+		seen[order.ErrorCode(err)]++
 		if got.Replayed {
 			seen[-1]++
 		}
-		if actors.ErrorCode(err) != actors.ErrorCode(wantErr) || actors.ErrorMessage(err) != actors.ErrorMessage(wantErr) {
+		if order.ErrorCode(err) != order.ErrorCode(wantErr) || order.ErrorMessage(err) != order.ErrorMessage(wantErr) {
 			t.Fatalf("step %d %s on %s by %s key %s: error %v, want %v", i, c.Type, c.OrderID, c.By.Subject, c.Key, err, wantErr)
 		}
 		if got.Replayed != want.Replayed || !sameView(got.View, want.View) {
@@ -406,8 +408,8 @@ func TestMatchesDecide(t *testing.T) {
 		}
 	}
 	// The sequence must reach every kind of answer, or it proves little.
-	for _, code := range []actors.Code{actors.CodeOK, -1, actors.CodeForbidden, actors.CodeNotFound,
-		actors.CodeKeyReused, actors.CodeIllegalTransition} {
+	for _, code := range []order.Code{order.CodeOK, -1, order.CodeForbidden, order.CodeNotFound,
+		order.CodeKeyReused, order.CodeIllegalTransition} {
 		if seen[code] == 0 {
 			t.Errorf("no command answered %d (-1: replay); answers: %v", code, seen)
 		}
@@ -426,15 +428,15 @@ func TestRacePayVersusCancel(t *testing.T) {
 		id := create(t, s, alice, fmt.Sprintf("race-%d", round)).ID
 		const racers = 20
 		results := make([]error, racers)
-		views := make([]actors.View, racers)
+		views := make([]order.View, racers)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range racers {
 			wg.Go(func() {
 				<-start
-				c := cmd(actors.CmdSubmitPayment, id, fmt.Sprintf("pay-%d", i), alice)
+				c := cmd(order.CmdSubmitPayment, id, fmt.Sprintf("pay-%d", i), alice)
 				if i%2 == 1 {
-					c = cmd(actors.CmdCancel, id, fmt.Sprintf("cancel-%d", i), olga)
+					c = cmd(order.CmdCancel, id, fmt.Sprintf("cancel-%d", i), olga)
 				}
 				res, err := s.Execute(context.Background(), c, "race")
 				results[i], views[i] = err, res.View
@@ -445,15 +447,15 @@ func TestRacePayVersusCancel(t *testing.T) {
 		wins := map[uint64]int{}
 		pays, cancels := 0, 0
 		for i, err := range results {
-			switch actors.ErrorCode(err) {
-			case actors.CodeOK:
+			switch order.ErrorCode(err) {
+			case order.CodeOK:
 				wins[views[i].Version]++
 				if i%2 == 0 {
 					pays++
 				} else {
 					cancels++
 				}
-			case actors.CodeIllegalTransition:
+			case order.CodeIllegalTransition:
 			default:
 				t.Fatalf("racer %d: %v", i, err)
 			}
@@ -476,12 +478,12 @@ func TestRaceSameKey(t *testing.T) {
 	s, _ := open(t, baseline.Options{})
 	id := create(t, s, alice, "hot").ID
 	const racers = 16
-	res := make([]actors.Result, racers)
+	res := make([]order.Result, racers)
 	errs := make([]error, racers)
 	var wg sync.WaitGroup
 	for i := range racers {
 		wg.Go(func() {
-			res[i], errs[i] = s.Execute(context.Background(), cmd(actors.CmdSubmitPayment, id, "one", alice), "hot")
+			res[i], errs[i] = s.Execute(context.Background(), cmd(order.CmdSubmitPayment, id, "one", alice), "hot")
 		})
 	}
 	wg.Wait()
@@ -493,7 +495,7 @@ func TestRaceSameKey(t *testing.T) {
 		if !res[i].Replayed {
 			applied++
 		}
-		if res[i].View.Version != 2 || res[i].View.Status != actors.StatusPaying {
+		if res[i].View.Version != 2 || res[i].View.Status != order.StatusPaying {
 			t.Fatalf("racer %d saw %+v", i, res[i].View)
 		}
 	}
@@ -514,7 +516,7 @@ func TestRaceKeyAcrossCycle(t *testing.T) {
 	for round := range 10 {
 		id := create(t, s, alice, fmt.Sprintf("cycle-%d", round)).ID
 		const racers = 8
-		res := make([]actors.Result, racers)
+		res := make([]order.Result, racers)
 		errs := make([]error, racers)
 		var failErr error
 		var wg sync.WaitGroup
@@ -522,13 +524,13 @@ func TestRaceKeyAcrossCycle(t *testing.T) {
 		for i := range racers {
 			wg.Go(func() {
 				<-start
-				res[i], errs[i] = s.Execute(context.Background(), cmd(actors.CmdSubmitPayment, id, "K", alice), "cycle")
+				res[i], errs[i] = s.Execute(context.Background(), cmd(order.CmdSubmitPayment, id, "K", alice), "cycle")
 			})
 		}
 		wg.Go(func() {
 			<-start
 			for i := range 20 {
-				_, failErr = s.Execute(context.Background(), cmd(actors.CmdFailPayment, id, fmt.Sprintf("F%d", i), olga), "cycle")
+				_, failErr = s.Execute(context.Background(), cmd(order.CmdFailPayment, id, fmt.Sprintf("F%d", i), olga), "cycle")
 				if failErr == nil {
 					return
 				}
@@ -544,14 +546,14 @@ func TestRaceKeyAcrossCycle(t *testing.T) {
 			if !res[i].Replayed {
 				applied++
 			}
-			if res[i].View.Version != 2 || res[i].View.Status != actors.StatusPaying {
+			if res[i].View.Version != 2 || res[i].View.Status != order.StatusPaying {
 				t.Fatalf("round %d racer %d saw %+v", round, i, res[i].View)
 			}
 		}
 		if applied != 1 {
 			t.Fatalf("round %d: key applied by %d racers", round, applied)
 		}
-		if c := actors.ErrorCode(failErr); c != actors.CodeOK && c != actors.CodeIllegalTransition {
+		if c := order.ErrorCode(failErr); c != order.CodeOK && c != order.CodeIllegalTransition {
 			t.Fatalf("round %d: fail payment: %v", round, failErr)
 		}
 		checkHistory(t, s, id)
@@ -567,19 +569,19 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 	var ids []string
 	for i := range 5 {
 		id := create(t, s, alice, fmt.Sprintf("exp-%d", i)).ID
-		do(t, s, cmd(actors.CmdSubmitPayment, id, "pay", alice))
+		do(t, s, cmd(order.CmdSubmitPayment, id, "pay", alice))
 		ids = append(ids, id)
 		clk.Advance(time.Second)
 	}
 	// One of them is paid in time and must not be touched.
-	do(t, s, cmd(actors.CmdConfirmPayment, ids[4], "conf", olga))
+	do(t, s, cmd(order.CmdConfirmPayment, ids[4], "conf", olga))
 	deadline := clk.Now().Add(-5 * time.Second).Add(time.Minute) // of ids[0]
 
 	if n, err := s.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("early sweep expired %d (%v)", n, err)
 	}
 	// A timer firing too early gets the grain's answer.
-	wantCode(t, s, cmd(actors.CmdExpirePayment, ids[0], "-", timer), actors.CodeIllegalTransition,
+	wantCode(t, s, cmd(order.CmdExpirePayment, ids[0], "-", timer), order.CodeIllegalTransition,
 		"the payment deadline "+deadline.Format(time.RFC3339)+" has not passed")
 
 	clk.Advance(time.Minute)
@@ -588,8 +590,8 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 		t.Fatalf("DuePayments = %v, %v", due, err)
 	}
 	// Expiring one through Execute is the same statement for one order.
-	v := do(t, s, cmd(actors.CmdExpirePayment, ids[0], "-", timer)).View
-	if v.Status != actors.StatusClosed || v.Version != 3 || !v.PaymentDeadline.IsZero() {
+	v := do(t, s, cmd(order.CmdExpirePayment, ids[0], "-", timer)).View
+	if v.Status != order.StatusClosed || v.Version != 3 || !v.PaymentDeadline.IsZero() {
 		t.Fatalf("expired %+v", v)
 	}
 	// Batches of 2: the sweep loops until a short batch.
@@ -602,23 +604,23 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 	for i, id := range ids[:4] {
 		events := checkHistory(t, s, id)
 		last := events[len(events)-1]
-		wantKey := actors.ExpiryKey(deadline.Add(time.Duration(i) * time.Second))
-		if last.Type != string(actors.EvtPaymentExpired) || last.From != "PAYING" || last.IdempotencyKey != wantKey {
+		wantKey := order.ExpiryKey(deadline.Add(time.Duration(i) * time.Second))
+		if last.Type != string(order.EvtPaymentExpired) || last.From != "PAYING" || last.IdempotencyKey != wantKey {
 			t.Fatalf("order %d: last event %+v, want PaymentExpired with key %s", i, last, wantKey)
 		}
 	}
-	if v, _ := s.Get(ctx, ids[4], olga, "t"); v.Status != actors.StatusPaid {
+	if v, _ := s.Get(ctx, ids[4], olga, "t"); v.Status != order.StatusPaid {
 		t.Fatalf("paid order is %s", v.Status)
 	}
-	wantCode(t, s, cmd(actors.CmdExpirePayment, ids[0], "-", timer), actors.CodeIllegalTransition, "")
-	wantCode(t, s, cmd(actors.CmdSubmitPayment, ids[1], "pay-again", alice), actors.CodeIllegalTransition, "")
+	wantCode(t, s, cmd(order.CmdExpirePayment, ids[0], "-", timer), order.CodeIllegalTransition, "")
+	wantCode(t, s, cmd(order.CmdSubmitPayment, ids[1], "pay-again", alice), order.CodeIllegalTransition, "")
 }
 
 // TestBackgroundSweeper checks that Open's goroutine sweeps on its own and Close stops it.
 func TestBackgroundSweeper(t *testing.T) {
 	s, clk := open(t, baseline.Options{PaymentTimeout: time.Minute, SweepInterval: 10 * time.Millisecond})
 	id := create(t, s, alice, "bg").ID
-	do(t, s, cmd(actors.CmdSubmitPayment, id, "pay", alice))
+	do(t, s, cmd(order.CmdSubmitPayment, id, "pay", alice))
 	clk.Advance(2 * time.Minute)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -626,7 +628,7 @@ func TestBackgroundSweeper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Status == actors.StatusClosed {
+		if v.Status == order.StatusClosed {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -648,7 +650,7 @@ func TestListing(t *testing.T) {
 		create(t, s, bob, fmt.Sprintf("l%d", i))
 		clk.Advance(time.Second)
 	}
-	do(t, s, cmd(actors.CmdSubmitPayment, aliceIDs[1], "p", alice))
+	do(t, s, cmd(order.CmdSubmitPayment, aliceIDs[1], "p", alice))
 
 	var got []string
 	q := persistence.OrderQuery{Customer: "alice", Limit: 2}
@@ -658,7 +660,7 @@ func TestListing(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range page.Orders {
-			v, err := actors.DecodeSnapshot(o.Snapshot)
+			v, err := orderpb.DecodeSnapshot(o.Snapshot)
 			if err != nil || v.ID != o.ID || v.Customer != "alice" || len(v.Lines) != 2 {
 				t.Fatalf("row %+v decodes to %+v (%v)", o, v, err)
 			}

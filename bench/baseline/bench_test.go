@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/persistence/pgtest"
 )
@@ -21,13 +22,13 @@ import (
 // (the ordermesh store's group commit); compare their transitions/s.
 func BenchmarkTransitions(b *testing.B) {
 	lifecycle := []struct {
-		typ actors.CommandType
-		by  actors.Principal
+		typ order.CommandType
+		by  order.Principal
 	}{
-		{actors.CmdSubmitPayment, alice},
-		{actors.CmdConfirmPayment, olga},
-		{actors.CmdShip, olga},
-		{actors.CmdDeliver, olga},
+		{order.CmdSubmitPayment, alice},
+		{order.CmdConfirmPayment, olga},
+		{order.CmdShip, olga},
+		{order.CmdDeliver, olga},
 	}
 	for _, orders := range []int{1, 64, 1024} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
@@ -37,7 +38,7 @@ func BenchmarkTransitions(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			lines := []actors.Line{{SKU: "tea-sencha", Name: "Sencha", Qty: 1, UnitPrice: 1290}}
+			lines := []order.Line{{SKU: "tea-sencha", Name: "Sencha", Qty: 1, UnitPrice: 1290}}
 			var next atomic.Int64
 			var failed atomic.Pointer[error]
 			var wg sync.WaitGroup
@@ -48,11 +49,11 @@ func BenchmarkTransitions(b *testing.B) {
 					prefix := "w" + strconv.Itoa(w) + "-"
 					for n := 0; ; n++ {
 						key := prefix + strconv.Itoa(n)
-						id := actors.OrderIDFor(alice.Subject, key)
-						cmds := make([]actors.Command, 0, 1+len(lifecycle))
-						cmds = append(cmds, actors.Command{Type: actors.CmdCreate, OrderID: id, Key: key, By: alice, Lines: lines, Currency: "EUR"})
+						id := order.OrderIDFor(alice.Subject, key)
+						cmds := make([]order.Command, 0, 1+len(lifecycle))
+						cmds = append(cmds, order.Command{Type: order.CmdCreate, OrderID: id, Key: key, By: alice, Lines: lines, Currency: "EUR"})
 						for i, st := range lifecycle {
-							cmds = append(cmds, actors.Command{Type: st.typ, OrderID: id, Key: key + "/" + strconv.Itoa(i), By: st.by})
+							cmds = append(cmds, order.Command{Type: st.typ, OrderID: id, Key: key + "/" + strconv.Itoa(i), By: st.by})
 						}
 						for _, c := range cmds {
 							if next.Add(1) > int64(b.N) {

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/ordermesh/ordermesh/actors"
 )
 
 // createSQL inserts a new order and its OrderCreated event in one statement. The id is
@@ -80,48 +80,34 @@ FROM baseline_orders WHERE id = $1`
 // the caller is told to retry.
 const maxAttempts = 3
 
-// eventPayload is the JSON payload column of an event, field for field what an ordermesh
-// grain writes (actors/grain.go), so that the edge's history endpoint and the bench
-// checker read both designs' events alike.
-type eventPayload struct {
-	By              string        `json:"by"`
-	Fingerprint     uint64        `json:"fingerprint,string"`
-	Customer        string        `json:"customer,omitempty"`
-	Lines           []actors.Line `json:"items,omitempty"`
-	Currency        string        `json:"currency,omitempty"`
-	Total           int64         `json:"total,omitempty"`
-	PaymentDeadline time.Time     `json:"payment_deadline,omitzero"`
-	Reason          string        `json:"reason,omitempty"`
-}
-
 // Execute runs one command as one statement. Validation is ordermesh's: the transition
-// table and actors.Decide, in Decide's order (400, 403, 404, 422 key reused, 409, 422).
-// For CmdCreate, c.OrderID must be actors.OrderIDFor(c.By.Subject, c.Key). c.At is
+// table and order.Decide, in Decide's order (400, 403, 404, 422 key reused, 409, 422).
+// For CmdCreate, c.OrderID must be order.OrderIDFor(c.By.Subject, c.Key). c.At is
 // ignored: the service stamps commands with its clock, as a grain does. Database failures
 // whose outcome a retry can settle are CodeUnavailable (retrying with the same key is
 // safe: an applied command is then answered as a replay).
-func (s *Service) Execute(ctx context.Context, c actors.Command, requestID string) (actors.Result, error) {
+func (s *Service) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
 	c.PaymentTimeout = s.opts.PaymentTimeout
-	if c.Type == actors.CmdCreate {
+	if c.Type == order.CmdCreate {
 		return s.create(ctx, c)
 	}
 	// Decide on an order that does not exist answers every check that does not depend on
 	// the order (malformed command, role) and otherwise says "not found": the table
 	// stays the only place that knows who may do what.
-	if _, err := actors.Decide(&actors.Order{ID: c.OrderID}, c); actors.ErrorCode(err) != actors.CodeNotFound {
-		return actors.Result{}, err
+	if _, err := order.Decide(&order.Order{ID: c.OrderID}, c); order.ErrorCode(err) != order.CodeNotFound {
+		return order.Result{}, err
 	}
 	for range maxAttempts {
 		c.At = s.now()
 		var (
-			res     actors.Result
+			res     order.Result
 			applied bool
 			err     error
 		)
 		switch {
-		case c.Type == actors.CmdExpirePayment:
+		case c.Type == order.CmdExpirePayment:
 			res, applied, err = s.expireOne(ctx, c)
-		case len(c.Reason) > actors.MaxReason:
+		case len(c.Reason) > order.MaxReason:
 			// Invalid, but which error comes first (404, 422 key reused, 409) depends on
 			// the order: let the slow path and Decide say.
 		default:
@@ -135,46 +121,46 @@ func (s *Service) Execute(ctx context.Context, c actors.Command, requestID strin
 			return res, err
 		}
 	}
-	return actors.Result{}, actors.Errorf(actors.CodeUnavailable,
+	return order.Result{}, order.Unavailable(order.ReasonMoved,
 		"order %s changed while the command ran; retry with the same Idempotency-Key", c.OrderID)
 }
 
 // create inserts a new order. Decide on the empty order validates the lines and computes
 // the OrderCreated event, exactly as for a grain's first command.
-func (s *Service) create(ctx context.Context, c actors.Command) (actors.Result, error) {
-	if want := actors.OrderIDFor(c.By.Subject, c.Key); c.OrderID != want {
-		return actors.Result{}, actors.Errorf(actors.CodeInvalidRequest, "a new order's id must be derived from its customer and key")
+func (s *Service) create(ctx context.Context, c order.Command) (order.Result, error) {
+	if want := order.OrderIDFor(c.By.Subject, c.Key); c.OrderID != want {
+		return order.Result{}, order.Errorf(order.CodeInvalidRequest, "a new order's id must be derived from its customer and key")
 	}
 	c.At = s.now()
-	d, err := actors.Decide(&actors.Order{}, c)
+	d, err := order.Decide(&order.Order{}, c)
 	if err != nil {
-		return actors.Result{}, err
+		return order.Result{}, err
 	}
 	e := d.Events[0]
 	lines, err := json.Marshal(e.Lines)
 	if err != nil {
-		return actors.Result{}, fmt.Errorf("creating order %s: encoding lines: %w", c.OrderID, err)
+		return order.Result{}, fmt.Errorf("creating order %s: encoding lines: %w", c.OrderID, err)
 	}
-	payload, err := json.Marshal(payloadOf(e))
+	payload, err := json.Marshal(order.PayloadOf(e))
 	if err != nil {
-		return actors.Result{}, fmt.Errorf("creating order %s: encoding payload: %w", c.OrderID, err)
+		return order.Result{}, fmt.Errorf("creating order %s: encoding payload: %w", c.OrderID, err)
 	}
 	tag, err := s.pool.Exec(ctx, createSQL,
 		e.OrderID, e.Customer, string(e.To), lines, e.Currency, e.Total, e.At,
 		string(e.Type), e.Key, s.opts.Node, payload)
 	if err != nil && !isUniqueViolation(err) {
-		return actors.Result{}, storeError(c.OrderID, "creating", err)
+		return order.Result{}, storeError(c.OrderID, "creating", err)
 	}
 	if err == nil && tag.RowsAffected() == 1 {
-		o := actors.Evolve(actors.Order{}, e)
-		return actors.Result{View: o.View()}, nil
+		o := order.Evolve(order.Order{}, e)
+		return order.Result{View: o.View()}, nil
 	}
 	// The id exists: a retried create (a replay), or the key reused for other items.
 	res, retry, err := s.resolve(ctx, c)
 	if retry {
 		// The order vanished between the insert and the read: only possible if someone
 		// deleted it by hand.
-		return actors.Result{}, actors.Errorf(actors.CodeUnavailable, "order %s could not be saved; retry", c.OrderID)
+		return order.Result{}, order.Unavailable(order.ReasonStore, "order %s could not be saved; retry", c.OrderID)
 	}
 	return res, err
 }
@@ -182,8 +168,8 @@ func (s *Service) create(ctx context.Context, c actors.Command) (actors.Result, 
 // transition runs transitionSQL. applied is false when it changed nothing, for whatever
 // reason (unknown order, not the shopper's, wrong state, key seen): the slow path finds
 // out which.
-func (s *Service) transition(ctx context.Context, c actors.Command) (actors.Result, bool, error) {
-	t, _ := actors.TransitionFor(c.Type) // Decide accepted the type
+func (s *Service) transition(ctx context.Context, c order.Command) (order.Result, bool, error) {
+	t, _ := order.TransitionFor(c.Type) // Decide accepted the type
 	from := make([]string, len(t.From))
 	for i, st := range t.From {
 		from[i] = string(st)
@@ -196,16 +182,16 @@ func (s *Service) transition(ctx context.Context, c actors.Command) (actors.Resu
 	// plus the timeout; microseconds, because that is what the column keeps and every
 	// later read returns.
 	var deadline time.Time
-	if c.Type == actors.CmdSubmitPayment {
+	if c.Type == order.CmdSubmitPayment {
 		deadline = c.At.Add(c.PaymentTimeout).Truncate(time.Microsecond)
 	}
-	payload, err := json.Marshal(eventPayload{
-		By: c.By.Subject, Fingerprint: actors.Fingerprint(c), PaymentDeadline: deadline, Reason: c.Reason,
+	payload, err := json.Marshal(order.Payload{
+		By: c.By.Subject, Fingerprint: order.Fingerprint(c), PaymentDeadline: deadline, Reason: c.Reason,
 	})
 	if err != nil {
-		return actors.Result{}, false, fmt.Errorf("%s order %s: encoding payload: %w", c.Type, c.OrderID, err)
+		return order.Result{}, false, fmt.Errorf("%s order %s: encoding payload: %w", c.Type, c.OrderID, err)
 	}
-	o := actors.Order{ID: c.OrderID, Status: t.To, PaymentDeadline: deadline, UpdatedAt: c.At}
+	o := order.Order{ID: c.OrderID, Status: t.To, PaymentDeadline: deadline, UpdatedAt: c.At}
 	var version int64
 	var lines []byte
 	var created pgtype.Timestamptz
@@ -215,15 +201,15 @@ func (s *Service) transition(ctx context.Context, c actors.Command) (actors.Resu
 	).Scan(&o.Customer, &version, &lines, &o.Currency, &o.Total, &created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), isUniqueViolation(err):
-		return actors.Result{}, false, nil
+		return order.Result{}, false, nil
 	case err != nil:
-		return actors.Result{}, false, storeError(c.OrderID, "writing", err)
+		return order.Result{}, false, storeError(c.OrderID, "writing", err)
 	}
 	o.Version, o.CreatedAt = uint64(version), utc(created)
 	if err := json.Unmarshal(lines, &o.Lines); err != nil {
-		return actors.Result{}, false, fmt.Errorf("%s order %s: decoding lines: %w", c.Type, c.OrderID, err)
+		return order.Result{}, false, fmt.Errorf("%s order %s: decoding lines: %w", c.Type, c.OrderID, err)
 	}
-	return actors.Result{View: o.View()}, true, nil
+	return order.Result{View: o.View()}, true, nil
 }
 
 // resolve is the slow path: the fast statement changed nothing, so read the order and
@@ -231,33 +217,33 @@ func (s *Service) transition(ctx context.Context, c actors.Command) (actors.Resu
 // replay of the key's original result, key reused, or an illegal transition. retry is
 // true when Decide finds the command legal after all: the order changed between the
 // statement and this read, and the fast path should run again.
-func (s *Service) resolve(ctx context.Context, c actors.Command) (res actors.Result, retry bool, err error) {
+func (s *Service) resolve(ctx context.Context, c order.Command) (res order.Result, retry bool, err error) {
 	o, found, err := s.loadWithKey(ctx, c.OrderID, c.Key)
 	if err != nil {
-		return actors.Result{}, false, err
+		return order.Result{}, false, err
 	}
 	if !found {
-		o = actors.Order{ID: c.OrderID}
+		o = order.Order{ID: c.OrderID}
 	}
-	if c.Type == actors.CmdExpirePayment && c.By.Role == actors.RoleSystem {
+	if c.Type == order.CmdExpirePayment && c.By.Role == order.RoleSystem {
 		// As in the grain: an expiry's key is derived from the deadline it ends, so it
 		// can never have been applied while that deadline is still armed.
-		c.Key = actors.ExpiryKey(o.PaymentDeadline)
+		c.Key = order.ExpiryKey(o.PaymentDeadline)
 	}
-	d, err := actors.Decide(&o, c)
+	d, err := order.Decide(&o, c)
 	switch {
 	case err != nil:
-		return actors.Result{}, false, err
+		return order.Result{}, false, err
 	case d.Replay != nil:
-		return actors.Result{View: o.ViewAt(*d.Replay), Replayed: true}, false, nil
+		return order.Result{View: o.ViewAt(*d.Replay), Replayed: true}, false, nil
 	default:
-		return actors.Result{}, true, nil
+		return order.Result{}, true, nil
 	}
 }
 
 // loadWithKey reads an order and, as its only remembered key, the result of key if that
 // key was applied to it. found is false if the order does not exist.
-func (s *Service) loadWithKey(ctx context.Context, id, key string) (o actors.Order, found bool, err error) {
+func (s *Service) loadWithKey(ctx context.Context, id, key string) (o order.Order, found bool, err error) {
 	var r orderRow
 	var evType, evTo pgtype.Text
 	var evVersion pgtype.Int8
@@ -267,55 +253,55 @@ func (s *Service) loadWithKey(ctx context.Context, id, key string) (o actors.Ord
 		&r.customer, &r.status, &r.version, &r.lines, &r.currency, &r.total, &r.deadline, &r.created, &r.updated,
 		&evType, &evVersion, &evTo, &evAt, &evPayload)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return actors.Order{}, false, nil
+		return order.Order{}, false, nil
 	}
 	if err != nil {
-		return actors.Order{}, false, storeError(id, "reading", err)
+		return order.Order{}, false, storeError(id, "reading", err)
 	}
 	o, err = r.order(id)
 	if err != nil {
-		return actors.Order{}, false, err
+		return order.Order{}, false, err
 	}
 	if !evType.Valid {
 		return o, true, nil
 	}
-	t, ok := actors.TransitionForEvent(actors.EventType(evType.String))
+	t, ok := order.TransitionForEvent(order.EventType(evType.String))
 	if !ok {
-		return actors.Order{}, false, fmt.Errorf("reading order %s: event type %q is not in the table", id, evType.String)
+		return order.Order{}, false, fmt.Errorf("reading order %s: event type %q is not in the table", id, evType.String)
 	}
-	var p eventPayload
+	var p order.Payload
 	if err := json.Unmarshal(evPayload, &p); err != nil {
-		return actors.Order{}, false, fmt.Errorf("reading order %s: decoding payload of event %d: %w", id, evVersion.Int64, err)
+		return order.Order{}, false, fmt.Errorf("reading order %s: decoding payload of event %d: %w", id, evVersion.Int64, err)
 	}
-	o.Keys = []actors.KeyResult{{
+	o.Keys = []order.KeyResult{{
 		Key: key, Command: t.Command, Fingerprint: p.Fingerprint, Version: uint64(evVersion.Int64),
-		Status: actors.Status(evTo.String), At: utc(evAt), Deadline: utcTime(p.PaymentDeadline),
+		Status: order.Status(evTo.String), At: utc(evAt), Deadline: utcTime(p.PaymentDeadline),
 	}}
 	return o, true, nil
 }
 
 // Get returns the current view of an order the principal may see; CodeNotFound otherwise.
-func (s *Service) Get(ctx context.Context, id string, by actors.Principal, requestID string) (actors.View, error) {
+func (s *Service) Get(ctx context.Context, id string, by order.Principal, requestID string) (order.View, error) {
 	o, found, err := s.load(ctx, id)
 	if err != nil {
-		return actors.View{}, err
+		return order.View{}, err
 	}
-	if !found || !actors.CanView(by, &o) {
-		return actors.View{}, actors.Errorf(actors.CodeNotFound, "order %s not found", id)
+	if !found || !order.CanView(by, &o) {
+		return order.View{}, order.Errorf(order.CodeNotFound, "order %s not found", id)
 	}
 	return o.View(), nil
 }
 
 // load reads one order; found is false if it does not exist.
-func (s *Service) load(ctx context.Context, id string) (actors.Order, bool, error) {
+func (s *Service) load(ctx context.Context, id string) (order.Order, bool, error) {
 	var r orderRow
 	err := s.pool.QueryRow(ctx, getSQL, id).Scan(
 		&r.customer, &r.status, &r.version, &r.lines, &r.currency, &r.total, &r.deadline, &r.created, &r.updated)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return actors.Order{}, false, nil
+		return order.Order{}, false, nil
 	}
 	if err != nil {
-		return actors.Order{}, false, storeError(id, "reading", err)
+		return order.Order{}, false, storeError(id, "reading", err)
 	}
 	o, err := r.order(id)
 	return o, err == nil, err
@@ -333,23 +319,16 @@ type orderRow struct {
 
 // order builds the domain value of a row. It remembers no idempotency keys: the
 // baseline looks a key up in the events when it needs it.
-func (r *orderRow) order(id string) (actors.Order, error) {
-	o := actors.Order{
-		ID: id, Customer: r.customer, Status: actors.Status(r.status), Version: uint64(r.version),
+func (r *orderRow) order(id string) (order.Order, error) {
+	o := order.Order{
+		ID: id, Customer: r.customer, Status: order.Status(r.status), Version: uint64(r.version),
 		Currency: r.currency, Total: r.total,
 		PaymentDeadline: utc(r.deadline), CreatedAt: utc(r.created), UpdatedAt: utc(r.updated),
 	}
 	if err := json.Unmarshal(r.lines, &o.Lines); err != nil {
-		return actors.Order{}, fmt.Errorf("reading order %s: decoding lines: %w", id, err)
+		return order.Order{}, fmt.Errorf("reading order %s: decoding lines: %w", id, err)
 	}
 	return o, nil
-}
-
-func payloadOf(e actors.Event) eventPayload {
-	return eventPayload{
-		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
-		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
-	}
 }
 
 // storeError classifies a failed statement. Failures a retry may cure (connection lost,
@@ -369,7 +348,7 @@ func storeError(id, doing string, err error) error {
 			return wrapped
 		}
 	}
-	return fmt.Errorf("%w: %w", actors.Errorf(actors.CodeUnavailable, "order %s could not be saved; retry with the same Idempotency-Key", id), wrapped)
+	return fmt.Errorf("%w: %w", order.Unavailable(order.ReasonStore, "order %s could not be saved; retry with the same Idempotency-Key", id), wrapped)
 }
 
 // isUniqueViolation reports whether err is a unique_violation: a key or version that

@@ -9,16 +9,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/edge"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
 type envelope struct {
-	Code    actors.Code     `json:"code"`
+	Code    order.Code      `json:"code"`
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data"`
 }
@@ -80,42 +81,42 @@ func TestBehindTheEdge(t *testing.T) {
 		}
 		return out.AccessToken
 	}
-	order := `{"items":[{"sku":"tea-sencha","qty":2},{"sku":"mug-stoneware","qty":1}]}`
+	orderBody := `{"items":[{"sku":"tea-sencha","qty":2},{"sku":"mug-stoneware","qty":1}]}`
 
-	status, env, hdr := call("POST", "/api/v1/orders", "", "k1", order)
-	if status != 401 || env.Code != actors.CodeUnauthenticated || hdr.Get("X-Request-ID") == "" {
+	status, env, hdr := call("POST", "/api/v1/orders", "", "k1", orderBody)
+	if status != 401 || env.Code != order.CodeUnauthenticated || hdr.Get("X-Request-ID") == "" {
 		t.Fatalf("create without token: %d %+v", status, env)
 	}
-	if status, env, _ := call("POST", "/api/v1/orders", "forged.token.here", "k1", order); status != 401 || env.Code != actors.CodeUnauthenticated {
+	if status, env, _ := call("POST", "/api/v1/orders", "forged.token.here", "k1", orderBody); status != 401 || env.Code != order.CodeUnauthenticated {
 		t.Fatalf("create with a forged token: %d %+v", status, env)
 	}
 
 	tok := login("alice")
-	status, env, hdr = call("POST", "/api/v1/orders", tok, "k1", order)
-	var v actors.View
+	status, env, hdr = call("POST", "/api/v1/orders", tok, "k1", orderBody)
+	var v order.View
 	if status != 201 || env.Code != 0 || env.Message != "ok" || json.Unmarshal(env.Data, &v) != nil {
 		t.Fatalf("create: %d %+v", status, env)
 	}
 	// Prices come from the edge's catalog, exactly as for ordermesh.
-	if v.Status != actors.StatusCreated || v.Total != 2*1290+1850 || v.ID != actors.OrderIDFor("alice", "k1") ||
+	if v.Status != order.StatusCreated || v.Total != 2*1290+1850 || v.ID != order.OrderIDFor("alice", "k1") ||
 		hdr.Get("Location") != "/api/v1/orders/"+v.ID || hdr.Get(edge.HeaderReplayed) != "" {
 		t.Fatalf("created %+v, headers %v", v, hdr)
 	}
-	status, env, hdr = call("POST", "/api/v1/orders", tok, "k1", order)
+	status, env, hdr = call("POST", "/api/v1/orders", tok, "k1", orderBody)
 	if status != 201 || hdr.Get(edge.HeaderReplayed) != "true" {
 		t.Fatalf("create replay: %d %+v %v", status, env, hdr)
 	}
 
-	if status, env, _ := call("POST", "/api/v1/orders/"+v.ID+"/ship", tok, "s1", ""); status != 403 || env.Code != actors.CodeForbidden {
+	if status, env, _ := call("POST", "/api/v1/orders/"+v.ID+"/ship", tok, "s1", ""); status != 403 || env.Code != order.CodeForbidden {
 		t.Fatalf("shopper ships: %d %+v", status, env)
 	}
 	if status, env, _ := call("POST", "/api/v1/orders/"+v.ID+"/pay", tok, "p1", ""); status != 200 || env.Code != 0 {
 		t.Fatalf("pay: %d %+v", status, env)
 	}
-	if status, env, _ := call("POST", "/api/v1/orders/"+v.ID+"/pay", tok, "p2", ""); status != 409 || env.Code != actors.CodeIllegalTransition {
+	if status, env, _ := call("POST", "/api/v1/orders/"+v.ID+"/pay", tok, "p2", ""); status != 409 || env.Code != order.CodeIllegalTransition {
 		t.Fatalf("pay twice: %d %+v", status, env)
 	}
-	if status, env, _ := call("GET", "/api/v1/orders/"+v.ID, login("bob"), "", ""); status != 404 || env.Code != actors.CodeNotFound {
+	if status, env, _ := call("GET", "/api/v1/orders/"+v.ID, login("bob"), "", ""); status != 404 || env.Code != order.CodeNotFound {
 		t.Fatalf("bob reads alice's order: %d %+v", status, env)
 	}
 	status, env, _ = call("GET", "/api/v1/orders/"+v.ID+"/events", tok, "", "")
@@ -130,9 +131,9 @@ func TestBehindTheEdge(t *testing.T) {
 	}
 	status, env, _ = call("GET", "/api/v1/orders?limit=1", tok, "", "")
 	var list struct {
-		Orders []actors.View `json:"orders"`
+		Orders []order.View `json:"orders"`
 	}
-	if status != 200 || json.Unmarshal(env.Data, &list) != nil || len(list.Orders) != 1 || list.Orders[0].Status != actors.StatusPaying {
+	if status != 200 || json.Unmarshal(env.Data, &list) != nil || len(list.Orders) != 1 || list.Orders[0].Status != order.StatusPaying {
 		t.Fatalf("list: %d %s", status, env.Data)
 	}
 }

@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/keyset"
 )
 
 // The reads of edge.Store. The edge builds its order views from persistence.Order
-// snapshots, so the baseline hands it actors.EncodeSnapshot of the order its columns
+// snapshots, so the baseline hands it orderpb.EncodeSnapshot of the order its columns
 // describe: the edge code that lists ordermesh's orders lists the baseline's unchanged.
 
 // errReadOnly is WriteOrder's answer: orders change only through Execute.
@@ -40,8 +41,8 @@ func scanOrder(row pgx.Row) (persistence.Order, error) {
 }
 
 // record is the persistence form of o, with o's snapshot.
-func record(o *actors.Order) (persistence.Order, error) {
-	snap, err := actors.EncodeSnapshot(o)
+func record(o *order.Order) (persistence.Order, error) {
+	snap, err := orderpb.EncodeSnapshot(o)
 	if err != nil {
 		return persistence.Order{}, fmt.Errorf("encoding snapshot of order %s: %w", o.ID, err)
 	}
@@ -73,31 +74,10 @@ func (s *Service) WriteOrder(context.Context, persistence.Write) error {
 // descending), with the same keyset pagination as the ordermesh stores. A cursor not made
 // by this package yields persistence.ErrBadCursor.
 func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
-	limit := keyset.Limit(q.Limit)
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
+	query, args, limit, err := keyset.Select("baseline_orders", orderColumns, q, keyset.Postgres)
+	if err != nil {
+		return persistence.OrderPage{}, err
 	}
-	if q.Customer != "" {
-		where = append(where, "customer = "+arg(q.Customer))
-	}
-	if q.Status != "" {
-		where = append(where, "status = "+arg(q.Status))
-	}
-	if q.Cursor != "" {
-		c, err := keyset.Decode(q.Cursor)
-		if err != nil {
-			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
-		}
-		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.CreatedAt), arg(c.ID)))
-	}
-	query := `SELECT ` + orderColumns + ` FROM baseline_orders`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
 
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/ordermesh/ordermesh/actors"
 )
 
 // sweeperSubject is the "by" of the expiries the sweeper writes, as ordermesh's sweeper.
@@ -25,7 +25,7 @@ const sweeperSubject = "sweeper"
 // the locked row is re-checked when the next sweep reaches it. Rows are locked in deadline
 // order and never waited for, so the sweep cannot deadlock with commands.
 //
-// The key is actors.ExpiryKey of the deadline, computed in SQL (EXTRACT(EPOCH) is exact
+// The key is order.ExpiryKey of the deadline, computed in SQL (EXTRACT(EPOCH) is exact
 // numeric since PostgreSQL 14; deadlines are microseconds), so an expiry is recorded with
 // the key an ordermesh grain would use.
 const expireSQL = `
@@ -50,20 +50,20 @@ WITH due AS (
 SELECT id, customer, version, lines, currency, total, created_at FROM u`
 
 // expire runs expireSQL at time at for up to limit orders (only order id, unless empty).
-func (s *Service) expire(ctx context.Context, at time.Time, id string, limit int) ([]actors.Order, error) {
+func (s *Service) expire(ctx context.Context, at time.Time, id string, limit int) ([]order.Order, error) {
 	rows, err := s.pool.Query(ctx, expireSQL, at, id, limit, s.opts.Node, s.expiryPayload)
 	if err != nil {
 		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (actors.Order, error) {
-		var o actors.Order
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (order.Order, error) {
+		var o order.Order
 		var version int64
 		var lines []byte
 		var created pgtype.Timestamptz
 		if err := row.Scan(&o.ID, &o.Customer, &version, &lines, &o.Currency, &o.Total, &created); err != nil {
 			return o, err
 		}
-		o.Status, o.Version, o.CreatedAt, o.UpdatedAt = actors.StatusClosed, uint64(version), utc(created), at
+		o.Status, o.Version, o.CreatedAt, o.UpdatedAt = order.StatusClosed, uint64(version), utc(created), at
 		if err := json.Unmarshal(lines, &o.Lines); err != nil {
 			return o, fmt.Errorf("decoding lines of order %s: %w", o.ID, err)
 		}
@@ -76,15 +76,15 @@ func (s *Service) expire(ctx context.Context, at time.Time, id string, limit int
 }
 
 // expireOne is ExpirePayment through Execute: the sweep statement for one order.
-func (s *Service) expireOne(ctx context.Context, c actors.Command) (actors.Result, bool, error) {
+func (s *Service) expireOne(ctx context.Context, c order.Command) (order.Result, bool, error) {
 	xs, err := s.expire(ctx, c.At, c.OrderID, 1)
 	if err != nil {
-		return actors.Result{}, false, storeError(c.OrderID, "expiring", err)
+		return order.Result{}, false, storeError(c.OrderID, "expiring", err)
 	}
 	if len(xs) == 0 {
-		return actors.Result{}, false, nil
+		return order.Result{}, false, nil
 	}
-	return actors.Result{View: xs[0].View()}, true, nil
+	return order.Result{View: xs[0].View()}, true, nil
 }
 
 // Sweep expires every payment whose deadline has passed by the service's clock, in

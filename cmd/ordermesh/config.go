@@ -40,7 +40,7 @@ func envName(flagName string) string {
 func parseNodeConfig(args []string) (nodeConfig, error) {
 	var c nodeConfig
 	fs := flag.NewFlagSet("ordermesh node", flag.ContinueOnError)
-	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen address of the edge (REST, WebSocket, /metrics)")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen address of the edge (REST API, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Store, "store", "data/ordermesh.db", "a postgres:// URL, or a file path for the embedded store")
 	fs.StringVar(&c.Remote, "remote", "127.0.0.1:0", "host:port for actor remoting between nodes (port 0 picks a free port)")
 	fs.StringVar(&c.Gossip, "gossip", "127.0.0.1:7946", "host:port for cluster membership (memberlist, TCP and UDP)")

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ordermesh/ordermesh/persistence"
@@ -71,4 +73,54 @@ func Page(orders []persistence.Order, limit int) persistence.OrderPage {
 	orders = orders[:limit]
 	last := orders[limit-1]
 	return persistence.OrderPage{Orders: orders, NextCursor: Encode(Cursor{CreatedAt: last.CreatedAt, ID: last.ID})}
+}
+
+// Dialect is what differs between the SQL of the stores that list orders.
+type Dialect struct {
+	Placeholder func(n int) string  // the n-th (1-based) parameter: "$n" or "?"
+	Time        func(time.Time) any // a time as the created_at column holds it
+}
+
+// Postgres numbers its parameters and stores timestamptz.
+var Postgres = Dialect{
+	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+	Time:        func(t time.Time) any { return t },
+}
+
+// SQLite uses positional parameters and stores times as Unix microseconds.
+var SQLite = Dialect{
+	Placeholder: func(int) string { return "?" },
+	Time:        func(t time.Time) any { return t.UnixMicro() },
+}
+
+// Select builds the one listing query every store runs: columns of table for q's customer,
+// status and cursor, newest by creation first (ties by id, descending), limit+1 rows so
+// that Page can tell whether another page follows. A cursor not made by Encode yields an
+// error wrapping persistence.ErrBadCursor.
+func Select(table, columns string, q persistence.OrderQuery, d Dialect) (query string, args []any, limit int, err error) {
+	limit = Limit(q.Limit)
+	var where []string
+	arg := func(v any) string {
+		args = append(args, v)
+		return d.Placeholder(len(args))
+	}
+	if q.Customer != "" {
+		where = append(where, "customer = "+arg(q.Customer))
+	}
+	if q.Status != "" {
+		where = append(where, "status = "+arg(q.Status))
+	}
+	if q.Cursor != "" {
+		c, err := Decode(q.Cursor)
+		if err != nil {
+			return "", nil, 0, fmt.Errorf("listing orders: %w", err)
+		}
+		where = append(where, "(created_at, id) < ("+arg(d.Time(c.CreatedAt))+", "+arg(c.ID)+")")
+	}
+	query = `SELECT ` + columns + ` FROM ` + table
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+	return query, args, limit, nil
 }

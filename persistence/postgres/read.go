@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,31 +53,10 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (persistence.Order, er
 // ListOrders returns a page of orders, newest by creation first (ties broken by id,
 // descending). A cursor not made by this package yields persistence.ErrBadCursor.
 func (s *Store) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
-	limit := keyset.Limit(q.Limit)
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
+	query, args, limit, err := keyset.Select("orders", orderColumns, q, keyset.Postgres)
+	if err != nil {
+		return persistence.OrderPage{}, err
 	}
-	if q.Customer != "" {
-		where = append(where, "customer = "+arg(q.Customer))
-	}
-	if q.Status != "" {
-		where = append(where, "status = "+arg(q.Status))
-	}
-	if q.Cursor != "" {
-		c, err := keyset.Decode(q.Cursor)
-		if err != nil {
-			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
-		}
-		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(c.CreatedAt), arg(c.ID)))
-	}
-	query := `SELECT ` + orderColumns + ` FROM orders`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
 
 	release, err := s.enter()
 	if err != nil {

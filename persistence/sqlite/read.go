@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ordermesh/ordermesh/persistence"
@@ -49,31 +48,10 @@ func (s *Store) LoadOrder(ctx context.Context, id string) (persistence.Order, er
 // ListOrders returns a page of orders, newest by creation first (ties broken by id,
 // descending). A cursor not made by this package yields persistence.ErrBadCursor.
 func (s *Store) ListOrders(ctx context.Context, q persistence.OrderQuery) (persistence.OrderPage, error) {
-	limit := keyset.Limit(q.Limit)
-	var where []string
-	var args []any
-	if q.Customer != "" {
-		where = append(where, "customer = ?")
-		args = append(args, q.Customer)
+	query, args, limit, err := keyset.Select("orders", orderColumns, q, keyset.SQLite)
+	if err != nil {
+		return persistence.OrderPage{}, err
 	}
-	if q.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, q.Status)
-	}
-	if q.Cursor != "" {
-		c, err := keyset.Decode(q.Cursor)
-		if err != nil {
-			return persistence.OrderPage{}, fmt.Errorf("listing orders: %w", err)
-		}
-		where = append(where, "(created_at, id) < (?, ?)")
-		args = append(args, c.CreatedAt.UnixMicro(), c.ID)
-	}
-	query := `SELECT ` + orderColumns + ` FROM orders`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit+1)
 
 	release, err := s.enter()
 	if err != nil {

@@ -1,4 +1,4 @@
-package actors
+package order
 
 // Evolve returns the order after event e. It is pure: o is not modified (slices are
 // copied, never appended to in place), so a caller can keep o if persisting e fails.

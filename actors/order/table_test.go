@@ -1,13 +1,15 @@
-package actors
+package order_test
 
 import (
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	. "github.com/ordermesh/ordermesh/actors/order"
 )
 
-// designRow is one row of the table in DESIGN.md ("The order state machine"), written out
+// designRow is one row of the table in the README ("The order state machine"), written out
 // by hand and independently of Table, so that a wrong edit of Table fails a test.
 type designRow struct {
 	from   []Status
@@ -79,7 +81,7 @@ func TestNamesAreStable(t *testing.T) {
 
 func TestTableMatchesDesign(t *testing.T) {
 	if len(Table) != len(design) {
-		t.Fatalf("Table has %d rows, DESIGN.md has %d", len(Table), len(design))
+		t.Fatalf("Table has %d rows, the README has %d", len(Table), len(design))
 	}
 	seenCmd, seenEvt, seenAction := map[CommandType]bool{}, map[EventType]bool{}, map[string]bool{}
 	for _, tr := range Table {
@@ -156,7 +158,7 @@ func TestLegalExhaustive(t *testing.T) {
 		}
 	}
 	if legal != 11 {
-		t.Errorf("DESIGN.md has 11 legal (from, event) pairs, counted %d", legal)
+		t.Errorf("the README has 11 legal (from, event) pairs, counted %d", legal)
 	}
 }
 
@@ -219,7 +221,7 @@ func (o outcome) String() string {
 	return fmt.Sprintf("%s -> %s", o.evt, o.to)
 }
 
-// designOutcome is the hand-written expectation: what DESIGN.md says a fresh-keyed command
+// designOutcome is the hand-written expectation: what the README says a fresh-keyed command
 // of type c by the owner (or a principal of role r) does to an order in state st.
 func designOutcome(st Status, c CommandType, r Role) outcome {
 	d, ok := designFor(c)
@@ -250,7 +252,7 @@ func tableOutcome(st Status, c CommandType, r Role) outcome {
 		return outcome{code: CodeAlreadyExists}
 	case st == StatusNone && c != CmdCreate:
 		return outcome{code: CodeNotFound}
-	case !tr.allowsFrom(st):
+	case !AllowsFrom(tr, st):
 		return outcome{code: CodeIllegalTransition}
 	}
 	return outcome{evt: tr.Event, to: tr.To}
@@ -294,7 +296,7 @@ func decideOutcome(t *testing.T, o Order, c Command) outcome {
 
 // TestDecideEveryStateCommandRole runs every command type of Table, in every state, as every
 // role (shoppers acting on their own order) and checks the result against both the
-// hand-written reading of DESIGN.md and the expectation generated from Table.
+// hand-written reading of the README and the expectation generated from Table.
 func TestDecideEveryStateCommandRole(t *testing.T) {
 	accepted := map[string]bool{}
 	cmds := []CommandType{}
@@ -322,7 +324,7 @@ func TestDecideEveryStateCommandRole(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", stName(st), ct, r), func(t *testing.T) {
 					got := decideOutcome(t, base, c)
 					if want := designOutcome(st, ct, r); got != want {
-						t.Errorf("got %v, DESIGN.md says %v", got, want)
+						t.Errorf("got %v, the README says %v", got, want)
 					}
 					if want := tableOutcome(st, ct, r); got != want {
 						t.Errorf("got %v, Table says %v", got, want)
@@ -335,7 +337,7 @@ func TestDecideEveryStateCommandRole(t *testing.T) {
 		}
 	}
 	if len(accepted) != 11 {
-		t.Errorf("%d (state, command) pairs were accepted for some role, want the 11 of DESIGN.md: %v", len(accepted), accepted)
+		t.Errorf("%d (state, command) pairs were accepted for some role, want the 11 of the README: %v", len(accepted), accepted)
 	}
 }
 

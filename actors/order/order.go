@@ -1,7 +1,8 @@
-// Package actors is the order domain: states, commands, events, the transition table, the
-// pure decide/evolve functions and the grain that hosts them. It knows nothing of HTTP,
-// SQL or memberlist.
-package actors
+// Package order is the order domain: states, roles, commands, events, the transition
+// table, the pure Decide and Evolve, idempotency keys and their fingerprints, the stored
+// event payload and the stable error codes. It imports only the standard library: no
+// HTTP, SQL, protobuf, actor framework or membership. Time comes in with each command.
+package order
 
 import "time"
 

@@ -1,4 +1,4 @@
-package actors
+package order
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package actors
+package order
 
 // CommandType names a command sent to an order.
 type CommandType string

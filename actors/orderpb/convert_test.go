@@ -1,4 +1,4 @@
-package actors
+package orderpb
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/ordermesh/ordermesh/actors/order"
 
-	"github.com/ordermesh/ordermesh/actors/orderpb"
+	"google.golang.org/protobuf/proto"
 )
 
 func utc(t time.Time) time.Time {
@@ -21,7 +21,7 @@ func utc(t time.Time) time.Time {
 
 // normalised returns o with every time in UTC and empty slices as nil, the form a snapshot
 // round trip is expected to preserve.
-func normalised(o Order) Order {
+func normalised(o order.Order) order.Order {
 	o.PaymentDeadline, o.CreatedAt, o.UpdatedAt = utc(o.PaymentDeadline), utc(o.CreatedAt), utc(o.UpdatedAt)
 	if len(o.Lines) == 0 {
 		o.Lines = nil
@@ -29,7 +29,7 @@ func normalised(o Order) Order {
 	if len(o.Keys) == 0 {
 		o.Keys = nil
 	} else {
-		keys := make([]KeyResult, len(o.Keys))
+		keys := make([]order.KeyResult, len(o.Keys))
 		for i, k := range o.Keys {
 			k.At, k.Deadline = utc(k.At), utc(k.Deadline)
 			keys[i] = k
@@ -39,9 +39,9 @@ func normalised(o Order) Order {
 	return o
 }
 
-func snapshotCases(t testing.TB) map[string]Order {
-	cases := map[string]Order{}
-	for _, st := range Statuses {
+func snapshotCases(t testing.TB) map[string]order.Order {
+	cases := map[string]order.Order{}
+	for _, st := range order.Statuses {
 		cases[string(st)] = orderIn(t, st)
 	}
 	cases["full keys"] = fullKeys(t)
@@ -49,11 +49,11 @@ func snapshotCases(t testing.TB) map[string]Order {
 	// Times in another zone, nanoseconds, a reason, an empty line name, zero prices.
 	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
 	at := time.Date(2026, 3, 4, 5, 6, 7, 123456789, zone)
-	c := createCmd(Principal{Subject: "zoë", Role: RoleShopper}, "ключ", at)
-	c.Lines = append(c.Lines, Line{SKU: "free", Qty: MaxQty, UnitPrice: 0})
+	c := createCmd(order.Principal{Subject: "zoë", Role: order.RoleShopper}, "ключ", at)
+	c.Lines = append(c.Lines, order.Line{SKU: "free", Qty: order.MaxQty, UnitPrice: 0})
 	c.Reason = "gift"
-	o, _ := step(t, Order{}, c)
-	o, _ = step(t, o, cmdOn(&o, CmdSubmitPayment, c.By, "pay", at.Add(time.Nanosecond)))
+	o, _ := step(t, order.Order{}, c)
+	o, _ = step(t, o, cmdOn(&o, order.CmdSubmitPayment, c.By, "pay", at.Add(time.Nanosecond)))
 	cases["zoned, paying"] = o
 	return cases
 }
@@ -106,10 +106,10 @@ func TestDecodeSnapshotErrors(t *testing.T) {
 		}
 	}
 	o, err := DecodeSnapshot(nil)
-	if err != nil || o.Exists() || o.Status != StatusNone || len(o.Keys) != 0 || len(o.Lines) != 0 {
+	if err != nil || o.Exists() || o.Status != order.StatusNone || len(o.Keys) != 0 || len(o.Lines) != 0 {
 		t.Errorf("DecodeSnapshot(nil) = %+v, %v; want an order that does not exist", o, err)
 	}
-	zero := Order{}
+	zero := order.Order{}
 	b, err := EncodeSnapshot(&zero)
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +151,9 @@ func FuzzDecodeSnapshot(f *testing.F) {
 func TestCommandPBRoundTrip(t *testing.T) {
 	create := createCmd(alice, "create-1", t0)
 	create.Reason = "birthday"
-	cancel := Command{Type: CmdCancel, OrderID: "o_X", Key: "k", By: oper, At: t0, Reason: "out of stock"}
-	pay := Command{Type: CmdSubmitPayment, OrderID: "o_X", Key: "k2", By: alice, At: t0, PaymentTimeout: payTimeout}
-	for _, c := range []Command{create, cancel, pay, {}} {
+	cancel := order.Command{Type: order.CmdCancel, OrderID: "o_X", Key: "k", By: oper, At: t0, Reason: "out of stock"}
+	pay := order.Command{Type: order.CmdSubmitPayment, OrderID: "o_X", Key: "k2", By: alice, At: t0, PaymentTimeout: payTimeout}
+	for _, c := range []order.Command{create, cancel, pay, {}} {
 		t.Run(string(c.Type), func(t *testing.T) {
 			pb := CommandToPB(c, "req-1")
 			if pb.RequestId != "req-1" {
@@ -163,7 +163,7 @@ func TestCommandPBRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var back orderpb.CommandRequest
+			var back CommandRequest
 			if err := proto.Unmarshal(wire, &back); err != nil {
 				t.Fatal(err)
 			}
@@ -176,12 +176,12 @@ func TestCommandPBRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 			}
-			if Fingerprint(got) != Fingerprint(c) {
+			if order.Fingerprint(got) != order.Fingerprint(c) {
 				t.Error("the fingerprint changed over the wire: a retry through another node would be refused")
 			}
 		})
 	}
-	if got := CommandFromPB(&orderpb.CommandRequest{Type: "Cancel"}); got.By != (Principal{}) {
+	if got := CommandFromPB(&CommandRequest{Type: "Cancel"}); got.By != (order.Principal{}) {
 		t.Errorf("missing principal = %+v", got.By)
 	}
 	if got := PrincipalToPB(adm); got.Subject != adm.Subject || got.Role != string(adm.Role) {
@@ -190,13 +190,13 @@ func TestCommandPBRoundTrip(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	o := orderIn(t, StatusPaying)
+	o := orderIn(t, order.StatusPaying)
 	for _, replayed := range []bool{false, true} {
 		wire, err := proto.Marshal(ReplyOK(o.View(), replayed))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back orderpb.Reply
+		var back Reply
 		if err := proto.Unmarshal(wire, &back); err != nil {
 			t.Fatal(err)
 		}
@@ -208,24 +208,24 @@ func TestReplyRoundTrip(t *testing.T) {
 			t.Errorf("ResultFromReply:\n got %+v\nwant %+v (replayed %v)", res, o.View(), replayed)
 		}
 	}
-	if v := ViewFromPB(nil); !reflect.DeepEqual(v, View{}) {
+	if v := ViewFromPB(nil); !reflect.DeepEqual(v, order.View{}) {
 		t.Errorf("ViewFromPB(nil) = %+v", v)
 	}
 }
 
 func TestReplyError(t *testing.T) {
-	appErr := Errorf(CodeIllegalTransition, "cannot ship an order that is %s", StatusCreated)
+	appErr := order.Errorf(order.CodeIllegalTransition, "cannot ship an order that is %s", order.StatusCreated)
 	cases := []struct {
 		name     string
 		err      error
-		wantCode Code
+		wantCode order.Code
 		wantMsg  string
 	}{
-		{"app error", appErr, CodeIllegalTransition, "cannot ship an order that is CREATED"},
-		{"wrapped app error", fmt.Errorf("deciding: %w", Errorf(CodeNotFound, "order o_1 not found")), CodeNotFound, "order o_1 not found"},
-		{"unavailable", Errorf(CodeUnavailable, "order moved"), CodeUnavailable, "order moved"},
-		{"plain error", errors.New("pq: password authentication failed for user ordermesh"), CodeInternal, "internal error"},
-		{"wrapped plain error", fmt.Errorf("saving: %w", errors.New("disk full")), CodeInternal, "internal error"},
+		{"app error", appErr, order.CodeIllegalTransition, "cannot ship an order that is CREATED"},
+		{"wrapped app error", fmt.Errorf("deciding: %w", order.Errorf(order.CodeNotFound, "order o_1 not found")), order.CodeNotFound, "order o_1 not found"},
+		{"unavailable", order.Errorf(order.CodeUnavailable, "order moved"), order.CodeUnavailable, "order moved"},
+		{"plain error", errors.New("pq: password authentication failed for user ordermesh"), order.CodeInternal, "internal error"},
+		{"wrapped plain error", fmt.Errorf("saving: %w", errors.New("disk full")), order.CodeInternal, "internal error"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,44 +233,21 @@ func TestReplyError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var back orderpb.Reply
+			var back Reply
 			if err := proto.Unmarshal(wire, &back); err != nil {
 				t.Fatal(err)
 			}
 			res, err := ResultFromReply(&back)
-			var e *Error
+			var e *order.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("ResultFromReply = %+v, %v; want an *Error", res, err)
+				t.Fatalf("ResultFromReply = %+v, %v; want an *order.Error", res, err)
 			}
 			if e.Code != tc.wantCode || e.Message != tc.wantMsg {
 				t.Errorf("got (%d, %q), want (%d, %q)", e.Code, e.Message, tc.wantCode, tc.wantMsg)
 			}
-			if !reflect.DeepEqual(res, Result{}) {
+			if !reflect.DeepEqual(res, order.Result{}) {
 				t.Errorf("an error reply carried a result: %+v", res)
 			}
 		})
-	}
-}
-
-func TestErrorCodes(t *testing.T) {
-	if ErrorCode(nil) != CodeOK || ErrorMessage(nil) != "ok" {
-		t.Error("nil error")
-	}
-	e := Errorf(CodeKeyReused, "key %q reused", "k")
-	if e.Error() != `key "k" reused (code 42201)` {
-		t.Errorf("Error() = %q", e.Error())
-	}
-	for code, status := range map[Code]int{
-		CodeOK: 200, CodeInvalidRequest: 400, CodeUnauthenticated: 401, CodeForbidden: 403, CodeNotFound: 404,
-		CodeRouteNotFound: 404, CodeMethodNotAllowed: 405, CodeIllegalTransition: 409, CodeAlreadyExists: 409,
-		CodeTooLarge: 413, CodeValidation: 422, CodeKeyReused: 422, CodeRateLimited: 429, CodeInternal: 500,
-		CodeUnavailable: 503,
-	} {
-		if got := code.HTTPStatus(); got != status {
-			t.Errorf("%d.HTTPStatus() = %d, want %d", code, got, status)
-		}
-		if code.Retryable() != (code == CodeUnavailable) {
-			t.Errorf("%d.Retryable() = %v", code, code.Retryable())
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package actors
+package order_test
 
 import (
 	"errors"
@@ -8,119 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/ordermesh/ordermesh/actors/order"
 )
-
-var (
-	t0    = time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
-	alice = Principal{Subject: "alice", Role: RoleShopper}
-	bob   = Principal{Subject: "bob", Role: RoleShopper}
-	oper  = Principal{Subject: "olga", Role: RoleOperator}
-	adm   = Principal{Subject: "root", Role: RoleAdmin}
-	sys   = Principal{Subject: "node-1", Role: RoleSystem}
-)
-
-const payTimeout = 15 * time.Minute
-
-func testLines() []Line {
-	return []Line{
-		{SKU: "sku-mug", Name: "Mug", Qty: 2, UnitPrice: 1999},
-		{SKU: "sku-tea", Name: "Tea", Qty: 1, UnitPrice: 500},
-	}
-}
-
-const testTotal = 2*1999 + 500
-
-func createCmd(by Principal, key string, at time.Time) Command {
-	return Command{Type: CmdCreate, OrderID: OrderIDFor(by.Subject, key), Key: key, By: by, At: at,
-		Lines: testLines(), Currency: "EUR"}
-}
-
-// cmdOn builds a non-create command for order o.
-func cmdOn(o *Order, typ CommandType, by Principal, key string, at time.Time) Command {
-	c := Command{Type: typ, OrderID: o.ID, Key: key, By: by, At: at}
-	if typ == CmdSubmitPayment {
-		c.PaymentTimeout = payTimeout
-	}
-	return c
-}
-
-// step decides c on o, requires exactly one new event and returns the order after it.
-func step(tb testing.TB, o Order, c Command) (Order, Event) {
-	tb.Helper()
-	d, err := Decide(&o, c)
-	if err != nil {
-		tb.Fatalf("Decide(%s on %q order): %v", c.Type, o.Status, err)
-	}
-	if d.Replay != nil || len(d.Events) != 1 {
-		tb.Fatalf("Decide(%s on %q order) = %+v, want one event", c.Type, o.Status, d)
-	}
-	return Evolve(o, d.Events[0]), d.Events[0]
-}
-
-// pathTo is a legal way from "does not exist" to each state, with who does each step.
-var pathTo = map[Status][]struct {
-	cmd CommandType
-	by  Principal
-}{
-	StatusNone:      {},
-	StatusCreated:   {{CmdCreate, alice}},
-	StatusPaying:    {{CmdCreate, alice}, {CmdSubmitPayment, alice}},
-	StatusPaid:      {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}},
-	StatusShipped:   {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdShip, oper}},
-	StatusDelivered: {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdShip, oper}, {CmdDeliver, adm}},
-	StatusClosed:    {{CmdCreate, alice}, {CmdCancel, alice}},
-	StatusRefunded:  {{CmdCreate, alice}, {CmdSubmitPayment, alice}, {CmdConfirmPayment, oper}, {CmdRefund, oper}},
-}
-
-// orderIn returns alice's order in state st, built by Decide/Evolve along pathTo[st]; step
-// i uses key "setup-i" at t0 + i minutes.
-func orderIn(tb testing.TB, st Status) Order {
-	tb.Helper()
-	steps, ok := pathTo[st]
-	if !ok {
-		tb.Fatalf("no path to %q", st)
-	}
-	var o Order
-	for i, s := range steps {
-		at := t0.Add(time.Duration(i) * time.Minute)
-		key := "setup-" + string(rune('0'+i))
-		c := cmdOn(&o, s.cmd, s.by, key, at)
-		if s.cmd == CmdCreate {
-			c = createCmd(s.by, key, at)
-		}
-		o, _ = step(tb, o, c)
-	}
-	if o.Status != st {
-		tb.Fatalf("orderIn(%q) built a %q order", st, o.Status)
-	}
-	return o
-}
-
-// deepCopyOrder copies o including the whole backing arrays of its slices (up to cap), so
-// that a write past len by an append in place is noticed too.
-func deepCopyOrder(o Order) Order {
-	c := o
-	if o.Lines != nil {
-		c.Lines = slices.Clone(o.Lines[:cap(o.Lines)])[:len(o.Lines)]
-	}
-	if o.Keys != nil {
-		c.Keys = slices.Clone(o.Keys[:cap(o.Keys)])[:len(o.Keys)]
-	}
-	return c
-}
-
-func assertOrderUnchanged(tb testing.TB, before, after Order) {
-	tb.Helper()
-	if !reflect.DeepEqual(before, after) {
-		tb.Errorf("order was modified:\nbefore %+v\nafter  %+v", before, after)
-	}
-	if cap(before.Keys) == cap(after.Keys) && !reflect.DeepEqual(before.Keys[:cap(before.Keys)], after.Keys[:cap(after.Keys)]) {
-		tb.Errorf("the backing array of Keys was written past len")
-	}
-	if cap(before.Lines) == cap(after.Lines) && !reflect.DeepEqual(before.Lines[:cap(before.Lines)], after.Lines[:cap(after.Lines)]) {
-		tb.Errorf("the backing array of Lines was written past len")
-	}
-}
 
 func assertAppError(tb testing.TB, err error) {
 	tb.Helper()

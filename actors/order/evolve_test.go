@@ -1,10 +1,12 @@
-package actors
+package order_test
 
 import (
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
+
+	. "github.com/ordermesh/ordermesh/actors/order"
 )
 
 // withSpareCapacity returns o with Keys and Lines moved into larger backing arrays whose
@@ -23,21 +25,6 @@ func withSpareCapacity(o Order) Order {
 		lines[:cap(lines)][i] = Line{SKU: "sentinel"}
 	}
 	o.Lines = lines
-	return o
-}
-
-// fullKeys returns alice's order after enough pay/fail cycles that KeysKept keys are kept.
-func fullKeys(tb testing.TB) Order {
-	o := orderIn(tb, StatusCreated)
-	at := t0
-	for i := 0; len(o.Keys) < KeysKept; i++ {
-		at = at.Add(time.Minute)
-		typ, by := CmdSubmitPayment, alice
-		if o.Status == StatusPaying {
-			typ, by = CmdFailPayment, oper
-		}
-		o, _ = step(tb, o, cmdOn(&o, typ, by, fmt.Sprintf("fill-%d", i), at))
-	}
 	return o
 }
 
@@ -165,7 +152,7 @@ func TestRememberKey(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := append([]KeyResult(nil), tc.in...)
-			out := rememberKey(tc.in, r)
+			out := RememberKey(tc.in, r)
 			if !reflect.DeepEqual(before, tc.in) {
 				t.Error("rememberKey modified its input")
 			}
@@ -180,7 +167,7 @@ func TestRememberKey(t *testing.T) {
 	// A snapshot written when more keys were kept (KeysKept lowered in a later release, or a
 	// hand-repaired row) must come back under the limit, as rememberKey's comment promises.
 	t.Run("over the limit", func(t *testing.T) {
-		out := rememberKey(mk(KeysKept+6, CmdCreate), r)
+		out := RememberKey(mk(KeysKept+6, CmdCreate), r)
 		if len(out) > KeysKept {
 			t.Fatalf("rememberKey kept %d keys, want at most %d", len(out), KeysKept)
 		}

@@ -1,25 +1,27 @@
-package actors
+package orderpb
 
 import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // benchPaying returns a PAYING order that has already seen a few keys (two pay/fail rounds).
-func benchPaying(b *testing.B) Order {
-	o := orderIn(b, StatusCreated)
+func benchPaying(b *testing.B) order.Order {
+	o := orderIn(b, order.StatusCreated)
 	at := t0
 	for i := range 4 {
 		at = at.Add(time.Minute)
-		typ, by := CmdSubmitPayment, alice
+		typ, by := order.CmdSubmitPayment, alice
 		if i%2 == 1 {
-			typ, by = CmdFailPayment, oper
+			typ, by = order.CmdFailPayment, oper
 		}
 		o, _ = step(b, o, cmdOn(&o, typ, by, "bench-"+strconv.Itoa(i), at))
 	}
-	o, _ = step(b, o, cmdOn(&o, CmdSubmitPayment, alice, "bench-pay", at.Add(time.Minute)))
-	if o.Status != StatusPaying || len(o.Keys) != 6 {
+	o, _ = step(b, o, cmdOn(&o, order.CmdSubmitPayment, alice, "bench-pay", at.Add(time.Minute)))
+	if o.Status != order.StatusPaying || len(o.Keys) != 6 {
 		b.Fatalf("setup: %s with %d keys", o.Status, len(o.Keys))
 	}
 	return o
@@ -28,10 +30,10 @@ func benchPaying(b *testing.B) Order {
 // BenchmarkDecide: a legal transition (ConfirmPayment) on a PAYING order with a few keys.
 func BenchmarkDecide(b *testing.B) {
 	o := benchPaying(b)
-	c := cmdOn(&o, CmdConfirmPayment, oper, "bench-confirm", t0.Add(time.Hour))
+	c := cmdOn(&o, order.CmdConfirmPayment, oper, "bench-confirm", t0.Add(time.Hour))
 	b.ReportAllocs()
 	for b.Loop() {
-		d, err := Decide(&o, c)
+		d, err := order.Decide(&o, c)
 		if err != nil || len(d.Events) != 1 {
 			b.Fatal(d, err)
 		}
@@ -41,15 +43,15 @@ func BenchmarkDecide(b *testing.B) {
 // BenchmarkDecideEvolve: decide and apply, as the grain does for every command.
 func BenchmarkDecideEvolve(b *testing.B) {
 	o := benchPaying(b)
-	c := cmdOn(&o, CmdConfirmPayment, oper, "bench-confirm", t0.Add(time.Hour))
+	c := cmdOn(&o, order.CmdConfirmPayment, oper, "bench-confirm", t0.Add(time.Hour))
 	b.ReportAllocs()
 	for b.Loop() {
-		d, err := Decide(&o, c)
+		d, err := order.Decide(&o, c)
 		if err != nil {
 			b.Fatal(err)
 		}
-		n := Evolve(o, d.Events[0])
-		if n.Status != StatusPaid {
+		n := order.Evolve(o, d.Events[0])
+		if n.Status != order.StatusPaid {
 			b.Fatal(n.Status)
 		}
 	}
@@ -60,7 +62,7 @@ func BenchmarkDecideEvolve(b *testing.B) {
 func BenchmarkEncodeSnapshot(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		o    Order
+		o    order.Order
 	}{
 		{"few-keys", benchPaying(b)},
 		{"full-keys", fullKeys(b)},

@@ -1,0 +1,35 @@
+package order
+
+import (
+	"strconv"
+	"time"
+)
+
+// Payload is the JSON payload column of a stored event: what the event carries beyond the
+// columns (type, version, from, to, at, key, node) of its row. The store, the edge (event
+// histories) and the baseline all read and write this one type.
+type Payload struct {
+	By              string    `json:"by"`
+	Fingerprint     uint64    `json:"fingerprint,string"`
+	Customer        string    `json:"customer,omitempty"`
+	Lines           []Line    `json:"items,omitempty"`
+	Currency        string    `json:"currency,omitempty"`
+	Total           int64     `json:"total,omitempty"`
+	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
+	Reason          string    `json:"reason,omitempty"`
+}
+
+// PayloadOf returns the payload of event e.
+func PayloadOf(e Event) Payload {
+	return Payload{
+		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
+		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
+	}
+}
+
+// ExpiryKey is the idempotency key of the ExpirePayment that ends the payment window
+// closing at deadline. Every timer that fires for one deadline uses it, so the expiry
+// happens once however many fire.
+func ExpiryKey(deadline time.Time) string {
+	return "expire:" + strconv.FormatInt(deadline.UnixNano(), 10)
+}
