@@ -104,10 +104,35 @@ type Users interface {
 	PutUser(ctx context.Context, u User) error
 }
 
+// Secret is key material the nodes of a cluster share: the cluster CA, the gossip
+// keyring, the access-token signing keys. The store is the cluster's root of trust:
+// whoever can open it is part of the cluster, so what nodes must agree on lives here.
+type Secret struct {
+	Kind      string // what it is for, e.g. "jwt", "gossip", "ca"
+	ID        string // unique within its kind (a key id); chosen by the creator
+	Value     []byte // opaque to the store
+	CreatedAt time.Time
+}
+
+// Secrets stores key material. Rotation is adding a secret and, once nothing needs the
+// old one any more, deleting it; a secret is never changed in place.
+type Secrets interface {
+	// CreateSecret stores s unless a secret of its kind and id exists already, and reports
+	// whether it did. Nodes that race to create the same secret (the first start of a
+	// cluster) all call it with the same id; exactly one wins, and all then read the
+	// winner with Secrets. CreatedAt is set to now if zero.
+	CreateSecret(ctx context.Context, s Secret) (created bool, err error)
+	// Secrets returns the secrets of one kind, oldest first (ties by id).
+	Secrets(ctx context.Context, kind string) ([]Secret, error)
+	// DeleteSecret removes a secret; deleting one that does not exist is not an error.
+	DeleteSecret(ctx context.Context, kind, id string) error
+}
+
 // Store is everything ordermesh keeps.
 type Store interface {
 	Orders
 	Users
+	Secrets
 	// Close flushes pending writes and releases the store.
 	Close() error
 }

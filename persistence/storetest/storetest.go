@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"BadCursor", testBadCursor},
 		{"DuePayments", testDuePayments},
 		{"Users", testUsers},
+		{"Secrets", testSecrets},
 		{"ObserveBatches", testObserveBatches},
 		{"Close", testClose},
 	}

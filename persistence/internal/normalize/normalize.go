@@ -77,3 +77,15 @@ func orNow(t, now time.Time) time.Time {
 	}
 	return Time(t)
 }
+
+// Secret checks s and returns a copy with a normalized CreatedAt (now if zero).
+func Secret(s persistence.Secret, now time.Time) (persistence.Secret, error) {
+	if s.Kind == "" || s.ID == "" {
+		return s, errors.New("validating secret: empty kind or id")
+	}
+	if len(s.Value) == 0 {
+		return s, fmt.Errorf("validating secret %s/%s: empty value", s.Kind, s.ID)
+	}
+	s.CreatedAt = orNow(s.CreatedAt, Time(now))
+	return s, nil
+}
