@@ -119,7 +119,11 @@ type catalogResponse struct {
 	Products []Product `json:"products"`
 }
 
+// listCatalog handles GET /api/v1/catalog. It is public and the same for everyone until
+// the node restarts with another catalog, so browsers and proxies may keep it a minute;
+// everything else the API answers is no-store (see stamp).
 func (s *server) listCatalog(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
 	return respond(c, fiber.StatusOK, catalogResponse{Products: s.catalog.Products()})
 }
 
