@@ -31,7 +31,8 @@ var strictJSON = json.JoinOptions(
 // anything else is a 400 CodeInvalidRequest whose message says what is wrong and where,
 // because a client developer reads it. An empty body is an error unless allowEmpty.
 func decodeStrict(body []byte, v any, allowEmpty bool) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	// Only JSON's whitespace: bytes.TrimSpace would also take "\v" or U+0085 for nothing.
+	if len(bytes.Trim(body, " \t\r\n")) == 0 {
 		if allowEmpty {
 			return nil
 		}

@@ -25,6 +25,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"empty allowed", "", true, ""},
 		{"empty refused", "", false, "body is required"},
 		{"whitespace only refused", "  \n", false, "body is required"},
+		{"not JSON whitespace", "\v", true, "malformed JSON"},
 		{"malformed", `{"items":[}`, false, "malformed JSON at byte 10"},
 		{"truncated", `{"items":[`, false, "incomplete"},
 		{"unknown field", `{"items":[],"coupon":"FREE"}`, false, `unknown field "coupon"`},
