@@ -37,10 +37,7 @@ func (s *server) observe(c *fiber.Ctx) error {
 	c.Locals(localLogger, log)
 	c.Locals(localObserved, true)
 	if err := recovered(c); err != nil {
-		if herr := s.handleError(c, err); herr != nil {
-			log.Error("writing error response", slog.Any("error", herr))
-			c.Status(fiber.StatusInternalServerError)
-		}
+		s.writeError(c, log, err)
 	}
 	s.finish(c, log, start)
 	return nil
@@ -92,11 +89,15 @@ func (s *server) refuseUnknownMethods(app *fiber.App) {
 		}
 		c := app.AcquireCtx(fctx)
 		defer app.ReleaseCtx(c)
-		err := order.Errorf(order.CodeMethodNotAllowed, "method %q is not supported", truncate(c.Method(), 32))
-		if herr := s.handleError(c, err); herr != nil {
-			s.log.Error("writing error response", slog.Any("error", herr))
-			c.Status(fiber.StatusInternalServerError)
-		}
+		s.writeError(c, s.log, order.Errorf(order.CodeMethodNotAllowed, "method %q is not supported", truncate(c.Method(), 32)))
+	}
+}
+
+// writeError answers err through handleError, outside Fiber's own error handling.
+func (s *server) writeError(c *fiber.Ctx, log *slog.Logger, err error) {
+	if herr := s.handleError(c, err); herr != nil {
+		log.Error("writing error response", slog.Any("error", herr))
+		c.Status(fiber.StatusInternalServerError)
 	}
 }
 
