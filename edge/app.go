@@ -24,6 +24,7 @@ import (
 const (
 	DefaultAccessTTL      = 15 * time.Minute
 	DefaultBodyLimit      = 64 << 10
+	DefaultHeaderLimit    = 8 << 10
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRetryFor       = 5 * time.Second
 	DefaultIssuer         = "ordermesh"
@@ -37,6 +38,7 @@ type Config struct {
 	Issuer         string        // "iss" of issued tokens, checked on every request
 	AccessTTL      time.Duration // lifetime of an access token
 	BodyLimit      int           // largest accepted request body, in bytes
+	HeaderLimit    int           // largest accepted request line plus headers, in bytes; more is a 431
 	NodeID         string        // this node's id, sent in the X-Node-ID header
 	RequestTimeout time.Duration // upper bound for one request's work on grains and store
 	RetryFor       time.Duration // how long a retryable command is retried before 503
@@ -51,6 +53,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.HeaderLimit <= 0 {
+		c.HeaderLimit = DefaultHeaderLimit
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -140,8 +145,11 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	}
 
 	app := fiber.New(fiber.Config{
-		AppName:               "ordermesh",
-		BodyLimit:             cfg.BodyLimit,
+		AppName:   "ordermesh",
+		BodyLimit: cfg.BodyLimit,
+		// fasthttp reads the request line and headers into this buffer; what does not fit
+		// is ErrSmallBuffer, which handleError answers with 431.
+		ReadBufferSize:        cfg.HeaderLimit,
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		// Handlers hand strings from the request (ids, keys, reasons) to grains that keep
@@ -153,6 +161,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		IdleTimeout:   2 * time.Minute,
 	})
 	s.routes(app, deps.Metrics)
+	s.refuseUnknownMethods(app)
 	return app, nil
 }
 

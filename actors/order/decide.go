@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"hash/fnv"
-	"math"
 	"slices"
 	"time"
 )
@@ -87,7 +86,7 @@ func Decide(o *Order, c Command) (Decision, error) {
 		if err := validateReason(c.Reason); err != nil {
 			return Decision{}, err
 		}
-		total, err := validateLines(c.Lines, c.Currency)
+		total, err := ValidateLines(c.Lines, c.Currency)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -135,15 +134,20 @@ func validateReason(r string) error {
 	return nil
 }
 
-// validateLines checks an order's lines and returns their total.
-func validateLines(lines []Line, currency string) (int64, error) {
+// ValidateLines checks an order's lines against the limits of one order and returns their
+// total. Decide calls it for every Create; the edge calls it too, to refuse a bad order
+// without waking a grain. A sku may appear on one line only: two lines of one sku are
+// refused (CodeDuplicateItem) rather than merged, so that the order a client sees is the
+// order it sent, and the per-line limit cannot be sidestepped by splitting a line.
+func ValidateLines(lines []Line, currency string) (int64, error) {
 	if len(lines) == 0 || len(lines) > MaxLines {
 		return 0, Errorf(CodeValidation, "an order needs 1 to %d items", MaxLines)
 	}
 	if currency == "" {
 		return 0, Errorf(CodeValidation, "currency is required")
 	}
-	var total int64
+	var total, qty int64
+	lineOf := make(map[string]int, len(lines))
 	for i, l := range lines {
 		if l.SKU == "" {
 			return 0, Errorf(CodeValidation, "item %d: sku is required", i)
@@ -151,10 +155,22 @@ func validateLines(lines []Line, currency string) (int64, error) {
 		if l.Qty < 1 || l.Qty > MaxQty {
 			return 0, Errorf(CodeValidation, "item %d: qty must be 1 to %d", i, MaxQty)
 		}
-		if l.UnitPrice < 0 || l.UnitPrice > math.MaxInt64/MaxQty/MaxLines {
+		if l.UnitPrice < 0 || l.UnitPrice > MaxTotalValue {
 			return 0, Errorf(CodeValidation, "item %d: unit price out of range", i)
 		}
+		if j, dup := lineOf[l.SKU]; dup {
+			return 0, Errorf(CodeDuplicateItem, "item %d: sku %q is on item %d already; order it on one line", i, l.SKU, j)
+		}
+		lineOf[l.SKU] = i
+		// Both sums stay far from overflow: each term is at most MaxQty*MaxTotalValue.
+		qty += l.Qty
 		total += l.Qty * l.UnitPrice
+	}
+	if qty > MaxTotalQty {
+		return 0, Errorf(CodeOrderTooLarge, "the order holds %d items in all; at most %d are allowed", qty, MaxTotalQty)
+	}
+	if total > MaxTotalValue {
+		return 0, Errorf(CodeOrderTooLarge, "the order's total is %d %s (minor units); at most %d is allowed", total, currency, MaxTotalValue)
 	}
 	return total, nil
 }

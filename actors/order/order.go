@@ -81,12 +81,18 @@ type Line struct {
 
 // Limits on what one order may hold.
 const (
-	MaxLines   = 100
-	MaxQty     = 1000
-	MaxKeyLen  = 200
-	MaxReason  = 500
-	KeysKept   = 64 // idempotency keys remembered per order
-	MaxIDBytes = 64
+	MaxLines = 100
+	MaxQty   = 1000 // of one line
+	// MaxTotalQty caps the items of a whole order: without it MaxLines lines of MaxQty
+	// each would be one order of 100,000 items.
+	MaxTotalQty = 2000
+	// MaxTotalValue caps an order's total, in minor units of its currency (100,000.00 in
+	// a currency with cents). It also bounds a unit price, so totals cannot overflow.
+	MaxTotalValue = 10_000_000
+	MaxKeyLen     = 200
+	MaxReason     = 500
+	KeysKept      = 64 // idempotency keys remembered per order
+	MaxIDBytes    = 64
 )
 
 // KeyResult remembers what one idempotency key did, so that a repeat of it returns the
