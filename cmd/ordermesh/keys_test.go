@@ -91,7 +91,8 @@ func hasRows(table string, want ...string) bool {
 }
 
 // TestTokensWorkOnEveryNodeAndAfterRestarts starts three nodes without --jwt-secret: the
-// token one of them issued is good on all three, and still is after all three restarted.
+// token one of them issued is good on all three, and still is after all three restarted
+// (and on a baseline sharing their PostgreSQL).
 func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 	for name, store := range storeTargets(t) {
 		t.Run(name, func(t *testing.T) {
@@ -128,6 +129,27 @@ func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 				c.nodes[i] = startMember(t, c.dsn, p.addrs, join...)
 			}
 			everyNode("after a restart")
+
+			if name != "postgres" {
+				return // the baseline is the PostgreSQL design
+			}
+			// The baseline on the same database shares the keys: an empty --jwt-secret
+			// leaves it on the store's keys.
+			l, err := newLauncher(c.dsn, "", t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.bin = binary
+			t.Cleanup(l.stop)
+			base, err := l.startBaseline(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := *alice
+			cl.base = base
+			if status, env, err := cl.do("GET", "/api/v1/orders", "", nil); err != nil || status != 200 {
+				t.Errorf("the baseline refused a node's token: %d %+v %v", status, env, err)
+			}
 		})
 	}
 }
