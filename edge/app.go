@@ -34,7 +34,9 @@ const (
 
 // Config tunes the edge. Zero values take the defaults above.
 type Config struct {
-	JWTSecret      []byte        // HS256 key for access tokens; at least MinSecretLen bytes
+	// JWTSecret, if set, is the one HS256 key for access tokens (at least MinSecretLen
+	// bytes), instead of the store's keys in Deps.Keys: see StaticKeyRing.
+	JWTSecret      []byte
 	Issuer         string        // "iss" of issued tokens, checked on every request
 	AccessTTL      time.Duration // lifetime of an access token
 	BodyLimit      int           // largest accepted request body, in bytes
@@ -89,6 +91,9 @@ type Deps struct {
 	// Cluster serves the cluster view and drain endpoints; nil = a node that is not
 	// clustered, whose cluster endpoints answer 503.
 	Cluster Cluster
+	// Keys sign and verify access tokens and key the listing cursors (see OpenKeyRing).
+	// Exactly one of Keys and Config.JWTSecret must be set.
+	Keys *KeyRing
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -111,8 +116,15 @@ type server struct {
 // missing dependencies) so that they surface at start-up rather than on the first request.
 func New(cfg Config, deps Deps) (*fiber.App, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.JWTSecret) < MinSecretLen {
-		return nil, fmt.Errorf("edge: JWT secret must be at least %d bytes", MinSecretLen)
+	switch {
+	case deps.Keys != nil && cfg.JWTSecret != nil:
+		return nil, errors.New("edge: both Config.JWTSecret and Deps.Keys are set; give one")
+	case deps.Keys == nil:
+		keys, err := StaticKeyRing(cfg.JWTSecret)
+		if err != nil {
+			return nil, err
+		}
+		deps.Keys = keys
 	}
 	if deps.Orders == nil || deps.Store == nil {
 		return nil, errors.New("edge: Deps.Orders and Deps.Store are required")
@@ -139,9 +151,8 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
 		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, inflight: deps.InFlight,
-		tokens: &tokenIssuer{secret: cfg.JWTSecret, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
-		// One secret for both is safe: cursor MACs cover a fixed prefix no JWT starts with.
-		cursors: cursorSigner{key: cfg.JWTSecret},
+		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
+		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 	}
 
 	app := fiber.New(fiber.Config{

@@ -268,6 +268,24 @@ func (s *Service) PutUser(ctx context.Context, u persistence.User) error {
 	return s.users.PutUser(ctx, u)
 }
 
+// CreateSecret, Secrets and DeleteSecret reach ordermesh's secrets table, so the baseline
+// signs and verifies access tokens with the same store keys as the nodes.
+
+// CreateSecret stores a secret unless one of its kind and id exists (persistence.Secrets).
+func (s *Service) CreateSecret(ctx context.Context, sec persistence.Secret) (bool, error) {
+	return s.users.CreateSecret(ctx, sec)
+}
+
+// Secrets returns the secrets of one kind, oldest first (persistence.Secrets).
+func (s *Service) Secrets(ctx context.Context, kind string) ([]persistence.Secret, error) {
+	return s.users.Secrets(ctx, kind)
+}
+
+// DeleteSecret removes a secret (persistence.Secrets).
+func (s *Service) DeleteSecret(ctx context.Context, kind, id string) error {
+	return s.users.DeleteSecret(ctx, kind, id)
+}
+
 // now is the clock in the form both stores keep: UTC, microseconds.
 func (s *Service) now() time.Time {
 	return s.opts.Now().UTC().Truncate(time.Microsecond)
