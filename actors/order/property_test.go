@@ -234,7 +234,13 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 	if typ == CmdCreate && valid {
 		c.Lines, c.Currency = testLines(), "EUR"
 	}
-	content := string(typ) + "|" + strconv.FormatBool(valid) + "|" + c.Reason
+	// The caller is part of the content: a key is one caller's. System principals are
+	// one caller (every timer may retry the expiry another started).
+	caller := by.Subject + "/" + string(by.Role)
+	if by.Role == RoleSystem {
+		caller = string(by.Role)
+	}
+	content := string(typ) + "|" + strconv.FormatBool(valid) + "|" + c.Reason + "|" + caller
 	return c, content, valid
 }
 
