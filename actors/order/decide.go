@@ -65,10 +65,7 @@ type Decision struct {
 // idempotency key reused for another request (422), illegal transition (409), invalid
 // content (422).
 func Decide(o *Order, c Command) (Decision, error) {
-	if err := CheckKey(c.Key); err != nil {
-		return Decision{}, err
-	}
-	if err := checkCommandText(c); err != nil {
+	if err := CheckCommand(c); err != nil {
 		return Decision{}, err
 	}
 	t, ok := TransitionFor(c.Type)

@@ -48,9 +48,14 @@ func CheckText(field, s string) error {
 	return nil
 }
 
-// checkCommandText checks every string of c that would be stored: who issued it, its
-// reason and, for a create, its currency and lines.
-func checkCommandText(c Command) error {
+// CheckCommand checks every string of c that would be stored or sent between nodes: its
+// key (CheckKey), who issued it, its reason and, for a create, its currency and lines.
+// It is Decide's first check; the edge and the cluster call it too, to refuse a
+// malformed command before it travels (protobuf refuses invalid UTF-8 on the wire).
+func CheckCommand(c Command) error {
+	if err := CheckKey(c.Key); err != nil {
+		return err
+	}
 	if err := CheckText("the caller's name", c.By.Subject); err != nil {
 		return err
 	}
