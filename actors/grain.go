@@ -216,7 +216,8 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 			// Nothing was written and retrying cannot help; the order in memory is still
 			// the stored one, so the grain keeps serving it.
 			g.cfg.Logger.Warn("command refused: cannot be stored", "order_id", g.id, "request_id", requestID, "err", err)
-			rerr := order.Errorf(order.CodeInvalidRequest, "the command cannot be stored: it holds text that is not valid UTF-8 or has control characters")
+			rerr := order.Errorf(order.CodeInvalidRequest,
+				"the command cannot be stored; text must be valid UTF-8 without control characters")
 			return orderpb.ReplyError(rerr), rerr.Code
 		}
 		// The write may or may not have committed: forget what we think we know.
