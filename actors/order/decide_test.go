@@ -310,8 +310,12 @@ func TestIdempotentReplay(t *testing.T) {
 		d, err = Decide(&o, cc)
 		wantCode(t, d, err, CodeKeyReused)
 	})
-	t.Run("another principal of the same role may retry", func(t *testing.T) {
-		wantReplay(t, &o, cmdOn(&o, CmdShip, oper, "ship", t0))
+	t.Run("another user's request with the same key is refused", func(t *testing.T) {
+		// root (admin) shipped; another admin, or an operator, retrying it is not root.
+		d, err := Decide(&o, cmdOn(&o, CmdShip, Principal{Subject: "ada", Role: RoleAdmin}, "ship", t0))
+		wantCode(t, d, err, CodeKeyReused)
+		d, err = Decide(&o, cmdOn(&o, CmdShip, oper, "ship", t0))
+		wantCode(t, d, err, CodeKeyReused)
 	})
 	t.Run("another shopper cannot replay", func(t *testing.T) {
 		d, err := Decide(&o, cmdOn(&o, CmdSubmitPayment, bob, "pay", t0))
@@ -557,10 +561,19 @@ func TestFingerprint(t *testing.T) {
 	base := createCmd(alice, "k", t0)
 	fp := Fingerprint(base)
 	same := base
-	same.At, same.Key, same.OrderID, same.By = t0.Add(time.Hour), "other", "x", oper
+	same.At, same.Key, same.OrderID = t0.Add(time.Hour), "other", "x"
 	same.Lines = testLines()
+	seen := KeyResult{Key: "k"}
+	same.Seen = &seen
 	if Fingerprint(same) != fp {
-		t.Error("fingerprint depends on At, Key, OrderID, By or the identity of the Lines slice")
+		t.Error("fingerprint depends on At, Key, OrderID, Seen or the identity of the Lines slice")
+	}
+	// Every system principal is one caller, so any timer may retry another's expiry.
+	timer := Command{Type: CmdExpirePayment, By: Principal{Subject: "timer", Role: RoleSystem}}
+	sweeper := timer
+	sweeper.By.Subject = "sweeper"
+	if Fingerprint(timer) != Fingerprint(sweeper) {
+		t.Error("the fingerprint of a system command depends on the system principal's name")
 	}
 	variants := []func(c *Command){
 		func(c *Command) { c.Type = CmdCancel },
@@ -571,6 +584,9 @@ func TestFingerprint(t *testing.T) {
 		func(c *Command) { c.Lines[0].Qty++ },
 		func(c *Command) { c.Lines[1].UnitPrice++ },
 		func(c *Command) { c.Lines[0], c.Lines[1] = c.Lines[1], c.Lines[0] },
+		// The caller: another user, or the same name in another role.
+		func(c *Command) { c.By = bob },
+		func(c *Command) { c.By.Role = RoleOperator },
 		// Length prefixes keep field boundaries apart.
 		func(c *Command) { c.Currency, c.Reason = "EU", "R" },
 	}

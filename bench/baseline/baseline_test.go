@@ -274,6 +274,9 @@ func TestReplay(t *testing.T) {
 	if !late.Replayed || !sameView(late.View, paid.View) {
 		t.Fatalf("late replay %+v, want %+v", late.View, paid.View)
 	}
+	// A key is its caller's: the same request from another user is not a replay.
+	ada := order.Principal{Subject: "ada", Role: order.RoleAdmin}
+	wantCode(t, s, cmd(order.CmdConfirmPayment, id, "conf", ada), order.CodeKeyReused, "")
 	if n := len(checkHistory(t, s, id)); n != 3 {
 		t.Fatalf("%d events, want 3", n)
 	}
