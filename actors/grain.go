@@ -68,7 +68,9 @@ type grain struct {
 	// ended in an unknown state). The grain then refuses everything until it stops, so
 	// callers retry against a fresh activation that reloads from the store.
 	stale bool
-	timer *time.Timer
+	// absent is set once the grain has asked to stop because its order does not exist.
+	absent bool
+	timer  *time.Timer
 }
 
 // Receive handles one message.
@@ -79,8 +81,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(g.cfg.IdleTimeout)
 	case *orderpb.CommandRequest:
 		ctx.Respond(g.command(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *orderpb.GetRequest:
 		ctx.Respond(g.get(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *expireTick:
 		g.expire(ctx, msg)
 	case *actor.ReceiveTimeout:
@@ -88,6 +92,17 @@ func (g *grain) Receive(ctx actor.Context) {
 		ctx.Poison(ctx.Self())
 	case *actor.Stopping:
 		g.disarm()
+	}
+}
+
+// stopIfAbsent stops a grain whose order does not exist after the message it just
+// answered, so reads (or refused commands) of made-up ids do not keep a grain each for
+// the idle timeout. Poison, not Stop: a Create already queued behind this message is
+// still applied (and the grain then stops anyway; its next message reactivates it).
+func (g *grain) stopIfAbsent(ctx actor.Context) {
+	if g.loaded && !g.stale && !g.absent && !g.order.Exists() {
+		g.absent = true
+		ctx.Poison(ctx.Self())
 	}
 }
 

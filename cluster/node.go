@@ -39,9 +39,13 @@ type Config struct {
 	// on purpose: a call to a node that just died waits for it, and the edge retries
 	// with the same idempotency key once the view has moved the order elsewhere.
 	RequestTimeout time.Duration
-	Grain          *actors.GrainConfig
-	Logger         *slog.Logger
-	Metrics        *Metrics // optional
+	// MaxGrains bounds the order grains active on this node (0 = no bound). Activating
+	// one more passivates the least recently used first; it reactivates from the store
+	// on its next message.
+	MaxGrains int
+	Grain     *actors.GrainConfig
+	Logger    *slog.Logger
+	Metrics   *Metrics // optional
 }
 
 // Node is one running ordermesh member.
@@ -90,7 +94,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg: cfg, system: system, started: time.Now(),
 		topology: make(chan struct{}, 1), done: make(chan struct{}), drainReq: make(chan struct{}),
 	}
-	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout))
+	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout), max(cfg.MaxGrains, 0))
 	cfg.Grain.Node = system.ID
 	cfg.Grain.Owns = n.lookup.owns
 	cfg.Grain.Draining = n.lookup.draining.Load
@@ -219,9 +223,15 @@ func (n *Node) disownLoop() {
 }
 
 // forgetOnStop removes a grain from the lookup when it stops, so the next call activates
-// a fresh one.
+// a fresh one, and marks it used on every call it receives (for the bound on grains).
 func (n *Node) forgetOnStop(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+		switch env.Message.(type) {
+		case *orderpb.CommandRequest, *orderpb.GetRequest:
+			if ci := pcluster.GetClusterIdentity(c); ci != nil {
+				n.lookup.touch(ci.Identity, c.Self())
+			}
+		}
 		next(c, env)
 		if _, ok := env.Message.(*actor.Stopped); ok {
 			if ci := pcluster.GetClusterIdentity(c); ci != nil {
@@ -239,6 +249,12 @@ func (n *Node) Address() string { return n.system.Address() }
 
 // Activations is the number of order grains active on this node.
 func (n *Node) Activations() int64 { return n.lookup.Activations() }
+
+// MaxGrains is the bound on Activations (0 = none).
+func (n *Node) MaxGrains() int { return n.lookup.max }
+
+// Evictions is how many grains this node passivated to stay within MaxGrains.
+func (n *Node) Evictions() int64 { return n.lookup.Evicted() }
 
 // Started is when the node started.
 func (n *Node) Started() time.Time { return n.started }

@@ -62,15 +62,26 @@ func openStore(t testing.TB, path string) persistence.Store {
 
 func startNode(t testing.TB, store persistence.Orders, tweak func(*actors.GrainConfig)) *Node {
 	t.Helper()
+	return startNodeConfig(t, store, func(c *Config) {
+		if tweak != nil {
+			tweak(c.Grain)
+		}
+	})
+}
+
+// startNodeConfig starts a node alone on store, with the node's config adjusted by tweak.
+func startNodeConfig(t testing.TB, store persistence.Orders, tweak func(*Config)) *Node {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := &actors.GrainConfig{
 		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute,
 		WriteTimeout: 5 * time.Second, Logger: logger,
 	}
+	cfg := Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second}
 	if tweak != nil {
-		tweak(g)
+		tweak(&cfg)
 	}
-	n, err := Start(Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second})
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

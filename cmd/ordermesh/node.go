@@ -65,7 +65,7 @@ func runNode(args []string) error {
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics,
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, MaxGrains: cfg.MaxGrains,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
