@@ -37,7 +37,9 @@ type Config struct {
 	Fast bool
 	// RequestTimeout bounds one attempt of one call to a grain (default 2s). It is short
 	// on purpose: a call to a node that just died waits for it, and the edge retries
-	// with the same idempotency key once the view has moved the order elsewhere.
+	// with the same idempotency key once the view has moved the order elsewhere. It must
+	// exceed twice Grain.WriteTimeout (which defaults to WriteTimeoutFor of it): see
+	// Timeouts.
 	RequestTimeout time.Duration
 	// MaxGrains bounds the order grains active on this node (0 = no bound). Activating
 	// one more passivates the least recently used first; it reactivates from the store
@@ -74,7 +76,13 @@ func Start(cfg Config) (*Node, error) {
 		cfg.Name = "ordermesh"
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 2 * time.Second
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Grain.WriteTimeout <= 0 {
+		cfg.Grain.WriteTimeout = WriteTimeoutFor(cfg.RequestTimeout)
+	}
+	if err := (Timeouts{Attempt: cfg.RequestTimeout, Write: cfg.Grain.WriteTimeout}).Check(); err != nil {
+		return nil, err
 	}
 	host, port, err := splitHostPort(cfg.Remote)
 	if err != nil {
@@ -305,7 +313,13 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
-		n.lookup.Forget(id, pid)
+		if !errors.Is(err, actor.ErrTimeout) || !n.alive(pid) {
+			// A local grain that is only slow (its store write outlived the attempt) stays:
+			// the retry queues behind the write in the same grain, rather than a second
+			// activation of the order beside it. One that stopped with the message in its
+			// mailbox is forgotten, so the retry reaches a fresh one.
+			n.lookup.Forget(id, pid)
+		}
 		if errors.Is(err, actor.ErrTimeout) {
 			return nil, order.Unavailable(order.ReasonTimeout, "order %s did not answer in %s (timeout); retry", id, timeout)
 		}
@@ -320,6 +334,16 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 		n.lookup.Forget(id, pid)
 	}
 	return reply, nil
+}
+
+// alive reports whether pid is a grain of this node that has not stopped (a PID on a
+// peer is never known to be alive here).
+func (n *Node) alive(pid *actor.PID) bool {
+	if pid.Address != n.system.Address() {
+		return false
+	}
+	_, ok := n.system.ProcessRegistry.GetLocal(pid.Id)
+	return ok
 }
 
 // Status is a node's answer to "what does the cluster look like".

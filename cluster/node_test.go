@@ -74,8 +74,7 @@ func startNodeConfig(t testing.TB, store persistence.Orders, tweak func(*Config)
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := &actors.GrainConfig{
-		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute,
-		WriteTimeout: 5 * time.Second, Logger: logger,
+		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute, Logger: logger,
 	}
 	cfg := Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second}
 	if tweak != nil {
