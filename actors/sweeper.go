@@ -44,13 +44,14 @@ func (s *Sweeper) Run(ctx context.Context) {
 
 // Sweep expires the due payments it finds once and returns how many orders it expired.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
-	ids, err := s.Store.DuePayments(ctx, s.Now(), s.Batch)
+	due, err := s.Store.DuePayments(ctx, s.Now(), persistence.Due{}, s.Batch)
 	if err != nil {
 		return 0, err
 	}
 	expired := 0
 	system := order.Principal{Subject: "sweeper", Role: order.RoleSystem}
-	for _, id := range ids {
+	for _, d := range due {
+		id := d.OrderID
 		if s.Owns != nil && !s.Owns(id) {
 			continue
 		}

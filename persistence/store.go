@@ -71,6 +71,12 @@ type OrderPage struct {
 	NextCursor string
 }
 
+// Due is an order whose payment deadline passed, and the key DuePayments pages by.
+type Due struct {
+	OrderID  string
+	Deadline time.Time
+}
+
 // User is an account that can log in.
 type User struct {
 	Username     string
@@ -91,9 +97,10 @@ type Orders interface {
 	ListOrders(ctx context.Context, q OrderQuery) (OrderPage, error)
 	// OrderEvents returns an order's events in version order (empty if it has none).
 	OrderEvents(ctx context.Context, id string) ([]Event, error)
-	// DuePayments returns the ids of up to limit orders whose payment deadline is at or
-	// before now, earliest first.
-	DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// DuePayments returns up to limit orders whose payment deadline is at or before now
+	// and whose (deadline, id) comes after after's, earliest first (ties by id); a zero
+	// after starts at the earliest. Passing the last one returned pages through them all.
+	DuePayments(ctx context.Context, now time.Time, after Due, limit int) ([]Due, error)
 }
 
 // Users stores accounts.
