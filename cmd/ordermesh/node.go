@@ -90,7 +90,8 @@ func runNode(args []string) error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	sweeper := &actors.Sweeper{
-		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Owns: node.Owns, Logger: logger,
+		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, CallTimeout: timeouts.Attempt,
+		Owns: node.Owns, Logger: logger,
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
