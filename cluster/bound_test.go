@@ -137,3 +137,49 @@ func TestEvictionIsLeastRecentlyUsed(t *testing.T) {
 		t.Fatalf("after a third order: a active=%v, b active=%v; want a kept and b passivated", pidOf(a.ID) != nil, pidOf(b.ID) != nil)
 	}
 }
+
+// Creates racing reads of the same not yet existing orders all land, once each: a grain
+// that stops after a read of a missing order never swallows a create (at worst the
+// create is answered "retry", as the edge does).
+func TestCreatesRacingReadsOfMissingOrders(t *testing.T) {
+	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+	n := startNode(t, store, nil)
+	const orders = 30
+	var wg sync.WaitGroup
+	for i := range orders {
+		key := fmt.Sprintf("race-%d", i)
+		id := order.OrderIDFor(alice.Subject, key)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := n.Get(context.Background(), id, alice, "t"); err != nil {
+					if c := order.ErrorCode(err); c != order.CodeNotFound && c != order.CodeUnavailable {
+						t.Errorf("get %s: %v", id, err)
+					}
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := n.Execute(context.Background(), order.Command{
+					Type: order.CmdCreate, OrderID: id, Key: key, By: alice,
+					Lines: []order.Line{{SKU: "tea", Name: "Tea", Qty: 1, UnitPrice: 450}}, Currency: "EUR",
+				}, "t")
+				if err == nil {
+					return
+				}
+				if order.ErrorCode(err) != order.CodeUnavailable || time.Now().After(deadline) {
+					t.Errorf("create %s: %v", id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range orders {
+		checkHistory(t, store, order.OrderIDFor(alice.Subject, fmt.Sprintf("race-%d", i)), order.EvtCreated)
+	}
+}
