@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -207,6 +208,16 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		// so however many fire, the expiry happens once.
 		c.Key = order.ExpiryKey(g.order.PaymentDeadline)
 	}
+	if order.ValidKey(c.Key) && g.order.NeedsKeyLookup(c.Key) {
+		// The order forgot keys older than its newest ones; this may be one of them.
+		seen, err := g.lookupKey(c.Key)
+		if err != nil {
+			// Nothing is known to be wrong with the order: answer "retry", keep serving.
+			g.cfg.Logger.Warn("looking up idempotency key", "order_id", g.id, "request_id", requestID, "err", err)
+			return orderpb.ReplyError(order.Unavailable(order.ReasonStore, "order %s could not be read; retry", g.id)), order.CodeUnavailable
+		}
+		c.Seen = seen
+	}
 	d, err := order.Decide(&g.order, c)
 	if err != nil {
 		return orderpb.ReplyError(err), order.ErrorCode(err)
@@ -223,6 +234,14 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 			g.cfg.Logger.Warn("stale activation: order moved on elsewhere", "order_id", g.id, "request_id", requestID, "version", g.order.Version)
 			return g.unavailable(ctx, order.ReasonMoved, "order moved to another activation"), order.CodeUnavailable
 		}
+		if errors.Is(err, errUnstorable) || errors.Is(err, persistence.ErrInvalid) {
+			// Nothing was written and retrying cannot help; the order in memory is still
+			// the stored one, so the grain keeps serving it.
+			g.cfg.Logger.Warn("command refused: cannot be stored", "order_id", g.id, "request_id", requestID, "err", err)
+			rerr := order.Errorf(order.CodeInvalidRequest,
+				"the command cannot be stored; text must be valid UTF-8 without control characters")
+			return orderpb.ReplyError(rerr), rerr.Code
+		}
 		// The write may or may not have committed: forget what we think we know.
 		g.cfg.Logger.Error("writing order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, order.ReasonStore, "order could not be saved"), order.CodeUnavailable
@@ -237,11 +256,34 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 	return orderpb.ReplyOK(next.View(), false), order.CodeOK
 }
 
+// lookupKey asks the store what key did to this order, for a key the order no longer
+// remembers itself; nil if it did nothing.
+func (g *grain) lookupKey(key string) (*order.KeyResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
+	defer cancel()
+	e, err := g.cfg.Store.EventByKey(ctx, g.id, key)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := order.KeyResultOf(e.IdempotencyKey, order.EventType(e.Type), uint64(e.Version), order.Status(e.To), e.At, e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("order %s: %w", g.id, err)
+	}
+	return &r, nil
+}
+
+// errUnstorable marks a transition that cannot be encoded for the store: nothing was
+// written, and the same command will never succeed.
+var errUnstorable = errors.New("cannot encode the order for the store")
+
 // persist writes next and its events, conditional on the version this activation loaded.
 func (g *grain) persist(next order.Order, events []order.Event) error {
 	snap, err := orderpb.EncodeSnapshot(&next)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: snapshot: %w", errUnstorable, err)
 	}
 	w := persistence.Write{
 		Order: persistence.Order{
@@ -254,7 +296,7 @@ func (g *grain) persist(next order.Order, events []order.Event) error {
 	for i, e := range events {
 		payload, err := json.Marshal(order.PayloadOf(e))
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: payload of event %d: %w", errUnstorable, e.Version, err)
 		}
 		w.Events[i] = persistence.Event{
 			OrderID: e.OrderID, Version: int64(e.Version), Type: string(e.Type), From: string(e.From), To: string(e.To),

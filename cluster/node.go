@@ -276,6 +276,11 @@ func (n *Node) Owns(orderID string) bool { return n.lookup.owns(orderID) }
 
 // Execute delivers a command to its order's grain, wherever it lives.
 func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
+	// The grain refuses it anyway; refusing it here keeps text protobuf cannot carry off
+	// the wire, where it would be lost and look like a timeout worth retrying.
+	if err := order.CheckCommand(c); err != nil {
+		return order.Result{}, err
+	}
 	reply, err := n.call(ctx, c.OrderID, orderpb.CommandToPB(c, requestID))
 	if err != nil {
 		return order.Result{}, err

@@ -18,6 +18,12 @@ var ErrNotFound = errors.New("not found")
 // activation moved the order on (or created it). Nothing of that write was applied.
 var ErrConflict = errors.New("version conflict")
 
+// ErrInvalid: a write (or user) is malformed, or holds content the store cannot keep,
+// such as text that is not valid UTF-8 or contains NUL. Nothing of it was applied, and
+// sending it again cannot succeed: callers must not retry it, and need not doubt what
+// is stored. It fails only its own write, never the others of its batch.
+var ErrInvalid = errors.New("invalid write")
+
 // ErrClosed: the store was closed.
 var ErrClosed = errors.New("store closed")
 
@@ -89,14 +95,18 @@ type User struct {
 type Orders interface {
 	// LoadOrder returns the latest snapshot of an order, or ErrNotFound.
 	LoadOrder(ctx context.Context, id string) (Order, error)
-	// WriteOrder applies w atomically, or returns ErrConflict and applies nothing.
-	// Concurrent calls are batched into few round trips (group commit); a conflict fails
-	// only its own write. It returns once the write is durable.
+	// WriteOrder applies w atomically, or returns ErrConflict or ErrInvalid and applies
+	// nothing. Concurrent calls are batched into few round trips (group commit); a
+	// conflict, or content the database refuses, fails only its own write. It returns
+	// once the write is durable.
 	WriteOrder(ctx context.Context, w Write) error
 	// ListOrders returns a page of orders, newest (by creation) first.
 	ListOrders(ctx context.Context, q OrderQuery) (OrderPage, error)
 	// OrderEvents returns an order's events in version order (empty if it has none).
 	OrderEvents(ctx context.Context, id string) ([]Event, error)
+	// EventByKey returns the newest event of order id recorded with idempotency key, or
+	// ErrNotFound. Grains ask it for keys their order no longer remembers itself.
+	EventByKey(ctx context.Context, id, key string) (Event, error)
 	// DuePayments returns up to limit orders whose payment deadline is at or before now
 	// and whose (deadline, id) comes after after's, earliest first (ties by id); a zero
 	// after starts at the earliest. Passing the last one returned pages through them all.
@@ -111,10 +121,35 @@ type Users interface {
 	PutUser(ctx context.Context, u User) error
 }
 
+// Secret is key material the nodes of a cluster share: the cluster CA, the gossip
+// keyring, the access-token signing keys. The store is the cluster's root of trust:
+// whoever can open it is part of the cluster, so what nodes must agree on lives here.
+type Secret struct {
+	Kind      string // what it is for, e.g. "jwt", "gossip", "ca"
+	ID        string // unique within its kind (a key id); chosen by the creator
+	Value     []byte // opaque to the store
+	CreatedAt time.Time
+}
+
+// Secrets stores key material. Rotation is adding a secret and, once nothing needs the
+// old one any more, deleting it; a secret is never changed in place.
+type Secrets interface {
+	// CreateSecret stores s unless a secret of its kind and id exists already, and reports
+	// whether it did. Nodes that race to create the same secret (the first start of a
+	// cluster) all call it with the same id; exactly one wins, and all then read the
+	// winner with Secrets. CreatedAt is set to now if zero.
+	CreateSecret(ctx context.Context, s Secret) (created bool, err error)
+	// Secrets returns the secrets of one kind, oldest first (ties by id).
+	Secrets(ctx context.Context, kind string) ([]Secret, error)
+	// DeleteSecret removes a secret; deleting one that does not exist is not an error.
+	DeleteSecret(ctx context.Context, kind, id string) error
+}
+
 // Store is everything ordermesh keeps.
 type Store interface {
 	Orders
 	Users
+	Secrets
 	// Close flushes pending writes and releases the store.
 	Close() error
 }

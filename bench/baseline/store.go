@@ -92,18 +92,11 @@ func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (per
 
 // OrderEvents returns an order's events in version order (empty if it has none).
 func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
-		FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) {
-		var e persistence.Event
-		var at pgtype.Timestamptz
-		err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload)
-		e.At = utc(at)
-		return e, err
-	})
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) { return scanEvent(row) })
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
@@ -111,6 +104,30 @@ func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Eve
 		events = []persistence.Event{}
 	}
 	return events, nil
+}
+
+// EventByKey returns the event of order id recorded with idempotency key (the UNIQUE
+// constraint allows one), or persistence.ErrNotFound.
+func (s *Service) EventByKey(ctx context.Context, id, key string) (persistence.Event, error) {
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM baseline_order_events
+		WHERE order_id = $1 AND idempotency_key = $2`, id, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, err)
+	}
+	return e, nil
+}
+
+const eventColumns = `order_id, version, type, from_status, to_status, idempotency_key, node, at, payload`
+
+func scanEvent(row pgx.Row) (persistence.Event, error) {
+	var e persistence.Event
+	var at pgtype.Timestamptz
+	err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload)
+	e.At = utc(at)
+	return e, err
 }
 
 // DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline

@@ -49,7 +49,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.Join, "join", "", "comma-separated gossip addresses (host:port) of running nodes; empty starts a new cluster")
 	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start, so tokens do not survive a restart)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")

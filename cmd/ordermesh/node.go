@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,7 +45,7 @@ func runNode(args []string) error {
 		return err
 	}
 	defer store.Close()
-	catalog, secret, err := edgeSetup(ctx, logger, store, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
+	catalog, keys, err := edgeSetup(ctx, logger, store, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
 	if err != nil {
 		return err
 	}
@@ -99,9 +98,9 @@ func runNode(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
+		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 	}, edge.Deps{
-		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight,
+		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Ready: func(context.Context) error {
 			select {
 			case <-node.DrainRequested():
@@ -203,11 +202,18 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
+// edgeStore is what the edge setup needs of a store: accounts and signing keys.
+type edgeStore interface {
+	persistence.Users
+	persistence.Secrets
+}
+
 // edgeSetup does what every process serving the edge does before it starts: seed the
-// demo users if asked, load the catalog, and settle the token secret.
-func edgeSetup(ctx context.Context, logger *slog.Logger, users persistence.Users, demo bool, catalogPath, jwtSecret string) (*edge.Catalog, []byte, error) {
+// demo users if asked, load the catalog, and load the token keys from the store (kept up
+// to date until ctx ends) unless --jwt-secret overrides them.
+func edgeSetup(ctx context.Context, logger *slog.Logger, store edgeStore, demo bool, catalogPath, jwtSecret string) (*edge.Catalog, *edge.KeyRing, error) {
 	if demo {
-		if err := edge.SeedDemoUsers(ctx, users); err != nil {
+		if err := edge.SeedDemoUsers(ctx, store); err != nil {
 			return nil, nil, fmt.Errorf("seeding demo users: %w", err)
 		}
 	}
@@ -218,13 +224,20 @@ func edgeSetup(ctx context.Context, logger *slog.Logger, users persistence.Users
 			return nil, nil, err
 		}
 	}
-	secret := []byte(jwtSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other processes reject them")
+	if jwtSecret != "" {
+		keys, err := edge.StaticKeyRing([]byte(jwtSecret))
+		if err != nil {
+			return nil, nil, fmt.Errorf("--jwt-secret: %w", err)
+		}
+		logger.Info("signing access tokens with --jwt-secret; the store's keys are not used")
+		return catalog, keys, nil
 	}
-	return catalog, secret, nil
+	keys, err := edge.OpenKeyRing(ctx, store, edge.KeyRingOptions{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	go keys.Run(ctx)
+	return catalog, keys, nil
 }
 
 // newRegistry is the Prometheus registry a process serves on /metrics.

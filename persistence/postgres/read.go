@@ -23,6 +23,18 @@ func utc(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
+const eventColumns = `order_id, version, type, from_status, to_status, idempotency_key, node, at, payload`
+
+func scanEvent(row pgx.Row) (persistence.Event, error) {
+	var e persistence.Event
+	var at pgtype.Timestamptz
+	if err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		return e, err
+	}
+	e.At = utc(at)
+	return e, nil
+}
+
 func scanOrder(row pgx.Row) (persistence.Order, error) {
 	var o persistence.Order
 	var deadline, created, updated pgtype.Timestamptz
@@ -89,26 +101,42 @@ func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event
 		return nil, err
 	}
 	defer release()
-	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
-		FROM order_events WHERE order_id = $1 ORDER BY version`, id)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM order_events WHERE order_id = $1 ORDER BY version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
 	defer rows.Close()
 	events := []persistence.Event{}
 	for rows.Next() {
-		var e persistence.Event
-		var at pgtype.Timestamptz
-		if err := rows.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("reading events of order %s: scanning: %w", id, err)
 		}
-		e.At = utc(at)
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
 	return events, nil
+}
+
+// EventByKey returns the newest event of order id recorded with idempotency key, or
+// persistence.ErrNotFound. The index order_events_key makes it one index probe.
+func (s *Store) EventByKey(ctx context.Context, id, key string) (persistence.Event, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.Event{}, err
+	}
+	defer release()
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM order_events
+		WHERE order_id = $1 AND idempotency_key = $2 ORDER BY version DESC LIMIT 1`, id, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, err)
+	}
+	return e, nil
 }
 
 // DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
