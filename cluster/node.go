@@ -38,7 +38,7 @@ type Config struct {
 	// RequestTimeout bounds one attempt of one call to a grain (default 2s). It is short
 	// on purpose: a call to a node that just died waits for it, and the edge retries
 	// with the same idempotency key once the view has moved the order elsewhere. It must
-	// exceed twice Grain.WriteTimeout (which defaults to WriteTimeoutFor of it): see
+	// exceed three times Grain.WriteTimeout (which defaults to WriteTimeoutFor of it): see
 	// Timeouts.
 	RequestTimeout time.Duration
 	// MaxGrains bounds the order grains active on this node (0 = no bound). Activating

@@ -20,13 +20,13 @@ func TestTimeoutsForLeaveRoomForEachOther(t *testing.T) {
 		if err := to.Check(); err != nil {
 			t.Errorf("TimeoutsFor(%s) = %+v: %v", request, to, err)
 		}
-		if !(to.Request >= to.Retry+to.Attempt && to.Retry > to.Attempt && to.Attempt > 2*to.Write && to.Write > 0) {
+		if !(to.Request >= to.Retry+to.Attempt && to.Retry > to.Attempt && to.Attempt > 3*to.Write && to.Write > 0) {
 			t.Errorf("TimeoutsFor(%s) = %+v breaks the chain", request, to)
 		}
 	}
 	for _, bad := range []Timeouts{
 		{Attempt: 2 * time.Second, Write: 5 * time.Second},
-		{Attempt: 2 * time.Second, Write: time.Second},
+		{Attempt: 2 * time.Second, Write: 700 * time.Millisecond},
 		{Retry: time.Second, Attempt: 2 * time.Second, Write: 500 * time.Millisecond},
 		{Request: 5 * time.Second, Retry: 4 * time.Second, Attempt: 2 * time.Second, Write: 500 * time.Millisecond},
 	} {

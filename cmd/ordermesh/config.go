@@ -56,7 +56,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most order grains active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included; half of it is spent retrying, in attempts of at most 2s each, and a grain gives the store two fifths of an attempt")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included; half of it is spent retrying, in attempts of at most 2s each, and a grain gives each store call three tenths of an attempt")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests and grains")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
