@@ -46,6 +46,9 @@ type GrainConfig struct {
 	Committed func(v order.View, e order.Event)
 	// Outcome, if set, is called once per command with its type and result code.
 	Outcome func(c order.CommandType, code order.Code)
+	// AfterFunc, if set, replaces time.AfterFunc for the payment timer, whose delay is
+	// measured with Now (tests pass their fake clock's); it returns what stops the timer.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // NewGrainProps returns the props of the order kind. The grain learns its identity from
@@ -69,7 +72,10 @@ type grain struct {
 	// ended in an unknown state). The grain then refuses everything until it stops, so
 	// callers retry against a fresh activation that reloads from the store.
 	stale bool
-	timer *time.Timer
+	// absent is set once the grain has asked to stop because its order does not exist.
+	absent bool
+	// stopTimer stops the armed payment timer; nil when none is armed.
+	stopTimer func() bool
 }
 
 // Receive handles one message.
@@ -80,8 +86,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(g.cfg.IdleTimeout)
 	case *orderpb.CommandRequest:
 		ctx.Respond(g.command(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *orderpb.GetRequest:
 		ctx.Respond(g.get(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *expireTick:
 		g.expire(ctx, msg)
 	case *actor.ReceiveTimeout:
@@ -92,8 +100,21 @@ func (g *grain) Receive(ctx actor.Context) {
 	}
 }
 
-// load reads the order from the store once per activation.
-func (g *grain) load() error {
+// stopIfAbsent stops a grain whose order does not exist after the message it just
+// answered, so reads (or refused commands) of made-up ids do not keep a grain each for
+// the idle timeout. Poison, not Stop: a Create already queued behind this message is
+// still applied (and the grain then stops anyway; its next message reactivates it).
+func (g *grain) stopIfAbsent(ctx actor.Context) {
+	if g.loaded && !g.stale && !g.absent && !g.order.Exists() {
+		g.absent = true
+		ctx.Poison(ctx.Self())
+	}
+}
+
+// load reads the order from the store once per activation and, if it is PAYING, arms
+// its payment timer: the grain that watched the deadline may have passivated, and the
+// sweeper is only the fallback for orders no grain holds.
+func (g *grain) load(ctx actor.Context) error {
 	if g.loaded {
 		return nil
 	}
@@ -116,6 +137,7 @@ func (g *grain) load() error {
 		g.order = o
 	}
 	g.loaded = true
+	g.arm(ctx)
 	return nil
 }
 
@@ -143,7 +165,7 @@ func (g *grain) get(ctx actor.Context, req *orderpb.GetRequest) *orderpb.Reply {
 	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
 		return g.moved(ctx)
 	}
-	if err := g.load(); err != nil {
+	if err := g.load(ctx); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", req.RequestId, "err", err)
 		return orderpb.ReplyError(order.Unavailable(order.ReasonStore, "order %s could not be loaded; retry", g.id))
 	}
@@ -174,7 +196,7 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		err := order.Errorf(order.CodeInvalidRequest, "command for order %q sent to order %q", c.OrderID, g.id)
 		return orderpb.ReplyError(err), err.Code
 	}
-	if err := g.load(); err != nil {
+	if err := g.load(ctx); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, order.ReasonStore, "order could not be loaded"), order.CodeUnavailable
 	}
@@ -294,15 +316,19 @@ func (g *grain) arm(ctx actor.Context) {
 		return
 	}
 	self, system, tick := ctx.Self(), ctx.ActorSystem(), &expireTick{version: g.order.Version}
-	g.timer = time.AfterFunc(g.order.PaymentDeadline.Sub(g.cfg.Now()), func() {
-		system.Root.Send(self, tick)
-	})
+	fire := func() { system.Root.Send(self, tick) }
+	d := g.order.PaymentDeadline.Sub(g.cfg.Now())
+	if g.cfg.AfterFunc != nil {
+		g.stopTimer = g.cfg.AfterFunc(d, fire)
+		return
+	}
+	g.stopTimer = time.AfterFunc(d, fire).Stop
 }
 
 func (g *grain) disarm() {
-	if g.timer != nil {
-		g.timer.Stop()
-		g.timer = nil
+	if g.stopTimer != nil {
+		g.stopTimer()
+		g.stopTimer = nil
 	}
 }
 

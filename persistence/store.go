@@ -77,6 +77,12 @@ type OrderPage struct {
 	NextCursor string
 }
 
+// Due is an order whose payment deadline passed, and the key DuePayments pages by.
+type Due struct {
+	OrderID  string
+	Deadline time.Time
+}
+
 // User is an account that can log in.
 type User struct {
 	Username     string
@@ -101,9 +107,10 @@ type Orders interface {
 	// EventByKey returns the newest event of order id recorded with idempotency key, or
 	// ErrNotFound. Grains ask it for keys their order no longer remembers itself.
 	EventByKey(ctx context.Context, id, key string) (Event, error)
-	// DuePayments returns the ids of up to limit orders whose payment deadline is at or
-	// before now, earliest first.
-	DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// DuePayments returns up to limit orders whose payment deadline is at or before now
+	// and whose (deadline, id) comes after after's, earliest first (ties by id); a zero
+	// after starts at the earliest. Passing the last one returned pages through them all.
+	DuePayments(ctx context.Context, now time.Time, after Due, limit int) ([]Due, error)
 }
 
 // Users stores accounts.

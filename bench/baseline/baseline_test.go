@@ -588,8 +588,8 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 		"the payment deadline "+deadline.Format(time.RFC3339)+" has not passed")
 
 	clk.Advance(time.Minute)
-	due, err := s.DuePayments(ctx, clk.Now(), 100)
-	if err != nil || len(due) != 4 || due[0] != ids[0] {
+	due, err := s.DuePayments(ctx, clk.Now(), persistence.Due{}, 100)
+	if err != nil || len(due) != 4 || due[0].OrderID != ids[0] {
 		t.Fatalf("DuePayments = %v, %v", due, err)
 	}
 	// Expiring one through Execute is the same statement for one order.

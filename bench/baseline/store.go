@@ -130,21 +130,26 @@ func scanEvent(row pgx.Row) (persistence.Event, error) {
 	return e, err
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Service) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM baseline_orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
-		ORDER BY payment_deadline, id LIMIT $2`, now.UTC(), keyset.Limit(limit))
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Service) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, payment_deadline FROM baseline_orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1 AND (payment_deadline, id) > ($2, $3)
+		ORDER BY payment_deadline, id LIMIT $4`, now.UTC(), after.Deadline.UTC(), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Due, error) {
+		var d persistence.Due
+		err := row.Scan(&d.OrderID, &d.Deadline)
+		d.Deadline = d.Deadline.UTC()
+		return d, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	if ids == nil {
-		ids = []string{}
+	if due == nil {
+		due = []persistence.Due{}
 	}
-	return ids, nil
+	return due, nil
 }

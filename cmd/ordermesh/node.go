@@ -58,19 +58,24 @@ func runNode(args []string) error {
 		o.ObserveBatches(metrics.StoreBatch)
 	}
 
+	timeouts := cluster.TimeoutsFor(cfg.RequestTimeout)
+	if err := timeouts.Check(); err != nil {
+		return fmt.Errorf("--request-timeout %s: %w", cfg.RequestTimeout, err)
+	}
+
 	var join []string
 	if cfg.Join != "" {
 		join = strings.Split(cfg.Join, ",")
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics,
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
 			PaymentTimeout: cfg.PaymentTimeout,
 			IdleTimeout:    cfg.IdleTimeout,
-			WriteTimeout:   5 * time.Second,
+			WriteTimeout:   timeouts.Write,
 			Logger:         logger,
 			Outcome:        metrics.Outcome,
 		},
@@ -84,7 +89,8 @@ func runNode(args []string) error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	sweeper := &actors.Sweeper{
-		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Owns: node.Owns, Logger: logger,
+		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, CallTimeout: timeouts.Attempt,
+		Owns: node.Owns, Logger: logger,
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
@@ -92,7 +98,7 @@ func runNode(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 	}, edge.Deps{
 		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Ready: func(context.Context) error {

@@ -139,28 +139,34 @@ func (s *Store) EventByKey(ctx context.Context, id, key string) (persistence.Eve
 	return e, nil
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rows, err := s.pool.Query(ctx, `SELECT id FROM orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
-		ORDER BY payment_deadline, id LIMIT $2`, normalize.Time(now), keyset.Limit(limit))
+	rows, err := s.pool.Query(ctx, `SELECT id, payment_deadline FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1 AND (payment_deadline, id) > ($2, $3)
+		ORDER BY payment_deadline, id LIMIT $4`,
+		normalize.Time(now), normalize.Time(after.Deadline), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Due, error) {
+		var d persistence.Due
+		err := row.Scan(&d.OrderID, &d.Deadline)
+		d.Deadline = normalize.Time(d.Deadline)
+		return d, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	if ids == nil {
-		ids = []string{}
+	if due == nil {
+		due = []persistence.Due{}
 	}
-	return ids, nil
+	return due, nil
 }
 
 // GetUser returns a user by name, or persistence.ErrNotFound.

@@ -134,33 +134,36 @@ func (s *Store) EventByKey(ctx context.Context, id, key string) (persistence.Eve
 	return e, nil
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= ?
-		ORDER BY payment_deadline, id LIMIT ?`, normalize.Time(now).UnixMicro(), keyset.Limit(limit))
+	rows, err := s.read.QueryContext(ctx, `SELECT id, payment_deadline FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= ? AND (payment_deadline, id) > (?, ?)
+		ORDER BY payment_deadline, id LIMIT ?`,
+		normalize.Time(now).UnixMicro(), normalize.Time(after.Deadline).UnixMicro(), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
 	defer rows.Close()
-	ids := []string{}
+	due := []persistence.Due{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var d persistence.Due
+		var deadline sql.NullInt64
+		if err := rows.Scan(&d.OrderID, &deadline); err != nil {
 			return nil, fmt.Errorf("finding due payments: scanning: %w", err)
 		}
-		ids = append(ids, id)
+		d.Deadline = fromMicros(deadline)
+		due = append(due, d)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	return ids, nil
+	return due, nil
 }
 
 // GetUser returns a user by name, or persistence.ErrNotFound.

@@ -685,37 +685,78 @@ func testDuePayments(t *testing.T, s persistence.Store) {
 		mustWrite(t, s, w)
 	}
 	mustWrite(t, s, transition("no-deadline", 1, "n1"))
+	due := func(t *testing.T, at time.Time, after persistence.Due, limit int) []string {
+		t.Helper()
+		got, err := s.DuePayments(ctx, at, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, d := range got {
+			if want := now.Add(deadlines[d.OrderID]); !d.Deadline.Equal(want) || d.Deadline.Location() != time.UTC {
+				t.Errorf("deadline of %s = %v, want %v in UTC", d.OrderID, d.Deadline, want)
+			}
+			ids = append(ids, d.OrderID)
+		}
+		return ids
+	}
 
 	tests := []struct {
 		name  string
 		now   time.Time
+		after persistence.Due
 		limit int
 		want  []string
 	}{
-		{"all due, earliest first", now, 10, []string{"late-2h", "late-1h", "exactly"}},
-		{"limited", now, 2, []string{"late-2h", "late-1h"}},
-		{"nothing due yet", now.Add(-3 * time.Hour), 10, []string{}},
-		{"everything due later", now.Add(2 * time.Hour), 10, []string{"late-2h", "late-1h", "exactly", "later-1h"}},
+		{"all due, earliest first", now, persistence.Due{}, 10, []string{"late-2h", "late-1h", "exactly"}},
+		{"limited", now, persistence.Due{}, 2, []string{"late-2h", "late-1h"}},
+		{"nothing due yet", now.Add(-3 * time.Hour), persistence.Due{}, 10, []string{}},
+		{"everything due later", now.Add(2 * time.Hour), persistence.Due{}, 10, []string{"late-2h", "late-1h", "exactly", "later-1h"}},
+		{"after a due one", now, persistence.Due{OrderID: "late-2h", Deadline: now.Add(-2 * time.Hour)}, 10, []string{"late-1h", "exactly"}},
+		{"after the last", now, persistence.Due{OrderID: "exactly", Deadline: now}, 10, []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.DuePayments(ctx, tt.now, tt.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, tt.want) {
+			if got := due(t, tt.now, tt.after, tt.limit); !slices.Equal(got, tt.want) {
 				t.Errorf("DuePayments = %v, want %v", got, tt.want)
 			}
 		})
 	}
 	t.Run("disarmed deadline", func(t *testing.T) {
 		mustWrite(t, s, transition("late-2h", 2, "n1")) // no deadline any more
-		got, err := s.DuePayments(ctx, now, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := []string{"late-1h", "exactly"}; !slices.Equal(got, want) {
+		if got, want := due(t, now, persistence.Due{}, 10), []string{"late-1h", "exactly"}; !slices.Equal(got, want) {
 			t.Errorf("DuePayments = %v, want %v", got, want)
+		}
+	})
+	t.Run("pages through equal deadlines by id", func(t *testing.T) {
+		at := now.Add(-30 * time.Minute)
+		var want []string
+		for i := range 5 {
+			id := fmt.Sprintf("tie-%d", i)
+			w := transition(id, 1, "n1")
+			w.Order.PaymentDeadline = at
+			mustWrite(t, s, w)
+			deadlines[id] = -30 * time.Minute
+			want = append(want, id)
+		}
+		want = append(want, "exactly")
+		var got []string
+		after := persistence.Due{OrderID: "late-1h", Deadline: now.Add(-time.Hour)}
+		for range 10 {
+			page, err := s.DuePayments(ctx, now, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, d := range page {
+				got = append(got, d.OrderID)
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages = %v, want %v", got, want)
 		}
 	})
 }
