@@ -89,6 +89,8 @@ type User struct {
 	PasswordHash string // bcrypt
 	Role         string
 	CreatedAt    time.Time
+	// Disabled accounts cannot log in or refresh; their refresh tokens are revoked.
+	Disabled bool
 }
 
 // Orders stores order snapshots and their event history.
@@ -117,8 +119,59 @@ type Orders interface {
 type Users interface {
 	// GetUser returns a user by name, or ErrNotFound.
 	GetUser(ctx context.Context, username string) (User, error)
-	// PutUser creates or replaces a user.
+	// PutUser creates or replaces a user (password hash, role and disabled flag).
 	PutUser(ctx context.Context, u User) error
+	// CreateUser stores u only if no user of that name exists; otherwise it returns
+	// ErrConflict and changes nothing. Sign-ups racing for one name: exactly one wins.
+	CreateUser(ctx context.Context, u User) error
+	// ListUsers returns every user, ordered by name.
+	ListUsers(ctx context.Context) ([]User, error)
+}
+
+// ErrTokenReused: a refresh token that had already been rotated was presented again.
+// RotateRefreshToken has revoked its whole family by the time this is returned.
+var ErrTokenReused = errors.New("refresh token reused")
+
+// ErrTokenRevoked: a refresh token is revoked or expired.
+var ErrTokenRevoked = errors.New("refresh token revoked or expired")
+
+// RefreshToken is one row of refresh_tokens. The token itself is never stored: Hash is
+// its SHA-256, so a leaked table cannot be replayed. Every token descends from one login;
+// the tokens of that login share a Family, which is revoked as a whole.
+type RefreshToken struct {
+	Hash      []byte // SHA-256 of the token, 32 bytes; the key
+	Family    string
+	Username  string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// ReplacedBy is the hash of the token this one was rotated into; nil while unused.
+	ReplacedBy []byte
+	Revoked    bool
+}
+
+// RefreshTokens stores the refresh tokens of the sessions, so that any node can refresh
+// or revoke a token another node issued.
+type RefreshTokens interface {
+	// CreateRefreshToken stores a new token (the first of a family, at login).
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RotateRefreshToken is one atomic step: if the token with hash old is unused, not
+	// revoked and not expired at next.IssuedAt, it is marked replaced by next, and next
+	// is stored in old's family for old's user (next.Family and next.Username are
+	// filled in from old); the old row is returned. Of callers racing with the same old
+	// token exactly one wins; the others find it used.
+	//
+	// A token that was already rotated is a reuse, the sign of a stolen token (OAuth 2.0
+	// Security BCP, section 4.14.2): its whole family is revoked, the successors too, and
+	// ErrTokenReused is returned. A revoked or expired token is ErrTokenRevoked, an
+	// unknown one ErrNotFound.
+	RotateRefreshToken(ctx context.Context, old []byte, next RefreshToken) (RefreshToken, error)
+	// RevokeRefreshFamily revokes every token of the family of the token with hash h
+	// (logout). An unknown hash is ErrNotFound.
+	RevokeRefreshFamily(ctx context.Context, h []byte) error
+	// RevokeUserRefreshTokens revokes every token of a user (the user was disabled).
+	RevokeUserRefreshTokens(ctx context.Context, username string) error
+	// DeleteExpiredRefreshTokens removes the tokens that expired before now.
+	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Secret is key material the nodes of a cluster share: the cluster CA, the gossip
@@ -149,6 +202,7 @@ type Secrets interface {
 type Store interface {
 	Orders
 	Users
+	RefreshTokens
 	Secrets
 	// Close flushes pending writes and releases the store.
 	Close() error

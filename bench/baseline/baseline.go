@@ -146,6 +146,8 @@ var (
 	_ order.Service      = (*Service)(nil)
 	_ persistence.Orders = (*Service)(nil)
 	_ persistence.Users  = (*Service)(nil)
+
+	_ persistence.RefreshTokens = (*Service)(nil)
 )
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or key=value DSN,
@@ -268,6 +270,44 @@ func (s *Service) GetUser(ctx context.Context, username string) (persistence.Use
 // PutUser creates or replaces an account in ordermesh's users table.
 func (s *Service) PutUser(ctx context.Context, u persistence.User) error {
 	return s.users.PutUser(ctx, u)
+}
+
+// CreateUser creates an account in ordermesh's users table unless its name is taken.
+func (s *Service) CreateUser(ctx context.Context, u persistence.User) error {
+	return s.users.CreateUser(ctx, u)
+}
+
+// ListUsers lists ordermesh's users table.
+func (s *Service) ListUsers(ctx context.Context) ([]persistence.User, error) {
+	return s.users.ListUsers(ctx)
+}
+
+// The refresh-token methods reach ordermesh's refresh_tokens table, so a session
+// started on a node can be refreshed on the baseline and the other way round.
+
+// CreateRefreshToken stores the first token of a session (persistence.RefreshTokens).
+func (s *Service) CreateRefreshToken(ctx context.Context, t persistence.RefreshToken) error {
+	return s.users.CreateRefreshToken(ctx, t)
+}
+
+// RotateRefreshToken rotates a refresh token (persistence.RefreshTokens).
+func (s *Service) RotateRefreshToken(ctx context.Context, old []byte, next persistence.RefreshToken) (persistence.RefreshToken, error) {
+	return s.users.RotateRefreshToken(ctx, old, next)
+}
+
+// RevokeRefreshFamily revokes a session (persistence.RefreshTokens).
+func (s *Service) RevokeRefreshFamily(ctx context.Context, h []byte) error {
+	return s.users.RevokeRefreshFamily(ctx, h)
+}
+
+// RevokeUserRefreshTokens revokes every session of a user (persistence.RefreshTokens).
+func (s *Service) RevokeUserRefreshTokens(ctx context.Context, username string) error {
+	return s.users.RevokeUserRefreshTokens(ctx, username)
+}
+
+// DeleteExpiredRefreshTokens removes expired refresh tokens (persistence.RefreshTokens).
+func (s *Service) DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error) {
+	return s.users.DeleteExpiredRefreshTokens(ctx, now)
 }
 
 // CreateSecret, Secrets and DeleteSecret reach ordermesh's secrets table, so the baseline

@@ -178,8 +178,8 @@ func (s *Store) GetUser(ctx context.Context, username string) (persistence.User,
 	defer release()
 	var u persistence.User
 	var created pgtype.Timestamptz
-	err = s.pool.QueryRow(ctx, `SELECT username, password_hash, role, created_at FROM users WHERE username = $1`,
-		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created)
+	err = s.pool.QueryRow(ctx, `SELECT username, password_hash, role, created_at, disabled FROM users WHERE username = $1`,
+		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created, &u.Disabled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, persistence.ErrNotFound)
 	}

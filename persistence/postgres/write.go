@@ -270,10 +270,10 @@ func (s *Store) PutUser(ctx context.Context, u persistence.User) error {
 		return err
 	}
 	defer release()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO users (username, password_hash, role, created_at)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role`,
-		u.Username, u.PasswordHash, u.Role, u.CreatedAt); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO users (username, password_hash, role, created_at, disabled)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, disabled = EXCLUDED.disabled`,
+		u.Username, u.PasswordHash, u.Role, u.CreatedAt, u.Disabled); err != nil {
 		return fmt.Errorf("putting user %s: %w", u.Username, err)
 	}
 	return nil

@@ -175,8 +175,8 @@ func (s *Store) GetUser(ctx context.Context, username string) (persistence.User,
 	defer release()
 	var u persistence.User
 	var created sql.NullInt64
-	err = s.read.QueryRowContext(ctx, `SELECT username, password_hash, role, created_at FROM users WHERE username = ?`,
-		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created)
+	err = s.read.QueryRowContext(ctx, `SELECT username, password_hash, role, created_at, disabled FROM users WHERE username = ?`,
+		username).Scan(&u.Username, &u.PasswordHash, &u.Role, &created, &u.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return persistence.User{}, fmt.Errorf("getting user %s: %w", username, persistence.ErrNotFound)
 	}

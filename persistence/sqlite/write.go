@@ -167,10 +167,10 @@ func (s *Store) PutUser(ctx context.Context, u persistence.User) error {
 		return err
 	}
 	defer release()
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO users (username, password_hash, role, created_at)
-		VALUES (?, ?, ?, ?)
-		ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role`,
-		u.Username, u.PasswordHash, u.Role, u.CreatedAt.UnixMicro()); err != nil {
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO users (username, password_hash, role, created_at, disabled)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, disabled = excluded.disabled`,
+		u.Username, u.PasswordHash, u.Role, u.CreatedAt.UnixMicro(), u.Disabled); err != nil {
 		return fmt.Errorf("putting user %s: %w", u.Username, err)
 	}
 	return nil

@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"BadCursor", testBadCursor},
 		{"DuePayments", testDuePayments},
 		{"Users", testUsers},
+		{"Accounts", testAccounts},
+		{"RefreshTokens", testRefreshTokens},
 		{"Secrets", testSecrets},
 		{"ObserveBatches", testObserveBatches},
 		{"Close", testClose},

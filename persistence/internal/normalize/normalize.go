@@ -129,3 +129,24 @@ func text(kind, id string, fields ...field) error {
 	}
 	return nil
 }
+
+// RefreshToken checks t and returns a copy with normalized times. A token needs a 32-byte
+// hash, a family, a user, and an expiry after its issue time.
+func RefreshToken(t persistence.RefreshToken, now time.Time) (persistence.RefreshToken, error) {
+	if len(t.Hash) != 32 {
+		return t, fmt.Errorf("%w: validating refresh token: hash of %d bytes, want 32", persistence.ErrInvalid, len(t.Hash))
+	}
+	if t.Family == "" || t.Username == "" {
+		return t, fmt.Errorf("%w: validating refresh token: empty family or username", persistence.ErrInvalid)
+	}
+	if err := text("refresh token", t.Family, field{"family", t.Family}, field{"username", t.Username}); err != nil {
+		return t, fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
+	}
+	t.IssuedAt = orNow(t.IssuedAt, Time(now))
+	t.ExpiresAt = Time(t.ExpiresAt)
+	if !t.ExpiresAt.After(t.IssuedAt) {
+		return t, fmt.Errorf("%w: validating refresh token: expires at %v, not after its issue at %v",
+			persistence.ErrInvalid, t.ExpiresAt, t.IssuedAt)
+	}
+	return t, nil
+}
