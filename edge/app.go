@@ -28,6 +28,11 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRetryFor       = 5 * time.Second
 	DefaultIssuer         = "ordermesh"
+	DefaultAudience       = "ordermesh-api"
+	DefaultRefreshTTL     = 7 * 24 * time.Hour
+	// MaxAccessTTL is the longest AccessTTL New accepts: an access token cannot be
+	// revoked, so its life is what a stolen one, or a disabled user's, is worth.
+	MaxAccessTTL = time.Hour
 	// MinSecretLen is the shortest JWT secret New accepts: HS256 is only as strong as its key.
 	MinSecretLen = 32
 )
@@ -38,7 +43,9 @@ type Config struct {
 	// bytes), instead of the store's keys in Deps.Keys: see StaticKeyRing.
 	JWTSecret      []byte
 	Issuer         string        // "iss" of issued tokens, checked on every request
-	AccessTTL      time.Duration // lifetime of an access token
+	Audience       string        // "aud" of issued tokens, checked on every request
+	AccessTTL      time.Duration // lifetime of an access token, at most MaxAccessTTL; tokens with a longer exp-iat are refused
+	RefreshTTL     time.Duration // lifetime of a refresh token; each rotation starts a new one
 	BodyLimit      int           // largest accepted request body, in bytes
 	HeaderLimit    int           // largest accepted request line plus headers, in bytes; more is a 431
 	NodeID         string        // this node's id, sent in the X-Node-ID header
@@ -50,8 +57,14 @@ func (c Config) withDefaults() Config {
 	if c.Issuer == "" {
 		c.Issuer = DefaultIssuer
 	}
+	if c.Audience == "" {
+		c.Audience = DefaultAudience
+	}
 	if c.AccessTTL <= 0 {
 		c.AccessTTL = DefaultAccessTTL
+	}
+	if c.RefreshTTL <= 0 {
+		c.RefreshTTL = DefaultRefreshTTL
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = DefaultBodyLimit
@@ -68,11 +81,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Store is the part of persistence the edge reads directly: listings, event histories
-// and accounts. Writes to orders only ever go through the grains (order.Service).
+// Store is the part of persistence the edge reads directly: listings, event histories,
+// accounts and sessions. Writes to orders only ever go through the grains (order.Service).
 type Store interface {
 	persistence.Orders
 	persistence.Users
+	persistence.RefreshTokens
 }
 
 // Deps are the collaborators of the edge. Orders and Store are required.
@@ -107,6 +121,7 @@ type server struct {
 	cluster  Cluster // may be nil
 	now      func() time.Time
 	metrics  *metrics
+	registry *prometheus.Registry // served at /metrics
 	tokens   *tokenIssuer
 	inflight *InFlight
 	cursors  cursorSigner
@@ -116,6 +131,9 @@ type server struct {
 // missing dependencies) so that they surface at start-up rather than on the first request.
 func New(cfg Config, deps Deps) (*fiber.App, error) {
 	cfg = cfg.withDefaults()
+	if cfg.AccessTTL > MaxAccessTTL {
+		return nil, fmt.Errorf("edge: access token lifetime %v is over the maximum %v", cfg.AccessTTL, MaxAccessTTL)
+	}
 	switch {
 	case deps.Keys != nil && cfg.JWTSecret != nil:
 		return nil, errors.New("edge: both Config.JWTSecret and Deps.Keys are set; give one")
@@ -150,8 +168,8 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
-		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, inflight: deps.InFlight,
-		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
+		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, registry: deps.Metrics, inflight: deps.InFlight,
+		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 	}
 
@@ -171,34 +189,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		WriteTimeout:  30 * time.Second,
 		IdleTimeout:   2 * time.Minute,
 	})
-	s.routes(app, deps.Metrics)
+	s.routes(app)
 	s.refuseUnknownMethods(app)
 	return app, nil
-}
-
-// routes is the whole API surface of a node, in one place.
-func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
-	app.Use(s.observe) // request id, access log, metrics, panic recovery
-
-	app.Get("/healthz", s.healthz)
-	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", metricsHandler(reg))
-
-	auth := app.Group("/auth")
-	auth.Post("/login", s.login)
-	// POST /auth/refresh and /auth/logout (rotating refresh tokens) belong here; see auth.go.
-
-	api := app.Group("/api/v1")
-	api.Get("/catalog", s.listCatalog)
-
-	// authenticate is a handler of each route rather than a group middleware, so that
-	// a 401 is counted under the route it was for, and unknown paths stay 404s.
-	api.Post("/orders", s.authenticate, s.createOrder)
-	api.Get("/orders", s.authenticate, s.listOrders)
-	api.Get("/orders/:id", s.authenticate, s.getOrder)
-	api.Get("/orders/:id/events", s.authenticate, s.orderEvents)
-	api.Post("/orders/:id/:action", s.authenticate, s.orderAction)
-
-	api.Get("/cluster", s.authenticate, s.requireOperator, s.clusterStatus)
-	api.Post("/cluster/nodes/:id/drain", s.authenticate, s.requireOperator, s.drainNode)
 }

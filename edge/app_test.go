@@ -194,7 +194,7 @@ func TestMetrics(t *testing.T) {
 	body := string(r.Raw)
 	for _, want := range []string{
 		`ordermesh_http_requests_total{method="POST",route="/api/v1/orders",status="201"} 1`,
-		`ordermesh_http_requests_total{method="POST",route="/api/v1/orders/:id/:action",status="409"} 1`,
+		`ordermesh_http_requests_total{method="POST",route="/api/v1/orders/:id/ship",status="409"} 1`,
 		`ordermesh_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`ordermesh_http_request_duration_seconds_count{method="POST",route="/api/v1/orders"} 1`,
 		`ordermesh_edge_commands_total{code="0",type="Create"} 1`,

@@ -113,13 +113,3 @@ func validNodeID(id string) bool { return len(id) <= maxNodeIDLen && validOrderI
 func nodeNotFound(id string) error {
 	return order.Errorf(order.CodeNotFound, "node %s not found", id)
 }
-
-// requireOperator admits operators and admins, who run the cluster; only valid behind
-// authenticate.
-func (s *server) requireOperator(c *fiber.Ctx) error {
-	p := principal(c)
-	if p.Role != order.RoleOperator && p.Role != order.RoleAdmin {
-		return order.Errorf(order.CodeForbidden, "role %q may not manage the cluster", p.Role)
-	}
-	return c.Next()
-}

@@ -169,7 +169,7 @@ func FuzzDecodeStrict(f *testing.F) {
 	targets := []func() any{
 		func() any { return new(createOrderRequest) },
 		func() any { return new(actionRequest) },
-		func() any { return new(loginRequest) },
+		func() any { return new(credentials) },
 		func() any { return new([]Product) },
 	}
 	f.Fuzz(func(t *testing.T, body string) {

@@ -216,7 +216,7 @@ func (h *harness) token(user string) string {
 func (h *harness) claims(sub, role string) jwt.MapClaims {
 	now := h.clock.Now()
 	return jwt.MapClaims{
-		"iss": DefaultIssuer, "sub": sub, "role": role, "jti": "test",
+		"iss": DefaultIssuer, "aud": DefaultAudience, "sub": sub, "role": role, "jti": "test",
 		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
 	}
 }

@@ -72,12 +72,9 @@ func (s *server) createOrder(c *fiber.Ctx) error {
 	return respond(c, fiber.StatusCreated, res.View)
 }
 
-// orderAction handles POST /api/v1/orders/{id}/{action} for every action of order.Table.
-func (s *server) orderAction(c *fiber.Ctx) error {
-	cmdType, ok := order.CommandForAction(c.Params("action"))
-	if !ok {
-		return order.Errorf(order.CodeRouteNotFound, "no such action %q", truncate(c.Params("action"), 64))
-	}
+// orderAction handles POST /api/v1/orders/{id}/{action}, one route for every action of
+// order.Table.
+func (s *server) orderAction(c *fiber.Ctx, cmdType order.CommandType) error {
 	id, err := s.orderIDParam(c)
 	if err != nil {
 		return err

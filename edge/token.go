@@ -14,7 +14,7 @@ import (
 )
 
 // accessClaims are the claims of an access token: who (sub), what they may do (role),
-// and the registered iss/iat/exp/jti.
+// and the registered iss/aud/iat/exp/jti.
 type accessClaims struct {
 	Role string `json:"role"`
 	jwt.RegisteredClaims
@@ -23,10 +23,11 @@ type accessClaims struct {
 // tokenIssuer issues and verifies short-lived HS256 access tokens, with the keys of a
 // KeyRing: each token names its key in the "kid" header.
 type tokenIssuer struct {
-	keys   *KeyRing
-	issuer string
-	ttl    time.Duration
-	now    func() time.Time
+	keys     *KeyRing
+	issuer   string
+	audience string
+	ttl      time.Duration // lifetime of issued tokens, and the longest exp-iat accepted
+	now      func() time.Time
 }
 
 // issue returns a signed access token for p and its expiry.
@@ -39,6 +40,7 @@ func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 		Role: string(p.Role),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    t.issuer,
+			Audience:  jwt.ClaimStrings{t.audience},
 			Subject:   p.Subject,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
@@ -57,7 +59,8 @@ func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 
 // verify checks a token and returns its principal. The algorithm is pinned to HS256 (so
 // "none" and any asymmetric or other-HMAC token is refused before its signature is
-// looked at), and exp and iss are required. The key is the one the token's kid names; an
+// looked at); exp, iat, iss and aud are required, and exp-iat may not exceed the
+// configured lifetime, so that no token outlives it, whatever its signer chose. The key is the one the token's kid names; an
 // unknown kid may make the ring reread the store with ctx.
 func (t *tokenIssuer) verify(ctx context.Context, token string) (order.Principal, error) {
 	var claims accessClaims
@@ -74,10 +77,17 @@ func (t *tokenIssuer) verify(ctx context.Context, token string) (order.Principal
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithIssuer(t.issuer),
+		jwt.WithAudience(t.audience),
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
 		return order.Principal{}, fmt.Errorf("verifying access token: %w", err)
+	}
+	if claims.IssuedAt == nil {
+		return order.Principal{}, errors.New("verifying access token: no iat")
+	}
+	if life := claims.ExpiresAt.Sub(claims.IssuedAt.Time); life > t.ttl {
+		return order.Principal{}, fmt.Errorf("verifying access token: lifetime %v over the maximum %v", life, t.ttl)
 	}
 	role, ok := order.ParseRole(claims.Role)
 	if !ok || claims.Subject == "" {

@@ -28,6 +28,7 @@ type baselineConfig struct {
 	PaymentTimeout time.Duration
 	SweepInterval  time.Duration
 	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
 	RequestTimeout time.Duration
 	DrainTimeout   time.Duration
 	LogLevel       string
@@ -45,7 +46,8 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", baseline.DefaultPaymentTimeout, "how long a PAYING order waits for its payment before it is closed")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", baseline.DefaultSweepInterval, "how often passed payment deadlines are expired")
-	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token (at most 1h)")
+	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", 7*24*time.Hour, "lifetime of a refresh token; each refresh hands out a new one with a new lifetime")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -93,7 +95,7 @@ func runBaseline(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		AccessTTL: cfg.AccessTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
 	}, edge.Deps{
 		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight, Keys: keys,
 		// Ready while the database answers: a balancer then stops sending to a process

@@ -25,6 +25,7 @@ type nodeConfig struct {
 	IdleTimeout    time.Duration
 	SweepInterval  time.Duration
 	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
 	RequestTimeout time.Duration
 	DrainTimeout   time.Duration
 	MaxGrains      int
@@ -55,7 +56,8 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")
 	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most order grains active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")
-	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token (at most 1h)")
+	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", 7*24*time.Hour, "lifetime of a refresh token; each refresh hands out a new one with a new lifetime")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included; half of it is spent retrying, in attempts of at most 2s each, and a grain gives each store call three tenths of an attempt")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests and grains")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

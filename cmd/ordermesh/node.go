@@ -98,7 +98,7 @@ func runNode(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 	}, edge.Deps{
 		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Ready: func(context.Context) error {
