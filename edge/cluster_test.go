@@ -93,7 +93,7 @@ func TestClusterStatus(t *testing.T) {
 }
 
 func TestClusterStatusMembersNeverNull(t *testing.T) {
-	f := &fakeCluster{status: ClusterStatus{Self: "solo"}}
+	f := &fakeCluster{status: ClusterStatus{Self: "solo", TopologyHash: FormatTopologyHash(1)}}
 	h := newHarness(t, withCluster(f))
 	r := h.do(req{method: "GET", path: "/api/v1/cluster", token: h.token("ada")}).expect(t, 200, order.CodeOK)
 	var st map[string]any
