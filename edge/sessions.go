@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
 
@@ -282,4 +283,26 @@ func hashRefreshToken(tok string) ([]byte, bool) {
 	}
 	h := sha256.Sum256([]byte(tok))
 	return h[:], true
+}
+
+// PruneRefreshTokens deletes expired refresh tokens now and then every interval, until
+// ctx ends. They are only dead weight: an expired token is refused whether or not its
+// row is there. Any number of nodes may run it at once.
+func PruneRefreshTokens(ctx context.Context, store persistence.RefreshTokens, now func() time.Time, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := store.DeleteExpiredRefreshTokens(ctx, now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("pruning expired refresh tokens failed", slog.Any("error", err))
+		case n > 0:
+			log.Info("pruned expired refresh tokens", slog.Int64("count", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package edge
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+
+	"github.com/ordermesh/ordermesh/persistence"
 )
 
 // session logs user in with password and returns the session.
@@ -323,5 +328,29 @@ func TestNewRefusesLongAccessTTL(t *testing.T) {
 	h := newHarness(t)
 	if _, err := New(Config{JWTSecret: testSecret, AccessTTL: MaxAccessTTL + time.Second}, Deps{Orders: h.svc, Store: h.store}); err == nil {
 		t.Error("New accepted an access TTL over MaxAccessTTL")
+	}
+}
+
+// cancelAfterPrune is a store whose first DeleteExpiredRefreshTokens ends the pruner.
+type cancelAfterPrune struct {
+	Store
+	cancel func()
+}
+
+func (s cancelAfterPrune) DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int64, error) {
+	defer s.cancel()
+	return s.Store.DeleteExpiredRefreshTokens(ctx, now)
+}
+
+func TestPruneRefreshTokens(t *testing.T) {
+	h := newHarness(t)
+	lr := h.session("alice", DemoPassword)
+	ctx, cancel := context.WithCancel(context.Background())
+	later := func() time.Time { return h.clock.Now().Add(DefaultRefreshTTL + time.Second) }
+	// The first pass runs at once; the pruner returns when ctx ends.
+	PruneRefreshTokens(ctx, cancelAfterPrune{Store: h.store, cancel: cancel}, later, time.Hour, slog.New(slog.DiscardHandler))
+	hash, _ := hashRefreshToken(lr.RefreshToken)
+	if err := h.store.RevokeRefreshFamily(context.Background(), hash); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("the expired token is still stored: %v", err)
 	}
 }

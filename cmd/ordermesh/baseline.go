@@ -91,6 +91,8 @@ func runBaseline(args []string) error {
 		return err
 	}
 
+	go edge.PruneRefreshTokens(ctx, svc, time.Now, time.Hour, logger)
+
 	reg := newRegistry()
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}

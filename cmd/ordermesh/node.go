@@ -94,6 +94,7 @@ func runNode(args []string) error {
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
+	go edge.PruneRefreshTokens(sweepCtx, store, time.Now, time.Hour, logger)
 
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
