@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,6 +118,8 @@ func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 				}
 			}
 			everyNode("first start")
+			// A session started on node 0, refreshed on the others after the restart.
+			refresh := startSession(t, c.nodes[0].base, "bob")
 
 			for i := len(c.nodes) - 1; i >= 0; i-- {
 				c.nodes[i].stop()
@@ -130,6 +133,14 @@ func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 				c.nodes[i] = startFresh(t, c.dsn, join...)
 			}
 			everyNode("after a restart")
+			first := refresh
+			for i := range c.nodes {
+				refresh = refreshOn(t, c.nodes[(i+1)%len(c.nodes)].base, refresh, 200)
+			}
+			// The token node 0 issued was spent: presenting it again, anywhere, ends the
+			// session, and the newest token with it.
+			refreshOn(t, c.nodes[1].base, first, 401)
+			refreshOn(t, c.nodes[2].base, refresh, 401)
 
 			if name != "postgres" {
 				return // the baseline is the PostgreSQL design
@@ -151,6 +162,41 @@ func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 			if status, env, err := cl.do("GET", "/api/v1/orders", "", nil); err != nil || status != 200 {
 				t.Errorf("the baseline refused a node's token: %d %+v %v", status, env, err)
 			}
+			// And it refreshes a node's session, whose next token a node refreshes.
+			next := refreshOn(t, base, startSession(t, c.nodes[0].base, "bob"), 200)
+			refreshOn(t, c.nodes[0].base, next, 200)
 		})
 	}
+}
+
+// startSession logs user in at base and returns the refresh token.
+func startSession(t *testing.T, base, user string) string {
+	t.Helper()
+	c := &client{base: base, http: &http.Client{Timeout: 15 * time.Second}}
+	status, env, err := c.do("POST", "/auth/login", "", map[string]string{"username": user, "password": "ordermesh"})
+	if err != nil || status != 200 {
+		t.Fatalf("login %s: %d %+v %v", user, status, env, err)
+	}
+	var s struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(env.Data, &s); err != nil || s.RefreshToken == "" {
+		t.Fatalf("login response %s: %v", env.Data, err)
+	}
+	return s.RefreshToken
+}
+
+// refreshOn refreshes tok at base, expects status, and returns the next refresh token.
+func refreshOn(t *testing.T, base, tok string, want int) string {
+	t.Helper()
+	c := &client{base: base, http: &http.Client{Timeout: 15 * time.Second}}
+	status, env, err := c.do("POST", "/auth/refresh", "", map[string]string{"refresh_token": tok})
+	if err != nil || status != want {
+		t.Fatalf("refresh at %s: %d %+v %v, want %d", base, status, env, err, want)
+	}
+	var s struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.Unmarshal(env.Data, &s)
+	return s.RefreshToken
 }
