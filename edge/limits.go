@@ -97,7 +97,8 @@ func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.D
 	v, ok := l.keys.Get(key)
 	if !ok {
 		v = rate.NewLimiter(l.rate, l.burst)
-		l.keys.Add(key, v)
+		// The key outlives the request: it must not share the bytes of a reused buffer.
+		l.keys.Add(strings.Clone(key), v)
 	}
 	l.mu.Unlock()
 	r := v.(*rate.Limiter).ReserveN(now, 1)

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/ordermesh/ordermesh/actors/order"
@@ -247,4 +251,54 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestLimitsForRefresh: how /auth/refresh is meant to use the limits. Its body has no
+// username, so limitAuth counts it against the address only; the handler, once it knows
+// the token's owner, counts it against the user with limitUsername.
+func TestLimitsForRefresh(t *testing.T) {
+	h := newHarness(t) // for the registry and the clock
+	lim, err := newLimiting(Limits{AuthRate: rate.Every(time.Minute), AuthBurst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := newGuardMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{now: h.clock.Now, limits: lim, guard: guard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// Not Immutable, unlike the edge's app: the limits must copy the keys they keep.
+	app := fiber.New(fiber.Config{ErrorHandler: func(c *fiber.Ctx, err error) error {
+		return c.Status(httpStatus(toAppError(err).Code)).SendString(err.Error())
+	}})
+	app.Post("/refresh", s.limitAuth, func(c *fiber.Ctx) error {
+		// The owner of the refresh token in the body, as a lookup would find it.
+		if err := s.limitUsername(c, c.Query("owner")); err != nil {
+			return err
+		}
+		return c.SendStatus(200)
+	})
+	refresh := func(owner string) int {
+		t.Helper()
+		r := httptest.NewRequest("POST", "/refresh?owner="+owner, strings.NewReader(`{"refresh_token":"x"}`))
+		res, err := app.Test(r, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	// All from the test connection's one address: two attempts, then the address is done.
+	if refresh("alice") != 200 || refresh("bob") != 200 {
+		t.Fatal("refreshes within the burst were refused")
+	}
+	if got := refresh("carol"); got != 429 {
+		t.Fatalf("third refresh from one address: %d, want 429", got)
+	}
+	// The user limit, on its own: alice has one attempt left of her two.
+	if _, wait := lim.authUser.reserve("alice", h.clock.Now()); wait > 0 {
+		t.Fatal("alice's second attempt was refused")
+	}
+	if _, wait := lim.authUser.reserve("alice", h.clock.Now()); wait == 0 {
+		t.Fatal("alice's third attempt was let through")
+	}
 }
