@@ -48,6 +48,9 @@ type Config struct {
 	Grain     *actors.GrainConfig
 	Logger    *slog.Logger
 	Metrics   *Metrics // optional
+	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
+	// NewOTelMetrics).
+	OTel *OTelMetrics
 }
 
 // Node is one running ordermesh member.
@@ -97,7 +100,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	// protoactor logs every activation and retry at info; keep only its warnings.
 	libLogger := slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("lib", "protoactor")
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger }))
+	sysOpts := []actor.ConfigOption{actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger })}
+	if cfg.OTel != nil {
+		sysOpts = append(sysOpts, actor.WithMetricProviders(cfg.OTel.MeterProvider()))
+	}
+	system := actor.NewActorSystem(sysOpts...)
 	n := &Node{
 		cfg: cfg, system: system, started: time.Now(),
 		topology: make(chan struct{}, 1), done: make(chan struct{}), drainReq: make(chan struct{}),

@@ -51,6 +51,15 @@ type Config struct {
 	NodeID         string        // this node's id, sent in the X-Node-ID header
 	RequestTimeout time.Duration // upper bound for one request's work on grains and store
 	RetryFor       time.Duration // how long a retryable command is retried before 503
+	// Limits are the abuse limits (see limits.go); the zero value limits nothing.
+	Limits Limits
+	// CORSOrigins are the origins (scheme://host[:port]) whose web apps may call the API
+	// from a browser; none = CORS off (see cors.go).
+	CORSOrigins []string
+	// MetricsToken, if set, is the bearer token /metrics requires.
+	MetricsToken string
+	// NoMetricsRoute leaves /metrics off this app, when it is served on its own address.
+	NoMetricsRoute bool
 }
 
 func (c Config) withDefaults() Config {
@@ -125,6 +134,9 @@ type server struct {
 	tokens   *tokenIssuer
 	inflight *InFlight
 	cursors  cursorSigner
+	limits   *limiting
+	guard    *guardMetrics
+	versions clientVersions
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -166,11 +178,23 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: registering metrics: %w", err)
 	}
+	if err := checkOrigins(cfg.CORSOrigins); err != nil {
+		return nil, err
+	}
+	limits, err := newLimiting(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	guard, err := newGuardMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("edge: registering metrics: %w", err)
+	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
 		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, registry: deps.Metrics, inflight: deps.InFlight,
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
+		limits:  limits, guard: guard,
 	}
 
 	app := fiber.New(fiber.Config{

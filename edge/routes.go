@@ -41,8 +41,12 @@ type Endpoint struct {
 	Access      Access
 	Roles       []order.Role // for AccessRoles and AccessInBand: who may use it
 
-	// handler builds the endpoint's handler; nil for an endpoint served elsewhere (the
-	// WebSocket, which its own file registers).
+	// before are the endpoint's own middleware, run after the role check: abuse limits,
+	// the metrics token.
+	before func(s *server) []fiber.Handler
+	// handler builds the endpoint's handler; nil, or a builder that returns nil, for an
+	// endpoint this node does not serve here (the WebSocket, which its own file
+	// registers; /metrics when it has a listener of its own).
 	handler func(s *server) fiber.Handler
 }
 
@@ -70,6 +74,9 @@ var TokenRoles = []order.Role{order.RoleShopper, order.RoleOperator, order.RoleA
 
 var staff = []order.Role{order.RoleOperator, order.RoleAdmin}
 
+// limitedAuth: the abuse limit of the endpoints that take a password or a token.
+func limitedAuth(s *server) []fiber.Handler { return []fiber.Handler{s.limitAuth} }
+
 // with adapts a handler method to the table.
 func with(h func(*server, *fiber.Ctx) error) func(*server) fiber.Handler {
 	return func(s *server) fiber.Handler { return func(c *fiber.Ctx) error { return h(s, c) } }
@@ -81,13 +88,19 @@ func Endpoints() []Endpoint {
 		{Method: "GET", Path: "/healthz", OperationID: "getHealth", Access: AccessPublic, handler: with((*server).healthz)},
 		{Method: "GET", Path: "/readyz", OperationID: "getReadiness", Access: AccessPublic, handler: with((*server).readyz)},
 		{Method: "GET", Path: "/metrics", OperationID: "getMetrics", Access: AccessPublic,
-			handler: func(s *server) fiber.Handler { return metricsHandler(s.registry) }},
+			before: func(s *server) []fiber.Handler { return []fiber.Handler{s.metricsAccess} },
+			handler: func(s *server) fiber.Handler {
+				if s.cfg.NoMetricsRoute {
+					return nil
+				}
+				return metricsHandler(s.registry)
+			}},
 		{Method: "GET", Path: "/api/openapi.json", OperationID: "getOpenAPI", Access: AccessPublic, handler: with((*server).openAPI)},
 
-		{Method: "POST", Path: "/auth/register", OperationID: "register", Access: AccessPublic, handler: with((*server).register)},
-		{Method: "POST", Path: "/auth/login", OperationID: "login", Access: AccessPublic, handler: with((*server).login)},
-		{Method: "POST", Path: "/auth/refresh", OperationID: "refresh", Access: AccessPublic, handler: with((*server).refresh)},
-		{Method: "POST", Path: "/auth/logout", OperationID: "logout", Access: AccessPublic, handler: with((*server).logout)},
+		{Method: "POST", Path: "/auth/register", OperationID: "register", Access: AccessPublic, before: limitedAuth, handler: with((*server).register)},
+		{Method: "POST", Path: "/auth/login", OperationID: "login", Access: AccessPublic, before: limitedAuth, handler: with((*server).login)},
+		{Method: "POST", Path: "/auth/refresh", OperationID: "refresh", Access: AccessPublic, before: limitedAuth, handler: with((*server).refresh)},
+		{Method: "POST", Path: "/auth/logout", OperationID: "logout", Access: AccessPublic, before: limitedAuth, handler: with((*server).logout)},
 		{Method: "GET", Path: "/api/v1/me", OperationID: "getMe", Roles: TokenRoles, handler: with((*server).me)},
 
 		{Method: "GET", Path: "/api/v1/catalog", OperationID: "listCatalog", Access: AccessPublic, handler: with((*server).listCatalog)},
@@ -154,20 +167,30 @@ func Permissions(r order.Role) []string {
 	return out
 }
 
-// routes registers the route table. Authentication and the role check are handlers of
-// each route rather than group middleware, so that a 401 or 403 is counted under the
-// route it was for, and unknown paths stay 404s.
+// routes registers the route table. Authentication, the role check and the per-user
+// limit are handlers of each route rather than group middleware, so that a 401, 403 or
+// 429 is counted under the route it was for, and unknown paths stay 404s.
 func (s *server) routes(app *fiber.App) {
 	app.Use(s.observe) // request id, access log, metrics, panic recovery
+	if h := s.corsMiddleware(); h != nil {
+		app.Use(h)
+	}
 	for _, e := range Endpoints() {
 		if e.handler == nil {
 			continue
 		}
+		h := e.handler(s)
+		if h == nil {
+			continue
+		}
 		var chain []fiber.Handler
 		if e.Access == AccessRoles {
-			chain = append(chain, s.authenticate, s.allow(e.Roles))
+			chain = append(chain, s.authenticate, s.allow(e.Roles), s.limitUser)
 		}
-		chain = append(chain, e.handler(s))
+		if e.before != nil {
+			chain = append(chain, e.before(s)...)
+		}
+		chain = append(chain, h)
 		app.Add(e.Method, e.FiberPath(), chain...)
 	}
 }

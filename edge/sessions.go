@@ -198,7 +198,10 @@ func (s *server) issueSession(c *fiber.Ctx, u persistence.User, refresh string) 
 }
 
 // refresh handles POST /auth/refresh: it spends the refresh token and answers as login
-// does, with a new access token and the family's next refresh token.
+// does, with a new access token and the family's next refresh token. limitAuth counts it
+// against the client address; it is not also counted against the token's owner
+// (limitUsername): 256 random bits cannot be guessed, and the owner is known only once
+// the token is spent, when a 429 would throw the session away.
 func (s *server) refresh(c *fiber.Ctx) error {
 	var req refreshRequest
 	if err := decodeStrict(c.Body(), &req, false); err != nil {

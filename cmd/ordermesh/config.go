@@ -32,6 +32,15 @@ type nodeConfig struct {
 	LogLevel       string
 	Pprof          string
 	LogFormat      string
+	// Abuse limits, CORS and access to /metrics: see limits.go.
+	AuthRate      float64 // per minute
+	AuthBurst     int
+	APIRate       float64 // per second
+	APIBurst      int
+	MaxConns      int
+	CORSOrigins   string
+	MetricsToken  string
+	MetricsListen string
 }
 
 // envName is the environment variable behind a flag: --payment-timeout → ORDERMESH_PAYMENT_TIMEOUT.
@@ -63,7 +72,11 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	addEdgeFlags(fs, &c)
 	if err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n"); err != nil {
+		return c, err
+	}
+	if err := c.checkEdgeFlags(); err != nil {
 		return c, err
 	}
 	if c.MaxGrains < 0 {

@@ -51,6 +51,12 @@ func runNode(args []string) error {
 	}
 
 	reg := newRegistry()
+	// Before the actor system starts: protoactor reads the global meter provider.
+	otelMetrics, err := cluster.NewOTelMetrics(reg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = otelMetrics.Shutdown(context.Background()) }()
 	metrics := cluster.NewMetrics(reg)
 	if o, ok := store.(interface {
 		ObserveBatches(persistence.BatchObserver)
@@ -69,7 +75,7 @@ func runNode(args []string) error {
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, OTel: otelMetrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -100,6 +106,7 @@ func runNode(args []string) error {
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
+		Limits: cfg.limits(), CORSOrigins: cfg.corsOrigins(), MetricsToken: cfg.MetricsToken, NoMetricsRoute: cfg.MetricsListen != "",
 	}, edge.Deps{
 		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Ready: func(context.Context) error {
@@ -118,8 +125,21 @@ func runNode(args []string) error {
 		node.Stop(context.Background())
 		return err
 	}
+	ln, err := listenHTTP(cfg.HTTP, cfg.MaxConns, reg)
+	if err != nil {
+		node.Stop(context.Background())
+		return err
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listen(cfg.HTTP) }()
+	go func() { serveErr <- app.Listener(ln) }()
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, edge.MetricsHandler(reg, cfg.MetricsToken), serveErr)
+		if err != nil {
+			node.Stop(context.Background())
+			return err
+		}
+		defer stopMetrics()
+	}
 	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "gossip", cfg.Gossip, "store", redact(cfg.Store))
 
 	select {
