@@ -15,6 +15,7 @@ Usage:
   ordermesh drain [flags]     drain a node and wait until it has left (ordermesh drain --help)
   ordermesh bench ...         load harness: run, compare, check (ordermesh bench --help)
   ordermesh baseline [flags]  the classic stateless design, for comparison (ordermesh baseline --help)
+  ordermesh trust COMMAND     the cluster's CA and gossip keys: list, rotate, retire (ordermesh trust --help)
 `
 
 func main() {
@@ -32,6 +33,8 @@ func main() {
 		err = runBench(os.Args[2:])
 	case "baseline":
 		err = runBaseline(os.Args[2:])
+	case "trust":
+		err = runTrust(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -59,13 +59,18 @@ func runNode(args []string) error {
 		o.ObserveBatches(metrics.StoreBatch)
 	}
 
+	security, err := nodeSecurity(ctx, logger, store, cfg.Insecure)
+	if err != nil {
+		return err
+	}
+
 	var join []string
 	if cfg.Join != "" {
 		join = strings.Split(cfg.Join, ",")
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics,
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, Security: security,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
