@@ -5,8 +5,11 @@
 // a cluster creates both, so a local cluster needs no configuration.
 //
 // Rotation never changes a secret in place: a new CA or gossip key is added, nodes pick
-// it up when they reload (Watch), start using it once it has been in the store for
-// Propagation (by then every node trusts it), and the old one is retired by deleting it.
+// it up when they reload (Watch) and trust it at once, start using it once it has been in
+// the store for Propagation (by then every node trusts it: a node renews its certificate
+// from the new CA, or makes the new gossip key primary, at its next reload), and the old
+// one is retired by deleting it (Retire), after which nodes drop it at their next reload.
+// Rotation needs no restart.
 package trust
 
 import (
@@ -205,37 +208,42 @@ func add(ctx context.Context, s persistence.Secrets, kind, prefix string, now ti
 // last one of its kind.
 var ErrInUse = errors.New("secret in use")
 
+// retireGrace is how long a secret stays in use after its successor became current:
+// nodes switch at their next reload, so until then some still use the old one.
+const retireGrace = 2 * ReloadInterval
+
 // Retire deletes a CA or gossip key that nodes no longer use. It refuses the last one of
-// its kind and the current one (see current): rotate a new one in and wait Propagation
-// first. Nodes drop a retired key at their next reload; a node still holding a
-// certificate of a retired CA is refused by its peers, so restart every node after a
-// CA rotation before retiring the old CA.
+// its kind, and one that is current (see current) or was within retireGrace: rotate a
+// new one in and wait Propagation plus retireGrace first. Nodes drop a retired key at
+// their next reload. Connections that are already open stay open: after retiring a CA
+// that may have leaked, restart the nodes one by one to close them.
 func Retire(ctx context.Context, s persistence.Secrets, kind, id string, now time.Time) error {
 	m, err := Load(ctx, s)
 	if err != nil {
 		return err
 	}
 	var ids []string
-	var cur string
+	var inUse func(time.Time) string
 	switch kind {
 	case KindCA:
 		for _, a := range m.CAs {
 			ids = append(ids, a.ID)
 		}
-		cur = m.SigningCA(now).ID
+		inUse = func(at time.Time) string { return m.SigningCA(at).ID }
 	case KindGossip:
 		for _, k := range m.GossipKeys {
 			ids = append(ids, k.ID)
 		}
-		cur = m.PrimaryGossipKey(now).ID
+		inUse = func(at time.Time) string { return m.PrimaryGossipKey(at).ID }
 	default:
 		return fmt.Errorf("retiring: unknown kind %q (want %s or %s)", kind, KindCA, KindGossip)
 	}
 	if !slices.Contains(ids, id) {
 		return fmt.Errorf("retiring %s %s: %w", kind, id, persistence.ErrNotFound)
 	}
-	if id == cur {
-		return fmt.Errorf("retiring %s %s: it is the one nodes use now (rotate a new one in and wait %s): %w", kind, id, Propagation, ErrInUse)
+	if id == inUse(now) || id == inUse(now.Add(-retireGrace)) {
+		return fmt.Errorf("retiring %s %s: nodes use it now or did within %s (rotate a new one in; it takes over %s after): %w",
+			kind, id, retireGrace, Propagation, ErrInUse)
 	}
 	if err := s.DeleteSecret(ctx, kind, id); err != nil {
 		return fmt.Errorf("retiring %s %s: %w", kind, id, err)

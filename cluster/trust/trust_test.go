@@ -215,8 +215,12 @@ func TestRotationTrustsAtOnceAndUsesAfterPropagation(t *testing.T) {
 		t.Fatalf("a node that reloaded refuses a certificate of the new CA: %v", err)
 	}
 
-	// After Propagation: the old ones can be retired, not the new ones.
-	later := start.Add(Propagation)
+	// Right after Propagation nodes are still switching: the old ones stay.
+	if err := Retire(ctx, s, KindGossip, oldKey.ID, start.Add(Propagation)); !errors.Is(err, ErrInUse) {
+		t.Fatalf("retiring the old gossip key as nodes switch: %v; want ErrInUse", err)
+	}
+	// Once every node has switched, the old ones can be retired, not the new ones.
+	later := start.Add(Propagation + retireGrace)
 	if err := Retire(ctx, s, KindGossip, newKey, later); !errors.Is(err, ErrInUse) {
 		t.Fatalf("retiring the primary gossip key: %v; want ErrInUse", err)
 	}

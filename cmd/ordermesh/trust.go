@@ -46,15 +46,17 @@ const trustUsage = `Usage: ordermesh trust COMMAND [flags]
 Manages the cluster's trust material in the store: the CA that issues every node's
 remoting certificate, and the gossip encryption keys. The first node on a new store
 creates both; whoever can open the store is part of the cluster. Running nodes reread
-the store every %s, trust a new CA or key at once and use it after %s.
+the store every %s: they trust a new CA or key at once, use it once it is %s old
+(renewing their certificate, or making the key primary), and drop a retired one.
+Rotation needs no restart.
 
 Commands:
   list                    list the CAs and gossip keys (never their values)
-  rotate-gossip           add a new gossip key; nodes encrypt with it after %[2]s
-  retire-gossip --id ID   delete an old gossip key (not the one in use); nodes drop it
-  rotate-ca               add a new CA; nodes started after %[2]s get certificates from it
-  retire-ca --id ID       delete an old CA: first restart every node that started
-                          before the rotation, or it is cut off
+  rotate-gossip           add a new gossip key
+  retire-gossip --id ID   delete an old gossip key (refused while nodes may use it)
+  rotate-ca               add a new CA
+  retire-ca --id ID       delete an old CA (refused while nodes may use it); open
+                          connections stay open: restart nodes one by one if it leaked
 
 `
 
@@ -99,8 +101,8 @@ func runTrust(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("added %s %s; running nodes trust it within %s and use it from %s\n",
-			what, newID, trust.ReloadInterval, now.Add(trust.Propagation).Format(time.RFC3339))
+		fmt.Printf("added %s %s; running nodes trust it within %s and use it from %s on; retire the old one after that\n",
+			what, newID, trust.ReloadInterval, now.Add(trust.Propagation+trust.ReloadInterval).Format(time.RFC3339))
 		return nil
 	case "retire-gossip", "retire-ca":
 		if *id == "" {
