@@ -72,6 +72,9 @@ func (c *Credentials) Update(m Material, now time.Time) (renewed bool, err error
 		Certificates: []tls.Certificate{*next.cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
+		// A resumed session skips the chain check, which would let a certificate of a
+		// retired CA back in; remoting connections are long-lived, resumption saves little.
+		SessionTicketsDisabled: true,
 	}
 	c.state.Store(next)
 	return renewed, nil

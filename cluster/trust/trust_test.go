@@ -204,6 +204,10 @@ func TestRotationTrustsAtOnceAndUsesAfterPropagation(t *testing.T) {
 	if len(kr.GetKeys()) != 2 || !bytes.Equal(kr.GetPrimaryKey(), oldKey.Key) {
 		t.Fatalf("keyring has %d keys, primary new %v; want both, the old primary", len(kr.GetKeys()), !bytes.Equal(kr.GetPrimaryKey(), oldKey.Key))
 	}
+	oldCert, err := NewCredentials(m, start) // a node that has not renewed yet
+	if err != nil {
+		t.Fatal(err)
+	}
 	peer, err := NewCredentials(m, start.Add(Propagation)) // a node started after Propagation
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +217,13 @@ func TestRotationTrustsAtOnceAndUsesAfterPropagation(t *testing.T) {
 	}
 	if err := c.Verify([]*x509.Certificate{peer.Certificate()}, x509.ExtKeyUsageClientAuth); err != nil {
 		t.Fatalf("a node that reloaded refuses a certificate of the new CA: %v", err)
+	}
+	// Mid-rotation, a node with an old certificate and one with a new one talk both ways.
+	if cErr, sErr := handshake(t, c.ServerTLS(), peer.ClientTLS()); cErr != nil || sErr != nil {
+		t.Fatalf("new-CA client to old-CA server: client %v, server %v", cErr, sErr)
+	}
+	if cErr, sErr := handshake(t, peer.ServerTLS(), c.ClientTLS()); cErr != nil || sErr != nil {
+		t.Fatalf("old-CA client to new-CA server: client %v, server %v", cErr, sErr)
 	}
 
 	// Right after Propagation nodes are still switching: the old ones stay.
@@ -245,6 +256,10 @@ func TestRotationTrustsAtOnceAndUsesAfterPropagation(t *testing.T) {
 	}
 	if err := c.Verify([]*x509.Certificate{peer.Certificate()}, x509.ExtKeyUsageClientAuth); err != nil {
 		t.Fatal(err)
+	}
+	// A node still holding a certificate of the retired CA is refused.
+	if _, sErr := handshake(t, c.ServerTLS(), oldCert.ClientTLS()); sErr == nil {
+		t.Fatal("a certificate of a retired CA was accepted")
 	}
 	if err := Retire(ctx, s, KindCA, newCA, later); !errors.Is(err, ErrInUse) {
 		t.Fatalf("retiring the last CA: %v; want ErrInUse", err)
