@@ -208,13 +208,13 @@ func add(ctx context.Context, s persistence.Secrets, kind, prefix string, now ti
 // last one of its kind.
 var ErrInUse = errors.New("secret in use")
 
-// retireGrace is how long a secret stays in use after its successor became current:
+// RetireGrace is how long a secret stays in use after its successor became current:
 // nodes switch at their next reload, so until then some still use the old one.
-const retireGrace = 2 * ReloadInterval
+const RetireGrace = 2 * ReloadInterval
 
 // Retire deletes a CA or gossip key that nodes no longer use. It refuses the last one of
-// its kind, and one that is current (see current) or was within retireGrace: rotate a
-// new one in and wait Propagation plus retireGrace first. Nodes drop a retired key at
+// its kind, and one that is current (see current) or was within RetireGrace: rotate a
+// new one in and wait Propagation plus RetireGrace first. Nodes drop a retired key at
 // their next reload. Connections that are already open stay open: after retiring a CA
 // that may have leaked, restart the nodes one by one to close them.
 func Retire(ctx context.Context, s persistence.Secrets, kind, id string, now time.Time) error {
@@ -241,9 +241,9 @@ func Retire(ctx context.Context, s persistence.Secrets, kind, id string, now tim
 	if !slices.Contains(ids, id) {
 		return fmt.Errorf("retiring %s %s: %w", kind, id, persistence.ErrNotFound)
 	}
-	if id == inUse(now) || id == inUse(now.Add(-retireGrace)) {
+	if id == inUse(now) || id == inUse(now.Add(-RetireGrace)) {
 		return fmt.Errorf("retiring %s %s: nodes use it now or did within %s (rotate a new one in; it takes over %s after): %w",
-			kind, id, retireGrace, Propagation, ErrInUse)
+			kind, id, RetireGrace, Propagation, ErrInUse)
 	}
 	if err := s.DeleteSecret(ctx, kind, id); err != nil {
 		return fmt.Errorf("retiring %s %s: %w", kind, id, err)

@@ -231,7 +231,7 @@ func TestRotationTrustsAtOnceAndUsesAfterPropagation(t *testing.T) {
 		t.Fatalf("retiring the old gossip key as nodes switch: %v; want ErrInUse", err)
 	}
 	// Once every node has switched, the old ones can be retired, not the new ones.
-	later := start.Add(Propagation + retireGrace)
+	later := start.Add(Propagation + RetireGrace)
 	if err := Retire(ctx, s, KindGossip, newKey, later); !errors.Is(err, ErrInUse) {
 		t.Fatalf("retiring the primary gossip key: %v; want ErrInUse", err)
 	}

@@ -101,8 +101,9 @@ func runTrust(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("added %s %s; running nodes trust it within %s and use it from %s on; retire the old one after that\n",
-			what, newID, trust.ReloadInterval, now.Add(trust.Propagation+trust.ReloadInterval).Format(time.RFC3339))
+		fmt.Printf("added %s %s: running nodes trust it within %s and all use it by %s; the old one can be retired from %s\n",
+			what, newID, trust.ReloadInterval, now.Add(trust.Propagation+trust.ReloadInterval).Format(time.RFC3339),
+			now.Add(trust.Propagation+trust.RetireGrace).Format(time.RFC3339))
 		return nil
 	case "retire-gossip", "retire-ca":
 		if *id == "" {
