@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -45,6 +46,9 @@ type GrainConfig struct {
 	Committed func(v order.View, e order.Event)
 	// Outcome, if set, is called once per command with its type and result code.
 	Outcome func(c order.CommandType, code order.Code)
+	// AfterFunc, if set, replaces time.AfterFunc for the payment timer, whose delay is
+	// measured with Now (tests pass their fake clock's); it returns what stops the timer.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // NewGrainProps returns the props of the order kind. The grain learns its identity from
@@ -68,7 +72,10 @@ type grain struct {
 	// ended in an unknown state). The grain then refuses everything until it stops, so
 	// callers retry against a fresh activation that reloads from the store.
 	stale bool
-	timer *time.Timer
+	// absent is set once the grain has asked to stop because its order does not exist.
+	absent bool
+	// stopTimer stops the armed payment timer; nil when none is armed.
+	stopTimer func() bool
 }
 
 // Receive handles one message.
@@ -79,8 +86,10 @@ func (g *grain) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(g.cfg.IdleTimeout)
 	case *orderpb.CommandRequest:
 		ctx.Respond(g.command(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *orderpb.GetRequest:
 		ctx.Respond(g.get(ctx, msg))
+		g.stopIfAbsent(ctx)
 	case *expireTick:
 		g.expire(ctx, msg)
 	case *actor.ReceiveTimeout:
@@ -91,8 +100,21 @@ func (g *grain) Receive(ctx actor.Context) {
 	}
 }
 
-// load reads the order from the store once per activation.
-func (g *grain) load() error {
+// stopIfAbsent stops a grain whose order does not exist after the message it just
+// answered, so reads (or refused commands) of made-up ids do not keep a grain each for
+// the idle timeout. Poison, not Stop: a Create already queued behind this message is
+// still applied (and the grain then stops anyway; its next message reactivates it).
+func (g *grain) stopIfAbsent(ctx actor.Context) {
+	if g.loaded && !g.stale && !g.absent && !g.order.Exists() {
+		g.absent = true
+		ctx.Poison(ctx.Self())
+	}
+}
+
+// load reads the order from the store once per activation and, if it is PAYING, arms
+// its payment timer: the grain that watched the deadline may have passivated, and the
+// sweeper is only the fallback for orders no grain holds.
+func (g *grain) load(ctx actor.Context) error {
 	if g.loaded {
 		return nil
 	}
@@ -115,6 +137,7 @@ func (g *grain) load() error {
 		g.order = o
 	}
 	g.loaded = true
+	g.arm(ctx)
 	return nil
 }
 
@@ -142,7 +165,7 @@ func (g *grain) get(ctx actor.Context, req *orderpb.GetRequest) *orderpb.Reply {
 	if g.cfg.Owns != nil && !g.cfg.Owns(g.id) {
 		return g.moved(ctx)
 	}
-	if err := g.load(); err != nil {
+	if err := g.load(ctx); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", req.RequestId, "err", err)
 		return orderpb.ReplyError(order.Unavailable(order.ReasonStore, "order %s could not be loaded; retry", g.id))
 	}
@@ -173,7 +196,7 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		err := order.Errorf(order.CodeInvalidRequest, "command for order %q sent to order %q", c.OrderID, g.id)
 		return orderpb.ReplyError(err), err.Code
 	}
-	if err := g.load(); err != nil {
+	if err := g.load(ctx); err != nil {
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, order.ReasonStore, "order could not be loaded"), order.CodeUnavailable
 	}
@@ -184,6 +207,16 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		// Every timer (in memory or the store sweeper) expires one deadline with one key,
 		// so however many fire, the expiry happens once.
 		c.Key = order.ExpiryKey(g.order.PaymentDeadline)
+	}
+	if order.ValidKey(c.Key) && g.order.NeedsKeyLookup(c.Key) {
+		// The order forgot keys older than its newest ones; this may be one of them.
+		seen, err := g.lookupKey(c.Key)
+		if err != nil {
+			// Nothing is known to be wrong with the order: answer "retry", keep serving.
+			g.cfg.Logger.Warn("looking up idempotency key", "order_id", g.id, "request_id", requestID, "err", err)
+			return orderpb.ReplyError(order.Unavailable(order.ReasonStore, "order %s could not be read; retry", g.id)), order.CodeUnavailable
+		}
+		c.Seen = seen
 	}
 	d, err := order.Decide(&g.order, c)
 	if err != nil {
@@ -201,6 +234,14 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 			g.cfg.Logger.Warn("stale activation: order moved on elsewhere", "order_id", g.id, "request_id", requestID, "version", g.order.Version)
 			return g.unavailable(ctx, order.ReasonMoved, "order moved to another activation"), order.CodeUnavailable
 		}
+		if errors.Is(err, errUnstorable) || errors.Is(err, persistence.ErrInvalid) {
+			// Nothing was written and retrying cannot help; the order in memory is still
+			// the stored one, so the grain keeps serving it.
+			g.cfg.Logger.Warn("command refused: cannot be stored", "order_id", g.id, "request_id", requestID, "err", err)
+			rerr := order.Errorf(order.CodeInvalidRequest,
+				"the command cannot be stored; text must be valid UTF-8 without control characters")
+			return orderpb.ReplyError(rerr), rerr.Code
+		}
 		// The write may or may not have committed: forget what we think we know.
 		g.cfg.Logger.Error("writing order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, order.ReasonStore, "order could not be saved"), order.CodeUnavailable
@@ -215,11 +256,34 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 	return orderpb.ReplyOK(next.View(), false), order.CodeOK
 }
 
+// lookupKey asks the store what key did to this order, for a key the order no longer
+// remembers itself; nil if it did nothing.
+func (g *grain) lookupKey(key string) (*order.KeyResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
+	defer cancel()
+	e, err := g.cfg.Store.EventByKey(ctx, g.id, key)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := order.KeyResultOf(e.IdempotencyKey, order.EventType(e.Type), uint64(e.Version), order.Status(e.To), e.At, e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("order %s: %w", g.id, err)
+	}
+	return &r, nil
+}
+
+// errUnstorable marks a transition that cannot be encoded for the store: nothing was
+// written, and the same command will never succeed.
+var errUnstorable = errors.New("cannot encode the order for the store")
+
 // persist writes next and its events, conditional on the version this activation loaded.
 func (g *grain) persist(next order.Order, events []order.Event) error {
 	snap, err := orderpb.EncodeSnapshot(&next)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: snapshot: %w", errUnstorable, err)
 	}
 	w := persistence.Write{
 		Order: persistence.Order{
@@ -232,7 +296,7 @@ func (g *grain) persist(next order.Order, events []order.Event) error {
 	for i, e := range events {
 		payload, err := json.Marshal(order.PayloadOf(e))
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: payload of event %d: %w", errUnstorable, e.Version, err)
 		}
 		w.Events[i] = persistence.Event{
 			OrderID: e.OrderID, Version: int64(e.Version), Type: string(e.Type), From: string(e.From), To: string(e.To),
@@ -252,15 +316,19 @@ func (g *grain) arm(ctx actor.Context) {
 		return
 	}
 	self, system, tick := ctx.Self(), ctx.ActorSystem(), &expireTick{version: g.order.Version}
-	g.timer = time.AfterFunc(g.order.PaymentDeadline.Sub(g.cfg.Now()), func() {
-		system.Root.Send(self, tick)
-	})
+	fire := func() { system.Root.Send(self, tick) }
+	d := g.order.PaymentDeadline.Sub(g.cfg.Now())
+	if g.cfg.AfterFunc != nil {
+		g.stopTimer = g.cfg.AfterFunc(d, fire)
+		return
+	}
+	g.stopTimer = time.AfterFunc(d, fire).Stop
 }
 
 func (g *grain) disarm() {
-	if g.timer != nil {
-		g.timer.Stop()
-		g.timer = nil
+	if g.stopTimer != nil {
+		g.stopTimer()
+		g.stopTimer = nil
 	}
 }
 

@@ -30,21 +30,43 @@ type lookup struct {
 	timeout  time.Duration // one activation request to a peer
 	draining atomic.Bool
 
+	// max bounds the local activations (0 = no bound): activating one more first
+	// passivates the least recently used, so the count never exceeds it.
+	max     int
+	evicted atomic.Int64 // activations passivated to stay within max
+
 	mu     sync.Mutex
-	active map[string]*actor.PID // identity -> local activation
-	remote map[string]*actor.PID // identity -> activation on a peer (its Address says which)
+	active map[string]*activation // identity -> local activation
+	lru    activation             // sentinel of the ring of local activations, most recently used first
+	remote map[string]*actor.PID  // identity -> activation on a peer (its Address says which)
 	count  atomic.Int64
+}
+
+// activation is one local grain, linked into the lookup's recency ring. Touching it is a
+// map lookup and four pointer writes under the lock every call already takes, so the
+// bound costs the hot path next to nothing (BenchmarkLookupTouch).
+type activation struct {
+	identity   string
+	pid        *actor.PID
+	prev, next *activation
+}
+
+func (a *activation) unlink() {
+	a.prev.next, a.next.prev = a.next, a.prev
+	a.prev, a.next = nil, nil
 }
 
 var _ pcluster.IdentityLookup = (*lookup)(nil)
 
-// newLookup returns a lookup; its members are set when the node has joined, before any
-// call to Get.
-func newLookup(timeout time.Duration) *lookup {
-	return &lookup{
-		timeout: timeout,
-		active:  make(map[string]*actor.PID), remote: make(map[string]*actor.PID),
+// newLookup returns a lookup that keeps at most maxActive local activations (0 = no
+// bound); its members are set when the node has joined, before any call to Get.
+func newLookup(timeout time.Duration, maxActive int) *lookup {
+	l := &lookup{
+		timeout: timeout, max: maxActive,
+		active: make(map[string]*activation), remote: make(map[string]*actor.PID),
 	}
+	l.lru.prev, l.lru.next = &l.lru, &l.lru
+	return l
 }
 
 // Setup is called by protoactor when the member starts.
@@ -93,18 +115,59 @@ func (l *lookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
 func (l *lookup) activateLocal(ci *pcluster.ClusterIdentity) *actor.PID {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if pid, ok := l.active[ci.Identity]; ok {
-		return pid
+	if a, ok := l.active[ci.Identity]; ok {
+		return a.pid
 	}
 	kind, ok := l.c.TryGetClusterKind(ci.Kind)
 	if !ok {
 		return nil
 	}
+	// Make room first, so the count never exceeds the bound, not even for a moment.
+	for l.max > 0 && len(l.active) >= l.max {
+		l.evictOldest()
+	}
 	pid := l.c.ActorSystem.Root.SpawnPrefix(pcluster.WithClusterIdentity(kind.Props, ci), ci.Kind+"/"+ci.Identity)
-	l.active[ci.Identity] = pid
+	a := &activation{identity: ci.Identity, pid: pid}
+	l.active[ci.Identity] = a
+	l.pushFront(a)
 	l.count.Add(1)
 	kind.Inc()
 	return pid
+}
+
+func (l *lookup) pushFront(a *activation) {
+	a.prev, a.next = &l.lru, l.lru.next
+	l.lru.next.prev = a
+	l.lru.next = a
+}
+
+// evictOldest passivates the least recently used local activation; l.mu must be held.
+// It is unregistered at once (the next call for it activates a fresh grain that reloads
+// from the store) and poisoned, so the messages already in its mailbox are still
+// answered before it stops. Being the least recently used, it rarely has any.
+func (l *lookup) evictOldest() {
+	a := l.lru.prev
+	if a == &l.lru {
+		return
+	}
+	l.removeLocal(a.identity, actors.KindOrder, a.pid)
+	l.evicted.Add(1)
+	l.c.ActorSystem.Root.Poison(a.pid)
+}
+
+// touch marks identity's local activation pid as just used, so it is the last to be
+// evicted. It is called for every message a grain receives, whoever sent it: calls from
+// peers go straight to the grain's PID, not through this lookup.
+func (l *lookup) touch(identity string, pid *actor.PID) {
+	if l.max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	if a, ok := l.active[identity]; ok && a.pid.Equal(pid) && l.lru.next != a {
+		a.unlink()
+		l.pushFront(a)
+	}
+	l.mu.Unlock()
 }
 
 func (l *lookup) activateRemote(ci *pcluster.ClusterIdentity, owner MemberInfo) *actor.PID {
@@ -161,8 +224,9 @@ func (l *lookup) RemovePid(ci *pcluster.ClusterIdentity, pid *actor.PID) {
 
 // removeLocal drops identity's local activation if it is pid; l.mu must be held.
 func (l *lookup) removeLocal(identity, kind string, pid *actor.PID) {
-	if cur, ok := l.active[identity]; ok && cur.Equal(pid) {
+	if cur, ok := l.active[identity]; ok && cur.pid.Equal(pid) {
 		delete(l.active, identity)
+		cur.unlink()
 		l.count.Add(-1)
 		if k, ok := l.c.TryGetClusterKind(kind); ok {
 			k.Dec()
@@ -173,6 +237,9 @@ func (l *lookup) removeLocal(identity, kind string, pid *actor.PID) {
 // Activations is the number of live local activations.
 func (l *lookup) Activations() int64 { return l.count.Load() }
 
+// Evicted is how many local activations were passivated to stay within the bound.
+func (l *lookup) Evicted() int64 { return l.evicted.Load() }
+
 // disown stops the local activations this node no longer owns (after a topology change)
 // and returns how many. Each finishes the message it is on; later ones are refused by
 // the grain's own ownership check, so callers re-resolve.
@@ -180,9 +247,9 @@ func (l *lookup) disown() int {
 	var moved []*actor.PID
 	active, self, draining := l.members.View().Active(), l.members.Self().ID, l.draining.Load()
 	l.mu.Lock()
-	for id, pid := range l.active {
+	for id, a := range l.active {
 		if o, ok := Owner(active, id); draining || !ok || o.ID != self {
-			moved = append(moved, pid)
+			moved = append(moved, a.pid)
 		}
 	}
 	l.mu.Unlock()
@@ -197,8 +264,8 @@ func (l *lookup) snapshot() []*actor.PID {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]*actor.PID, 0, len(l.active))
-	for _, pid := range l.active {
-		out = append(out, pid)
+	for _, a := range l.active {
+		out = append(out, a.pid)
 	}
 	return out
 }

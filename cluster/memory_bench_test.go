@@ -18,20 +18,11 @@ import (
 func BenchmarkIdleGrains(b *testing.B) {
 	const grains = 100_000
 	path := filepath.Join(b.TempDir(), "om.db")
-	ids := make([]string, grains)
-	for i := range ids {
-		ids[i] = order.OrderIDFor(alice.Subject, fmt.Sprintf("mem-%d", i))
-	}
+	var ids []string
 	{
 		store := openStore(b, path)
 		n := startNode(b, store, nil)
-		forEach(b, ids, func(i int, id string) error {
-			_, err := n.Execute(context.Background(), order.Command{
-				Type: order.CmdCreate, OrderID: id, Key: fmt.Sprintf("mem-%d", i), By: alice,
-				Lines: []order.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
-			}, "bench")
-			return err
-		})
+		ids = createOrders(b, n, "mem", grains)
 		n.Stop(context.Background())
 		store.Close()
 	}
@@ -50,6 +41,23 @@ func BenchmarkIdleGrains(b *testing.B) {
 	}
 	b.ReportMetric(float64(after-before)/grains, "heap-bytes/grain")
 	b.ReportMetric(float64(grains)/b.Elapsed().Seconds(), "activations/s")
+}
+
+// createOrders creates count orders of alice (keys prefix-0, prefix-1, ...) through svc,
+// 64 at a time, and returns their ids.
+func createOrders(b *testing.B, svc order.Service, prefix string, count int) []string {
+	ids := make([]string, count)
+	for i := range ids {
+		ids[i] = order.OrderIDFor(alice.Subject, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	forEach(b, ids, func(i int, id string) error {
+		_, err := svc.Execute(context.Background(), order.Command{
+			Type: order.CmdCreate, OrderID: id, Key: fmt.Sprintf("%s-%d", prefix, i), By: alice,
+			Lines: []order.Line{{SKU: "tea", Name: "Tea", Qty: 2, UnitPrice: 450}}, Currency: "EUR",
+		}, "bench")
+		return err
+	})
+	return ids
 }
 
 func liveHeap() uint64 {

@@ -91,5 +91,13 @@ func (m *Metrics) Watch(reg prometheus.Registerer, n *Node) {
 		Name: "ordermesh_active_grains",
 		Help: "Order grains active on this node.",
 	}, func() float64 { return float64(n.Activations()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ordermesh_grains_max",
+		Help: "The bound on order grains active on this node (--max-grains; 0 = none).",
+	}, func() float64 { return float64(n.MaxGrains()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "ordermesh_grains_evicted_total",
+		Help: "Order grains passivated early, least recently used first, to stay within the bound on active grains.",
+	}, func() float64 { return float64(n.Evictions()) }))
 	m.observeView(n.View())
 }

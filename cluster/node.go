@@ -38,11 +38,17 @@ type Config struct {
 	Fast bool
 	// RequestTimeout bounds one attempt of one call to a grain (default 2s). It is short
 	// on purpose: a call to a node that just died waits for it, and the edge retries
-	// with the same idempotency key once the view has moved the order elsewhere.
+	// with the same idempotency key once the view has moved the order elsewhere. It must
+	// exceed three times Grain.WriteTimeout (which defaults to WriteTimeoutFor of it): see
+	// Timeouts.
 	RequestTimeout time.Duration
-	Grain          *actors.GrainConfig
-	Logger         *slog.Logger
-	Metrics        *Metrics // optional
+	// MaxGrains bounds the order grains active on this node (0 = no bound). Activating
+	// one more passivates the least recently used first; it reactivates from the store
+	// on its next message.
+	MaxGrains int
+	Grain     *actors.GrainConfig
+	Logger    *slog.Logger
+	Metrics   *Metrics // optional
 	// Security secures remoting (mutual TLS) and gossip (keyring). nil runs both in the
 	// clear: only for experiments (--insecure), and such a node cannot meet secure ones.
 	Security *Security
@@ -74,7 +80,13 @@ func Start(cfg Config) (*Node, error) {
 		cfg.Name = "ordermesh"
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 2 * time.Second
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Grain.WriteTimeout <= 0 {
+		cfg.Grain.WriteTimeout = WriteTimeoutFor(cfg.RequestTimeout)
+	}
+	if err := (Timeouts{Attempt: cfg.RequestTimeout, Write: cfg.Grain.WriteTimeout}).Check(); err != nil {
+		return nil, err
 	}
 	host, port, err := splitHostPort(cfg.Remote)
 	if err != nil {
@@ -100,7 +112,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg: cfg, system: system, started: time.Now(),
 		topology: make(chan struct{}, 1), done: make(chan struct{}), drainReq: make(chan struct{}),
 	}
-	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout))
+	n.lookup = newLookup(min(time.Second, cfg.RequestTimeout), max(cfg.MaxGrains, 0))
 	cfg.Grain.Node = system.ID
 	cfg.Grain.Owns = n.lookup.owns
 	cfg.Grain.Draining = n.lookup.draining.Load
@@ -237,9 +249,15 @@ func (n *Node) disownLoop() {
 }
 
 // forgetOnStop removes a grain from the lookup when it stops, so the next call activates
-// a fresh one.
+// a fresh one, and marks it used on every call it receives (for the bound on grains).
 func (n *Node) forgetOnStop(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+		switch env.Message.(type) {
+		case *orderpb.CommandRequest, *orderpb.GetRequest:
+			if ci := pcluster.GetClusterIdentity(c); ci != nil {
+				n.lookup.touch(ci.Identity, c.Self())
+			}
+		}
 		next(c, env)
 		if _, ok := env.Message.(*actor.Stopped); ok {
 			if ci := pcluster.GetClusterIdentity(c); ci != nil {
@@ -258,6 +276,12 @@ func (n *Node) Address() string { return n.system.Address() }
 // Activations is the number of order grains active on this node.
 func (n *Node) Activations() int64 { return n.lookup.Activations() }
 
+// MaxGrains is the bound on Activations (0 = none).
+func (n *Node) MaxGrains() int { return n.lookup.max }
+
+// Evictions is how many grains this node passivated to stay within MaxGrains.
+func (n *Node) Evictions() int64 { return n.lookup.Evicted() }
+
 // Started is when the node started.
 func (n *Node) Started() time.Time { return n.started }
 
@@ -270,6 +294,11 @@ func (n *Node) Owns(orderID string) bool { return n.lookup.owns(orderID) }
 
 // Execute delivers a command to its order's grain, wherever it lives.
 func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
+	// The grain refuses it anyway; refusing it here keeps text protobuf cannot carry off
+	// the wire, where it would be lost and look like a timeout worth retrying.
+	if err := order.CheckCommand(c); err != nil {
+		return order.Result{}, err
+	}
 	reply, err := n.call(ctx, c.OrderID, orderpb.CommandToPB(c, requestID))
 	if err != nil {
 		return order.Result{}, err
@@ -307,7 +336,13 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
-		n.lookup.Forget(id, pid)
+		if !errors.Is(err, actor.ErrTimeout) || !n.alive(pid) {
+			// A local grain that is only slow (its store write outlived the attempt) stays:
+			// the retry queues behind the write in the same grain, rather than a second
+			// activation of the order beside it. One that stopped with the message in its
+			// mailbox is forgotten, so the retry reaches a fresh one.
+			n.lookup.Forget(id, pid)
+		}
 		if errors.Is(err, actor.ErrTimeout) {
 			return nil, order.Unavailable(order.ReasonTimeout, "order %s did not answer in %s (timeout); retry", id, timeout)
 		}
@@ -322,6 +357,16 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 		n.lookup.Forget(id, pid)
 	}
 	return reply, nil
+}
+
+// alive reports whether pid is a grain of this node that has not stopped (a PID on a
+// peer is never known to be alive here).
+func (n *Node) alive(pid *actor.PID) bool {
+	if pid.Address != n.system.Address() {
+		return false
+	}
+	_, ok := n.system.ProcessRegistry.GetLocal(pid.Id)
+	return ok
 }
 
 // Status is a node's answer to "what does the cluster look like".

@@ -25,17 +25,60 @@ var (
 	olga  = order.Principal{Subject: "olga", Role: order.RoleOperator}
 )
 
-// fakeClock is a clock tests move by hand.
+// fakeClock is a clock tests move by hand, with timers that fire when it passes them.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
 }
 
 func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// Advance moves the clock and runs the timers it passes.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	var due []func()
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.stopped:
+		case !t.at.After(c.now):
+			due = append(due, t.f)
+		default:
+			kept = append(kept, t)
+		}
+	}
+	c.timers = kept
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// AfterFunc is time.AfterFunc on the fake clock (actors.GrainConfig.AfterFunc).
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	if d <= 0 {
+		f()
+		return func() bool { return false }
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped
+		t.stopped = true
+		return was
+	}
 }
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -62,15 +105,25 @@ func openStore(t testing.TB, path string) persistence.Store {
 
 func startNode(t testing.TB, store persistence.Orders, tweak func(*actors.GrainConfig)) *Node {
 	t.Helper()
+	return startNodeConfig(t, store, func(c *Config) {
+		if tweak != nil {
+			tweak(c.Grain)
+		}
+	})
+}
+
+// startNodeConfig starts a node alone on store, with the node's config adjusted by tweak.
+func startNodeConfig(t testing.TB, store persistence.Orders, tweak func(*Config)) *Node {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := &actors.GrainConfig{
-		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute,
-		WriteTimeout: 5 * time.Second, Logger: logger,
+		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute, Logger: logger,
 	}
+	cfg := Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second}
 	if tweak != nil {
-		tweak(g)
+		tweak(&cfg)
 	}
-	n, err := Start(Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second})
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,4 +360,45 @@ func TestSweeperExpiresPassivatedOrders(t *testing.T) {
 		t.Fatalf("second sweep expired %d, %v", got, err)
 	}
 	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
+}
+
+// A PAYING order whose grain passivated (no sweeper here) expires at its deadline by the
+// timer of the grain that reactivates it, whatever message reactivated it.
+func TestReloadedPayingOrderExpiresByItsTimer(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		beforeReactivate time.Duration // of the hour the payment may take
+	}{
+		{"deadline ahead", 30 * time.Minute},
+		{"deadline passed while passivated", 2 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
+			clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+			n := startNodeConfig(t, store, func(c *Config) {
+				c.MaxGrains = 1 // each new activation passivates the previous grain
+				c.Grain.Now, c.Grain.AfterFunc, c.Grain.PaymentTimeout = clock.Now, clock.AfterFunc, time.Hour
+			})
+			o := create(t, n, "paying")
+			mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
+			create(t, n, "other") // passivates o's grain, and its timer with it
+			evictions := n.Evictions()
+
+			clock.Advance(tt.beforeReactivate)
+			if _, err := n.Get(context.Background(), o.ID, olga, "t"); err != nil {
+				t.Fatal(err)
+			}
+			if n.Evictions() != evictions+1 {
+				t.Fatalf("o's grain was not reactivated by the read (evictions %d, before %d)", n.Evictions(), evictions)
+			}
+			if tt.beforeReactivate < time.Hour {
+				clock.Advance(time.Hour - tt.beforeReactivate)
+			}
+			eventually(t, 10*time.Second, "expiry by the reactivated grain's timer", func() bool {
+				v, err := n.Get(context.Background(), o.ID, olga, "t")
+				return err == nil && v.Status == order.StatusClosed
+			})
+			checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
+		})
+	}
 }

@@ -24,6 +24,7 @@ import (
 const (
 	DefaultAccessTTL      = 15 * time.Minute
 	DefaultBodyLimit      = 64 << 10
+	DefaultHeaderLimit    = 8 << 10
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultRetryFor       = 5 * time.Second
 	DefaultIssuer         = "ordermesh"
@@ -33,10 +34,13 @@ const (
 
 // Config tunes the edge. Zero values take the defaults above.
 type Config struct {
-	JWTSecret      []byte        // HS256 key for access tokens; at least MinSecretLen bytes
+	// JWTSecret, if set, is the one HS256 key for access tokens (at least MinSecretLen
+	// bytes), instead of the store's keys in Deps.Keys: see StaticKeyRing.
+	JWTSecret      []byte
 	Issuer         string        // "iss" of issued tokens, checked on every request
 	AccessTTL      time.Duration // lifetime of an access token
 	BodyLimit      int           // largest accepted request body, in bytes
+	HeaderLimit    int           // largest accepted request line plus headers, in bytes; more is a 431
 	NodeID         string        // this node's id, sent in the X-Node-ID header
 	RequestTimeout time.Duration // upper bound for one request's work on grains and store
 	RetryFor       time.Duration // how long a retryable command is retried before 503
@@ -51,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.HeaderLimit <= 0 {
+		c.HeaderLimit = DefaultHeaderLimit
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -84,6 +91,9 @@ type Deps struct {
 	// Cluster serves the cluster view and drain endpoints; nil = a node that is not
 	// clustered, whose cluster endpoints answer 503.
 	Cluster Cluster
+	// Keys sign and verify access tokens and key the listing cursors (see OpenKeyRing).
+	// Exactly one of Keys and Config.JWTSecret must be set.
+	Keys *KeyRing
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -106,8 +116,15 @@ type server struct {
 // missing dependencies) so that they surface at start-up rather than on the first request.
 func New(cfg Config, deps Deps) (*fiber.App, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.JWTSecret) < MinSecretLen {
-		return nil, fmt.Errorf("edge: JWT secret must be at least %d bytes", MinSecretLen)
+	switch {
+	case deps.Keys != nil && cfg.JWTSecret != nil:
+		return nil, errors.New("edge: both Config.JWTSecret and Deps.Keys are set; give one")
+	case deps.Keys == nil:
+		keys, err := StaticKeyRing(cfg.JWTSecret)
+		if err != nil {
+			return nil, err
+		}
+		deps.Keys = keys
 	}
 	if deps.Orders == nil || deps.Store == nil {
 		return nil, errors.New("edge: Deps.Orders and Deps.Store are required")
@@ -134,14 +151,16 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
 		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, inflight: deps.InFlight,
-		tokens: &tokenIssuer{secret: cfg.JWTSecret, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
-		// One secret for both is safe: cursor MACs cover a fixed prefix no JWT starts with.
-		cursors: cursorSigner{key: cfg.JWTSecret},
+		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
+		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 	}
 
 	app := fiber.New(fiber.Config{
-		AppName:               "ordermesh",
-		BodyLimit:             cfg.BodyLimit,
+		AppName:   "ordermesh",
+		BodyLimit: cfg.BodyLimit,
+		// fasthttp reads the request line and headers into this buffer; what does not fit
+		// is ErrSmallBuffer, which handleError answers with 431.
+		ReadBufferSize:        cfg.HeaderLimit,
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		// Handlers hand strings from the request (ids, keys, reasons) to grains that keep
@@ -153,6 +172,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		IdleTimeout:   2 * time.Minute,
 	})
 	s.routes(app, deps.Metrics)
+	s.refuseUnknownMethods(app)
 	return app, nil
 }
 

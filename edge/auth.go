@@ -98,7 +98,7 @@ func (s *server) authenticate(c *fiber.Ctx) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return order.Errorf(order.CodeUnauthenticated, "a bearer access token is required")
 	}
-	p, err := s.tokens.verify(strings.TrimSpace(token))
+	p, err := s.tokens.verify(c.UserContext(), strings.TrimSpace(token))
 	if err != nil {
 		s.logger(c).Info("rejected access token", slog.Any("error", err))
 		return order.Errorf(order.CodeUnauthenticated, "the access token is invalid or expired")

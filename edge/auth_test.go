@@ -28,6 +28,8 @@ func TestLogin(t *testing.T) {
 		{"empty password", `{"username":"alice","password":""}`, 401, order.CodeUnauthenticated},
 		{"unknown field", `{"username":"alice","password":"ordermesh","role":"admin"}`, 400, order.CodeInvalidRequest},
 		{"malformed", `{"username":`, 400, order.CodeInvalidRequest},
+		{"name in other case", `{"USERNAME":"alice","password":"ordermesh"}`, 400, order.CodeInvalidRequest},
+		{"duplicate name", `{"username":"mallory","username":"alice","password":"ordermesh"}`, 400, order.CodeInvalidRequest},
 		{"no body", ``, 400, order.CodeInvalidRequest},
 	}
 	for _, tt := range tests {

@@ -27,10 +27,6 @@ type Catalog struct {
 	currency string
 }
 
-// maxUnitPrice keeps a line total (qty up to order.MaxQty, up to order.MaxLines lines)
-// far from int64 overflow; the domain refuses anything above it as well.
-const maxUnitPrice = 1 << 40
-
 // NewCatalog checks products and builds a catalog: at least one product, unique non-empty
 // SKUs and names, prices in range, and one currency for all.
 func NewCatalog(products []Product) (*Catalog, error) {
@@ -42,7 +38,8 @@ func NewCatalog(products []Product) (*Catalog, error) {
 		switch {
 		case p.SKU == "" || p.Name == "":
 			return nil, fmt.Errorf("catalog: product %d: sku and name are required", i)
-		case p.UnitPrice < 0 || p.UnitPrice > maxUnitPrice:
+		// A unit dearer than the largest order could never be ordered.
+		case p.UnitPrice < 0 || p.UnitPrice > order.MaxTotalValue:
 			return nil, fmt.Errorf("catalog: product %s: unit_price %d out of range", p.SKU, p.UnitPrice)
 		case p.Currency == "" || p.Currency != c.currency:
 			return nil, fmt.Errorf("catalog: product %s: currency %q, want %q for every product", p.SKU, p.Currency, c.currency)
@@ -100,7 +97,9 @@ func (c *Catalog) Lookup(sku string) (Product, bool) {
 	return p, ok
 }
 
-// price turns requested items into priced order lines. An unknown SKU is a 422.
+// price turns requested items into priced order lines. An unknown SKU is a 422, and so
+// is anything the domain would refuse (order.ValidateLines: a sku on two lines, limits
+// on quantities and value), checked here so that a bad order never wakes a grain.
 func (c *Catalog) price(items []itemRequest) ([]order.Line, error) {
 	lines := make([]order.Line, len(items))
 	for i, it := range items {
@@ -110,6 +109,9 @@ func (c *Catalog) price(items []itemRequest) ([]order.Line, error) {
 		}
 		lines[i] = order.Line{SKU: p.SKU, Name: p.Name, Qty: it.Qty, UnitPrice: p.UnitPrice}
 	}
+	if _, err := order.ValidateLines(lines, c.currency); err != nil {
+		return nil, err
+	}
 	return lines, nil
 }
 
@@ -117,7 +119,11 @@ type catalogResponse struct {
 	Products []Product `json:"products"`
 }
 
+// listCatalog handles GET /api/v1/catalog. It is public and the same for everyone until
+// the node restarts with another catalog, so browsers and proxies may keep it a minute;
+// everything else the API answers is no-store (see stamp).
 func (s *server) listCatalog(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
 	return respond(c, fiber.StatusOK, catalogResponse{Products: s.catalog.Products()})
 }
 

@@ -16,6 +16,7 @@ func TestLoadCatalog(t *testing.T) {
 		{"duplicate sku", `[{"sku":"a","name":"A","unit_price":1,"currency":"USD"},{"sku":"a","name":"B","unit_price":1,"currency":"USD"}]`, false},
 		{"two currencies", `[{"sku":"a","name":"A","unit_price":1,"currency":"USD"},{"sku":"b","name":"B","unit_price":1,"currency":"EUR"}]`, false},
 		{"negative price", `[{"sku":"a","name":"A","unit_price":-1,"currency":"USD"}]`, false},
+		{"price over the largest order", `[{"sku":"a","name":"A","unit_price":10000001,"currency":"USD"}]`, false},
 		{"no name", `[{"sku":"a","unit_price":1,"currency":"USD"}]`, false},
 		{"unknown field", `[{"sku":"a","name":"A","unit_price":1,"currency":"USD","tax":3}]`, false},
 		{"malformed", `[{"sku":`, false},

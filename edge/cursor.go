@@ -10,7 +10,9 @@ import (
 // cursorSigner wraps the store's opaque page cursors so that clients can only hand back
 // cursors this API gave out, for the same filter. The store therefore never sees a forged
 // cursor (which it could only answer with an internal error), and a cursor from a
-// shopper's listing cannot be replayed against another filter.
+// shopper's listing cannot be replayed against another filter. Its key is derived apart
+// from the token keys (deriveCursorKey): a cursor MAC is never a token signature, and
+// rotating token keys leaves the cursors clients hold valid.
 type cursorSigner struct {
 	key []byte
 }

@@ -41,6 +41,7 @@ type harness struct {
 	reg   *prometheus.Registry
 	logs  *syncBuffer
 	ready atomic.Bool
+	keys  *KeyRing // nil: the edge signs with testSecret
 }
 
 type option func(*Config, *Deps)
@@ -81,6 +82,7 @@ func newHarness(t testing.TB, opts ...option) *harness {
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
+	h.keys = deps.Keys
 	h.app, err = New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -198,9 +200,14 @@ func (r response) view(t testing.TB) order.View {
 func (h *harness) token(user string) string {
 	h.t.Helper()
 	for _, d := range demoUsers {
-		if d.name == user {
-			return mint(h.t, jwt.SigningMethodHS256, testSecret, h.claims(user, string(d.role)))
+		if d.name != user {
+			continue
 		}
+		if h.keys != nil {
+			kid, key := h.keys.Current()
+			return mintKID(h.t, kid, key, h.claims(user, string(d.role)))
+		}
+		return mint(h.t, jwt.SigningMethodHS256, testSecret, h.claims(user, string(d.role)))
 	}
 	h.t.Fatalf("no demo user %s", user)
 	return ""
@@ -217,6 +224,18 @@ func (h *harness) claims(sub, role string) jwt.MapClaims {
 func mint(t testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+	if err != nil {
+		t.Fatalf("signing: %v", err)
+	}
+	return s
+}
+
+// mintKID signs an HS256 token whose header names its key.
+func mintKID(t testing.TB, kid string, key []byte, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("signing: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -80,15 +81,78 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 	return respond(c, fiber.StatusOK, out)
 }
 
+// eventResponse is one event of an order's history. Staff (operators and admins) see every
+// field as stored. A shopper sees its own actions and what became of its order, but not
+// the shop's inside: see eventFor.
 type eventResponse struct {
 	Version        int64           `json:"version"`
 	Type           string          `json:"type"`
 	From           string          `json:"from"`
 	To             string          `json:"to"`
 	At             time.Time       `json:"at"`
-	IdempotencyKey string          `json:"idempotency_key"`
-	Node           string          `json:"node"`
-	Payload        json.RawMessage `json:"payload"`
+	By             string          `json:"by"`
+	Reason         string          `json:"reason,omitempty"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Node           string          `json:"node,omitempty"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+}
+
+// Who a shopper is told did something that it did not do itself.
+const (
+	byStaff  = "staff"  // an operator or admin: their user names are not the shopper's business
+	bySystem = "system" // the node itself, e.g. an expired payment
+)
+
+// shopperPayload is what a shopper sees of an event's payload: what it ordered and until
+// when it may pay. Never the fingerprint, the actor's user name or a staff reason.
+type shopperPayload struct {
+	Lines           []order.Line `json:"items,omitempty"`
+	Currency        string       `json:"currency,omitempty"`
+	Total           int64        `json:"total,omitempty"`
+	PaymentDeadline time.Time    `json:"payment_deadline,omitzero"`
+}
+
+// eventFor is what principal p sees of stored event e. Staff see all of it. A shopper sees
+// type, version, from, to and at of every event; who acted only where it was the shopper
+// itself (otherwise "staff" or "system"); the reason and idempotency key only of its own
+// actions, since a reason staff wrote (for a failed payment, a cancel, a refund) is an
+// internal note and staff keys are theirs; never the node or the fingerprint.
+func eventFor(e persistence.Event, p order.Principal, log *slog.Logger) eventResponse {
+	out := eventResponse{Version: e.Version, Type: e.Type, From: e.From, To: e.To, At: e.At}
+	var payload order.Payload
+	readable := json.Unmarshal(e.Payload, &payload) == nil
+	if !readable {
+		// An unreadable payload must not make the whole history unreadable.
+		log.Warn("event payload is not JSON", "version", e.Version)
+	}
+	if p.SeesAllOrders() {
+		out.By, out.Reason, out.IdempotencyKey, out.Node = payload.By, payload.Reason, e.IdempotencyKey, e.Node
+		if readable {
+			out.Payload = json.RawMessage(e.Payload)
+		}
+		return out
+	}
+	switch {
+	case readable && payload.By == p.Subject:
+		out.By, out.Reason, out.IdempotencyKey = payload.By, payload.Reason, e.IdempotencyKey
+	case systemEvent(order.EventType(e.Type)):
+		out.By = bySystem
+	default:
+		out.By = byStaff
+	}
+	if len(payload.Lines) > 0 || !payload.PaymentDeadline.IsZero() {
+		// Marshalling these plain fields cannot fail.
+		out.Payload, _ = json.Marshal(shopperPayload{
+			Lines: payload.Lines, Currency: payload.Currency, Total: payload.Total, PaymentDeadline: payload.PaymentDeadline,
+		})
+	}
+	return out
+}
+
+// systemEvent reports whether only the node itself records events of type t.
+func systemEvent(t order.EventType) bool {
+	tr, ok := order.TransitionForEvent(t)
+	return ok && len(tr.Roles) == 1 && tr.Roles[0] == order.RoleSystem
 }
 
 type eventListResponse struct {
@@ -120,16 +184,7 @@ func (s *server) orderEvents(c *fiber.Ctx) error {
 	}
 	out := eventListResponse{Events: make([]eventResponse, len(events))}
 	for i, e := range events {
-		payload := json.RawMessage(e.Payload)
-		if !json.Valid(payload) {
-			// An unreadable payload must not make the whole history unreadable.
-			s.logger(c).Warn("event payload is not JSON", "version", e.Version)
-			payload = nil
-		}
-		out.Events[i] = eventResponse{
-			Version: e.Version, Type: e.Type, From: e.From, To: e.To, At: e.At,
-			IdempotencyKey: e.IdempotencyKey, Node: e.Node, Payload: payload,
-		}
+		out.Events[i] = eventFor(e, p, s.logger(c))
 	}
 	return respond(c, fiber.StatusOK, out)
 }

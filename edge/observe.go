@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ordermesh/ordermesh/actors/order"
 )
 
 // Keys of the values observe and the handlers share through c.Locals.
@@ -29,17 +33,11 @@ func (s *server) observe(c *fiber.Ctx) error {
 		defer s.inflight.n.Add(-1)
 	}
 	start := time.Now()
-	log := s.log.With(slog.String("request_id", ensureRequestID(c)))
+	log := s.log.With(slog.String("request_id", s.stamp(c)))
 	c.Locals(localLogger, log)
 	c.Locals(localObserved, true)
-	if s.cfg.NodeID != "" {
-		c.Set("X-Node-ID", s.cfg.NodeID)
-	}
 	if err := recovered(c); err != nil {
-		if herr := s.handleError(c, err); herr != nil {
-			log.Error("writing error response", slog.Any("error", herr))
-			c.Status(fiber.StatusInternalServerError)
-		}
+		s.writeError(c, log, err)
 	}
 	s.finish(c, log, start)
 	return nil
@@ -59,6 +57,59 @@ func recovered(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// stamp sets what every response carries, whichever path wrote it, and returns the
+// request id. It is called again on error paths, since a panic resets the response.
+//
+// Nothing the API answers may be cached or framed: tokens and orders are private, and
+// no page of ours is meant to be shown inside another site's frame. The policy is only
+// frame-ancestors, so that it does not constrain the scripts and styles of the web app
+// that will be served from / later; that app sets its own policy.
+func (s *server) stamp(c *fiber.Ctx) string {
+	id := ensureRequestID(c)
+	if s.cfg.NodeID != "" {
+		c.Set("X-Node-ID", s.cfg.NodeID)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderContentSecurityPolicy, "frame-ancestors 'none'")
+	return id
+}
+
+// refuseUnknownMethods answers methods that are not in Fiber's list (PURGE, FOO, a NUL
+// byte) with a 405 envelope. Fiber itself would write a plain-text 400 before any
+// middleware runs, without request id or metrics.
+func (s *server) refuseUnknownMethods(app *fiber.App) {
+	srv := app.Server()
+	next := srv.Handler
+	srv.Handler = func(fctx *fasthttp.RequestCtx) {
+		if slices.Contains(fiber.DefaultMethods, string(fctx.Method())) {
+			next(fctx)
+			return
+		}
+		c := app.AcquireCtx(fctx)
+		defer app.ReleaseCtx(c)
+		s.writeError(c, s.log, order.Errorf(order.CodeMethodNotAllowed, "method %q is not supported", truncate(c.Method(), 32)))
+	}
+}
+
+// writeError answers err through handleError, outside Fiber's own error handling.
+func (s *server) writeError(c *fiber.Ctx, log *slog.Logger, err error) {
+	if herr := s.handleError(c, err); herr != nil {
+		log.Error("writing error response", slog.Any("error", herr))
+		c.Status(fiber.StatusInternalServerError)
+	}
+}
+
+// methodLabel is the method as a metric label: a standard method, or "OTHER", so that
+// a scanner's made-up methods do not each make a series.
+func methodLabel(m string) string {
+	if slices.Contains(fiber.DefaultMethods, m) {
+		return m
+	}
+	return "OTHER"
+}
+
 // finish writes the access log line and the HTTP metrics of a completed request.
 func (s *server) finish(c *fiber.Ctx, log *slog.Logger, start time.Time) {
 	d := time.Since(start)
@@ -67,10 +118,10 @@ func (s *server) finish(c *fiber.Ctx, log *slog.Logger, start time.Time) {
 		route = c.Route().Path
 	}
 	status := c.Response().StatusCode()
-	s.metrics.observeHTTP(route, c.Method(), strconv.Itoa(status), d)
+	s.metrics.observeHTTP(route, methodLabel(c.Method()), strconv.Itoa(status), d)
 
 	attrs := []slog.Attr{
-		slog.String("method", c.Method()),
+		slog.String("method", truncate(c.Method(), 32)),
 		slog.String("route", route),
 		slog.String("path", c.Path()),
 		slog.Int("status", status),

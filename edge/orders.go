@@ -49,6 +49,12 @@ func (s *server) createOrder(c *fiber.Ctx) error {
 	if len(req.Items) == 0 || len(req.Items) > order.MaxLines {
 		return order.Errorf(order.CodeValidation, "an order needs 1 to %d items", order.MaxLines)
 	}
+	// Malformed text is a 400 before an unknown sku is a 422.
+	for i, it := range req.Items {
+		if err := order.CheckText(fmt.Sprintf("item %d: sku", i), it.SKU); err != nil {
+			return err
+		}
+	}
 	lines, err := s.catalog.price(req.Items)
 	if err != nil {
 		return err
@@ -124,9 +130,12 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 }
 
 // execute sends cmd to its grain, retrying while the grain is unavailable, and counts
-// the outcome.
+// the outcome. A command the grain would refuse for its text is refused here, at once.
 func (s *server) execute(c *fiber.Ctx, cmd order.Command) (order.Result, error) {
 	s.setOrderID(c, cmd.OrderID)
+	if err := order.CheckCommand(cmd); err != nil {
+		return order.Result{}, err
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	var res order.Result
@@ -150,11 +159,14 @@ func checkRole(t order.CommandType, p order.Principal) error {
 	return nil
 }
 
-// idempotencyKey returns the required Idempotency-Key header.
+// idempotencyKey returns the required Idempotency-Key header: 1 to order.MaxKeyLen
+// printable ASCII characters (0x20 to 0x7E), stricter than the domain's rule because a
+// header is ASCII; anything else is refused here, at once, before a grain is woken.
 func idempotencyKey(c *fiber.Ctx) (string, error) {
 	key := c.Get(HeaderIdempotencyKey)
-	if key == "" || len(key) > order.MaxKeyLen {
-		return "", order.Errorf(order.CodeInvalidRequest, "an %s header of 1 to %d characters is required", HeaderIdempotencyKey, order.MaxKeyLen)
+	if key == "" || len(key) > order.MaxKeyLen || !printableASCII(key, 0x20) {
+		return "", order.Errorf(order.CodeInvalidRequest, "an %s header of 1 to %d printable ASCII characters is required",
+			HeaderIdempotencyKey, order.MaxKeyLen)
 	}
 	return key, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,11 +93,34 @@ func TestCreateOrderErrors(t *testing.T) {
 		{"no key", "alice", "", `{"items":` + twoTeas + `}`, 400, order.CodeInvalidRequest},
 		{"key too long", "alice", string(bytes.Repeat([]byte("k"), 201)), `{"items":` + twoTeas + `}`, 400, order.CodeInvalidRequest},
 		{"operator may not create", "olga", "g", `{"items":` + twoTeas + `}`, 403, order.CodeForbidden},
+		{"same sku twice", "alice", "h", `{"items":[{"sku":"tea-sencha","qty":1},{"sku":"mug-stoneware","qty":1},{"sku":"tea-sencha","qty":1}]}`, 422, order.CodeDuplicateItem},
+		{"100 lines of 1000 of one sku", "alice", "i", `{"items":[` + strings.Repeat(`{"sku":"tea-sencha","qty":1000},`, 99) + `{"sku":"tea-sencha","qty":1000}]}`, 422, order.CodeDuplicateItem},
+		{"too many items in all", "alice", "j", `{"items":[{"sku":"tea-sencha","qty":1000},{"sku":"tea-earlgrey","qty":1000},{"sku":"filter-paper","qty":1}]}`, 422, order.CodeOrderTooLarge},
+		{"most items in all", "alice", "k", `{"items":[{"sku":"tea-sencha","qty":1000},{"sku":"tea-earlgrey","qty":1000}]}`, 201, order.CodeOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h.do(req{method: "POST", path: "/api/v1/orders", token: h.token(tt.user), key: tt.key, body: tt.body}).expect(t, tt.status, tt.code)
 		})
+	}
+}
+
+func TestCreateOrderValueLimit(t *testing.T) {
+	catalog, err := NewCatalog([]Product{
+		{SKU: "gold-bar", Name: "Gold bar", UnitPrice: order.MaxTotalValue / 2, Currency: "EUR"},
+		{SKU: "pin", Name: "Pin", UnitPrice: 1, Currency: "EUR"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(_ *Config, d *Deps) { d.Catalog = catalog })
+	create := func(key, items string) response {
+		return h.do(req{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: key, body: `{"items":` + items + `}`})
+	}
+	create("at-limit", `[{"sku":"gold-bar","qty":2}]`).expect(t, 201, order.CodeOK)
+	r := create("over-limit", `[{"sku":"gold-bar","qty":2},{"sku":"pin","qty":1}]`).expect(t, 422, order.CodeOrderTooLarge)
+	if !strings.Contains(r.Message, "total") {
+		t.Errorf("message %q does not say what is over the limit", r.Message)
 	}
 }
 

@@ -32,11 +32,13 @@ func ensureRequestID(c *fiber.Ctx) string {
 // saneRequestID accepts 1..128 printable ASCII characters without spaces, so that an id
 // can neither forge log lines nor blow up their size.
 func saneRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
+	return id != "" && len(id) <= maxRequestIDLen && printableASCII(id, 0x21)
+}
+
+// printableASCII reports whether every byte of s is in lowest..0x7E.
+func printableASCII(s string, lowest byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < lowest || s[i] > 0x7e {
 			return false
 		}
 	}

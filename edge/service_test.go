@@ -81,7 +81,7 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 	w := persistence.Write{ExpectedVersion: int64(o.Version)}
 	for _, e := range d.Events {
 		next = order.Evolve(next, e)
-		payload, err := json.Marshal(e)
+		payload, err := json.Marshal(order.PayloadOf(e)) // as the grain stores it
 		if err != nil {
 			return order.Result{}, fmt.Errorf("encoding event: %w", err)
 		}

@@ -29,7 +29,7 @@ func httpStatus(c order.Code) int {
 		return fiber.StatusRequestEntityTooLarge
 	case order.CodeHeadersTooLarge:
 		return fiber.StatusRequestHeaderFieldsTooLarge
-	case order.CodeValidation, order.CodeKeyReused:
+	case order.CodeValidation, order.CodeKeyReused, order.CodeDuplicateItem, order.CodeOrderTooLarge:
 		return fiber.StatusUnprocessableEntity
 	case order.CodeRateLimited:
 		return fiber.StatusTooManyRequests

@@ -12,6 +12,7 @@ func TestHTTPStatus(t *testing.T) {
 		order.CodeNotFound: 404, order.CodeRouteNotFound: 404, order.CodeMethodNotAllowed: 405,
 		order.CodeIllegalTransition: 409, order.CodeAlreadyExists: 409, order.CodeTooLarge: 413,
 		order.CodeHeadersTooLarge: 431, order.CodeValidation: 422, order.CodeKeyReused: 422,
+		order.CodeDuplicateItem: 422, order.CodeOrderTooLarge: 422,
 		order.CodeRateLimited: 429, order.CodeInternal: 500, order.CodeUnavailable: 503,
 	} {
 		if got := httpStatus(code); got != status {

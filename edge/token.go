@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -19,9 +20,10 @@ type accessClaims struct {
 	jwt.RegisteredClaims
 }
 
-// tokenIssuer issues and verifies short-lived HS256 access tokens.
+// tokenIssuer issues and verifies short-lived HS256 access tokens, with the keys of a
+// KeyRing: each token names its key in the "kid" header.
 type tokenIssuer struct {
-	secret []byte
+	keys   *KeyRing
 	issuer string
 	ttl    time.Duration
 	now    func() time.Time
@@ -43,7 +45,10 @@ func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 			ID:        hex.EncodeToString(jti[:]),
 		},
 	}
-	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.secret)
+	kid, key := t.keys.Current()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = kid
+	signed, err := tok.SignedString(key)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing access token: %w", err)
 	}
@@ -52,11 +57,19 @@ func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 
 // verify checks a token and returns its principal. The algorithm is pinned to HS256 (so
 // "none" and any asymmetric or other-HMAC token is refused before its signature is
-// looked at), and exp and iss are required.
-func (t *tokenIssuer) verify(token string) (order.Principal, error) {
+// looked at), and exp and iss are required. The key is the one the token's kid names; an
+// unknown kid may make the ring reread the store with ctx.
+func (t *tokenIssuer) verify(ctx context.Context, token string) (order.Principal, error) {
 	var claims accessClaims
 	_, err := jwt.ParseWithClaims(token, &claims,
-		func(*jwt.Token) (any, error) { return t.secret, nil },
+		func(tok *jwt.Token) (any, error) {
+			kid, _ := tok.Header["kid"].(string)
+			key, ok := t.keys.verificationKey(ctx, kid)
+			if !ok {
+				return nil, fmt.Errorf("unknown key id %q", truncate(kid, maxKIDLen))
+			}
+			return key, nil
+		},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),

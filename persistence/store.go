@@ -18,6 +18,12 @@ var ErrNotFound = errors.New("not found")
 // activation moved the order on (or created it). Nothing of that write was applied.
 var ErrConflict = errors.New("version conflict")
 
+// ErrInvalid: a write (or user) is malformed, or holds content the store cannot keep,
+// such as text that is not valid UTF-8 or contains NUL. Nothing of it was applied, and
+// sending it again cannot succeed: callers must not retry it, and need not doubt what
+// is stored. It fails only its own write, never the others of its batch.
+var ErrInvalid = errors.New("invalid write")
+
 // ErrClosed: the store was closed.
 var ErrClosed = errors.New("store closed")
 
@@ -71,6 +77,12 @@ type OrderPage struct {
 	NextCursor string
 }
 
+// Due is an order whose payment deadline passed, and the key DuePayments pages by.
+type Due struct {
+	OrderID  string
+	Deadline time.Time
+}
+
 // User is an account that can log in.
 type User struct {
 	Username     string
@@ -83,17 +95,22 @@ type User struct {
 type Orders interface {
 	// LoadOrder returns the latest snapshot of an order, or ErrNotFound.
 	LoadOrder(ctx context.Context, id string) (Order, error)
-	// WriteOrder applies w atomically, or returns ErrConflict and applies nothing.
-	// Concurrent calls are batched into few round trips (group commit); a conflict fails
-	// only its own write. It returns once the write is durable.
+	// WriteOrder applies w atomically, or returns ErrConflict or ErrInvalid and applies
+	// nothing. Concurrent calls are batched into few round trips (group commit); a
+	// conflict, or content the database refuses, fails only its own write. It returns
+	// once the write is durable.
 	WriteOrder(ctx context.Context, w Write) error
 	// ListOrders returns a page of orders, newest (by creation) first.
 	ListOrders(ctx context.Context, q OrderQuery) (OrderPage, error)
 	// OrderEvents returns an order's events in version order (empty if it has none).
 	OrderEvents(ctx context.Context, id string) ([]Event, error)
-	// DuePayments returns the ids of up to limit orders whose payment deadline is at or
-	// before now, earliest first.
-	DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// EventByKey returns the newest event of order id recorded with idempotency key, or
+	// ErrNotFound. Grains ask it for keys their order no longer remembers itself.
+	EventByKey(ctx context.Context, id, key string) (Event, error)
+	// DuePayments returns up to limit orders whose payment deadline is at or before now
+	// and whose (deadline, id) comes after after's, earliest first (ties by id); a zero
+	// after starts at the earliest. Passing the last one returned pages through them all.
+	DuePayments(ctx context.Context, now time.Time, after Due, limit int) ([]Due, error)
 }
 
 // Users stores accounts.

@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"hash/fnv"
-	"math"
 	"slices"
 	"time"
 )
@@ -24,6 +23,12 @@ type Command struct {
 
 	PaymentTimeout time.Duration // SubmitPayment: how long the payment may take
 	Reason         string        // optional, for FailPayment, Cancel, Refund
+
+	// Seen is what Key did to this order when the order no longer remembers it itself
+	// (Order.NeedsKeyLookup): the host looks the key up in the order's stored events
+	// and passes the result in, so Decide stays pure. nil when the key was not found or
+	// not looked up. Decide honours it for KeyWindow after the command it records.
+	Seen *KeyResult
 }
 
 // Event is one accepted change to an order. Version numbers run 1, 2, 3, ... per order.
@@ -59,8 +64,8 @@ type Decision struct {
 // idempotency key reused for another request (422), illegal transition (409), invalid
 // content (422).
 func Decide(o *Order, c Command) (Decision, error) {
-	if c.Key == "" || len(c.Key) > MaxKeyLen {
-		return Decision{}, Errorf(CodeInvalidRequest, "an Idempotency-Key of 1 to %d characters is required", MaxKeyLen)
+	if err := CheckCommand(c); err != nil {
+		return Decision{}, err
 	}
 	t, ok := TransitionFor(c.Type)
 	if !ok {
@@ -76,7 +81,7 @@ func Decide(o *Order, c Command) (Decision, error) {
 
 	if c.Type == CmdCreate {
 		if o.Exists() {
-			if r, seen := o.FindKey(c.Key); seen && o.Customer == c.By.Subject && r.Command == CmdCreate {
+			if r, seen := findKey(o, c); seen && o.Customer == c.By.Subject && r.Command == CmdCreate {
 				if r.Fingerprint != fp {
 					return Decision{}, Errorf(CodeKeyReused, "idempotency key %q was used for a different order", c.Key)
 				}
@@ -87,7 +92,7 @@ func Decide(o *Order, c Command) (Decision, error) {
 		if err := validateReason(c.Reason); err != nil {
 			return Decision{}, err
 		}
-		total, err := validateLines(c.Lines, c.Currency)
+		total, err := ValidateLines(c.Lines, c.Currency)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -101,7 +106,7 @@ func Decide(o *Order, c Command) (Decision, error) {
 	if !o.Exists() || !CanView(c.By, o) {
 		return Decision{}, Errorf(CodeNotFound, "order %s not found", c.OrderID)
 	}
-	if r, seen := o.FindKey(c.Key); seen {
+	if r, seen := findKey(o, c); seen {
 		if r.Command != c.Type || r.Fingerprint != fp {
 			return Decision{}, Errorf(CodeKeyReused, "idempotency key %q was used for a different request on this order", c.Key)
 		}
@@ -128,6 +133,18 @@ func Decide(o *Order, c Command) (Decision, error) {
 	return Decision{Events: []Event{e}}, nil
 }
 
+// findKey returns what c's key did to o: from the keys o remembers, or else from c.Seen
+// if that is the same key and younger than KeyWindow at c.At.
+func findKey(o *Order, c Command) (KeyResult, bool) {
+	if r, ok := o.FindKey(c.Key); ok {
+		return r, true
+	}
+	if s := c.Seen; s != nil && s.Key == c.Key && c.At.Sub(s.At) < KeyWindow {
+		return *s, true
+	}
+	return KeyResult{}, false
+}
+
 func validateReason(r string) error {
 	if len(r) > MaxReason {
 		return Errorf(CodeValidation, "reason is longer than %d characters", MaxReason)
@@ -135,15 +152,20 @@ func validateReason(r string) error {
 	return nil
 }
 
-// validateLines checks an order's lines and returns their total.
-func validateLines(lines []Line, currency string) (int64, error) {
+// ValidateLines checks an order's lines against the limits of one order and returns their
+// total. Decide calls it for every Create; the edge calls it too, to refuse a bad order
+// without waking a grain. A sku may appear on one line only: two lines of one sku are
+// refused (CodeDuplicateItem) rather than merged, so that the order a client sees is the
+// order it sent, and the per-line limit cannot be sidestepped by splitting a line.
+func ValidateLines(lines []Line, currency string) (int64, error) {
 	if len(lines) == 0 || len(lines) > MaxLines {
 		return 0, Errorf(CodeValidation, "an order needs 1 to %d items", MaxLines)
 	}
 	if currency == "" {
 		return 0, Errorf(CodeValidation, "currency is required")
 	}
-	var total int64
+	var total, qty int64
+	lineOf := make(map[string]int, len(lines))
 	for i, l := range lines {
 		if l.SKU == "" {
 			return 0, Errorf(CodeValidation, "item %d: sku is required", i)
@@ -151,16 +173,31 @@ func validateLines(lines []Line, currency string) (int64, error) {
 		if l.Qty < 1 || l.Qty > MaxQty {
 			return 0, Errorf(CodeValidation, "item %d: qty must be 1 to %d", i, MaxQty)
 		}
-		if l.UnitPrice < 0 || l.UnitPrice > math.MaxInt64/MaxQty/MaxLines {
+		if l.UnitPrice < 0 || l.UnitPrice > MaxTotalValue {
 			return 0, Errorf(CodeValidation, "item %d: unit price out of range", i)
 		}
+		if j, dup := lineOf[l.SKU]; dup {
+			return 0, Errorf(CodeDuplicateItem, "item %d: sku %q is on item %d already; order it on one line", i, l.SKU, j)
+		}
+		lineOf[l.SKU] = i
+		// Both sums stay far from overflow: each term is at most MaxQty*MaxTotalValue.
+		qty += l.Qty
 		total += l.Qty * l.UnitPrice
+	}
+	if qty > MaxTotalQty {
+		return 0, Errorf(CodeOrderTooLarge, "the order holds %d items in all; at most %d are allowed", qty, MaxTotalQty)
+	}
+	if total > MaxTotalValue {
+		return 0, Errorf(CodeOrderTooLarge, "the order's total is %d %s (minor units); at most %d is allowed", total, currency, MaxTotalValue)
 	}
 	return total, nil
 }
 
-// Fingerprint identifies the content of a command, so that an idempotency key reused for a
-// different request can be told from a genuine retry.
+// Fingerprint identifies a command's content and its caller, so that an idempotency key
+// reused for a different request, or by another user, can be told from a genuine retry.
+// The caller is the principal's subject and role, except that every System principal
+// (the node's timers and sweepers) is one caller: any of them may retry the expiry
+// another started.
 func Fingerprint(c Command) uint64 {
 	h := fnv.New64a()
 	var buf [8]byte
@@ -174,6 +211,12 @@ func Fingerprint(c Command) uint64 {
 		h.Write(buf[:])
 	}
 	write(string(c.Type))
+	if c.By.Role != RoleSystem {
+		write(c.By.Subject)
+	} else {
+		write("")
+	}
+	write(string(c.By.Role))
 	write(c.Currency)
 	write(c.Reason)
 	writeInt(int64(len(c.Lines)))

@@ -26,6 +26,8 @@ const (
 	CodeHeadersTooLarge   Code = 43100 // request headers over the limit
 	CodeValidation        Code = 42200 // well-formed but invalid (unknown sku, qty out of range)
 	CodeKeyReused         Code = 42201 // idempotency key reused for a different request
+	CodeDuplicateItem     Code = 42202 // the same sku on two lines of one order
+	CodeOrderTooLarge     Code = 42203 // an order's total quantity or value over the limit
 	CodeRateLimited       Code = 42900
 	CodeInternal          Code = 50000 // a bug or an unexpected failure; details are only logged
 	CodeUnavailable       Code = 50300 // try again: the order moved, a node is draining, the store is busy

@@ -81,13 +81,27 @@ type Line struct {
 
 // Limits on what one order may hold.
 const (
-	MaxLines   = 100
-	MaxQty     = 1000
-	MaxKeyLen  = 200
-	MaxReason  = 500
-	KeysKept   = 64 // idempotency keys remembered per order
-	MaxIDBytes = 64
+	MaxLines = 100
+	MaxQty   = 1000 // of one line
+	// MaxTotalQty caps the items of a whole order: without it MaxLines lines of MaxQty
+	// each would be one order of 100,000 items.
+	MaxTotalQty = 2000
+	// MaxTotalValue caps an order's total, in minor units of its currency (100,000.00 in
+	// a currency with cents). It also bounds a unit price, so totals cannot overflow.
+	MaxTotalValue = 10_000_000
+	MaxKeyLen     = 200
+	MaxReason     = 500
+	KeysKept      = 64 // idempotency keys remembered in the order itself (its snapshot)
+	MaxIDBytes    = 64
 )
+
+// KeyWindow is how long an idempotency key is honoured at least: a retry within it gets
+// the first answer, never a second application. The order remembers its create key and
+// its KeysKept-1 newest others itself; an older key is looked up in the order's stored
+// events (Order.NeedsKeyLookup, Command.Seen) and honoured while it is younger than
+// KeyWindow. After that it may be forgotten, and reusing it is a new command. 24 hours
+// is the window Stripe documents for its Idempotency-Key.
+const KeyWindow = 24 * time.Hour
 
 // KeyResult remembers what one idempotency key did, so that a repeat of it returns the
 // same answer and changes nothing. It is small on purpose: the order's lines, customer and
@@ -129,6 +143,17 @@ func (o *Order) FindKey(key string) (KeyResult, bool) {
 		}
 	}
 	return KeyResult{}, false
+}
+
+// NeedsKeyLookup reports whether key might have been used on o although o no longer
+// remembers it: o does not hold it and has had more commands than it keeps keys of. Only
+// then need a host look the key up in the stored events (see Command.Seen), so the
+// common case costs nothing.
+func (o *Order) NeedsKeyLookup(key string) bool {
+	if _, ok := o.FindKey(key); ok {
+		return false
+	}
+	return o.Version > uint64(len(o.Keys))
 }
 
 // View is what clients see of an order at one version.

@@ -1,6 +1,8 @@
 package order
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -32,4 +34,26 @@ func PayloadOf(e Event) Payload {
 // happens once however many fire.
 func ExpiryKey(deadline time.Time) string {
 	return "expire:" + strconv.FormatInt(deadline.UnixNano(), 10)
+}
+
+// KeyResultOf rebuilds what an idempotency key did from the stored event that recorded
+// it: its type, version, resulting status, time and payload. Hosts use it to answer keys
+// the order itself no longer remembers (Command.Seen).
+func KeyResultOf(key string, typ EventType, version uint64, to Status, at time.Time, payload []byte) (KeyResult, error) {
+	t, ok := TransitionForEvent(typ)
+	if !ok {
+		return KeyResult{}, fmt.Errorf("event type %q is not in the table", typ)
+	}
+	var p Payload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return KeyResult{}, fmt.Errorf("decoding payload of event %d: %w", version, err)
+	}
+	deadline := p.PaymentDeadline
+	if !deadline.IsZero() {
+		deadline = deadline.UTC()
+	}
+	return KeyResult{
+		Key: key, Command: t.Command, Fingerprint: p.Fingerprint, Version: version,
+		Status: to, At: at, Deadline: deadline,
+	}, nil
 }

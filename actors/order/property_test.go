@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -68,13 +69,23 @@ func (m *model) kept() []modelKey {
 	return append([]modelKey{m.accepted[0]}, m.accepted[len(m.accepted)-(KeysKept-1):]...)
 }
 
-func (m *model) find(key string) (modelKey, bool) {
+// find returns what key did, as of time at: a key the order keeps is honoured for ever;
+// an older one (which the host looks up in the events, newest use first) for KeyWindow.
+func (m *model) find(key string, at time.Time) (modelKey, bool) {
 	if len(m.accepted) > 0 && m.accepted[0].key == key {
 		return m.accepted[0], true
 	}
 	for i := max(1, len(m.accepted)-(KeysKept-1)); i < len(m.accepted); i++ {
 		if m.accepted[i].key == key {
 			return m.accepted[i], true
+		}
+	}
+	for i := len(m.accepted) - 1; i >= 0; i-- {
+		if k := m.accepted[i]; k.key == key {
+			if at.Sub(k.at) < KeyWindow {
+				return k, true
+			}
+			return modelKey{}, false
 		}
 	}
 	return modelKey{}, false
@@ -92,7 +103,7 @@ func (m *model) expect(c Command, content string, validLines bool) (code Code, r
 	}
 	if c.Type == CmdCreate {
 		if m.version > 0 {
-			if k, ok := m.find(c.Key); ok && k.cmd == CmdCreate && m.customer == c.By.Subject {
+			if k, ok := m.find(c.Key, c.At); ok && k.cmd == CmdCreate && m.customer == c.By.Subject {
 				if k.content != content {
 					return CodeKeyReused, nil, "", ""
 				}
@@ -108,7 +119,7 @@ func (m *model) expect(c Command, content string, validLines bool) (code Code, r
 	if m.version == 0 || (c.By.Role == RoleShopper && c.By.Subject != m.customer) {
 		return CodeNotFound, nil, "", ""
 	}
-	if k, ok := m.find(c.Key); ok {
+	if k, ok := m.find(c.Key, c.At); ok {
 		if k.cmd != c.Type || k.content != content {
 			return CodeKeyReused, nil, "", ""
 		}
@@ -158,6 +169,7 @@ type lifecycleStats struct {
 	events   map[EventType]int
 	codes    map[Code]int
 	replays  int
+	lookups  int // keys found in the history because the order forgot them
 	maxKeys  int
 	maxSteps int
 }
@@ -234,12 +246,44 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 	if typ == CmdCreate && valid {
 		c.Lines, c.Currency = testLines(), "EUR"
 	}
-	content := string(typ) + "|" + strconv.FormatBool(valid) + "|" + c.Reason
+	// The caller is part of the content: a key is one caller's. System principals are
+	// one caller (every timer may retry the expiry another started).
+	caller := by.Subject + "/" + string(by.Role)
+	if by.Role == RoleSystem {
+		caller = string(by.Role)
+	}
+	content := string(typ) + "|" + strconv.FormatBool(valid) + "|" + c.Reason + "|" + caller
 	return c, content, valid
+}
+
+// lookup is what a host does for a key the order may have forgotten: the newest event
+// with that key, through its stored payload, as Command.Seen.
+func (l *lifecycle) lookup(key string) *KeyResult {
+	for i := len(l.history) - 1; i >= 0; i-- {
+		if e := l.history[i]; e.Key == key {
+			payload, err := json.Marshal(PayloadOf(e))
+			if err != nil {
+				l.fatalf("encoding payload: %v", err)
+			}
+			r, err := KeyResultOf(e.Key, e.Type, e.Version, e.To, e.At, payload)
+			if err != nil {
+				l.fatalf("KeyResultOf: %v", err)
+			}
+			return &r
+		}
+	}
+	return nil
 }
 
 func (l *lifecycle) step(s [stepBytes]byte) {
 	c, content, valid := l.command(s)
+	c.Seen = nil
+	if ValidKey(c.Key) && l.o.NeedsKeyLookup(c.Key) {
+		c.Seen = l.lookup(c.Key)
+		if c.Seen != nil {
+			l.stats.lookups++
+		}
+	}
 	l.steps = append(l.steps, s[:]...)
 	l.stats.maxSteps = max(l.stats.maxSteps, len(l.steps)/stepBytes)
 
@@ -465,14 +509,20 @@ func randomSteps(r *rand.Rand, mode int) []byte {
 }
 
 // longPayFailLoop creates an order and cycles pay/fail more than KeysKept times, mixing in
-// retries of old keys, so that key eviction is exercised; then it ends randomly.
+// retries of old keys, so that key eviction and the lookup of evicted keys are
+// exercised; then it ends randomly. The first pay and fail use shared keys (k3, k4), so
+// the retries may hit them after the order forgot them.
 func longPayFailLoop(r *rand.Rand) []byte {
 	steps := []byte{0x80, 0x00, 0x80, 0x01}
 	for i := range KeysKept + 10 + r.IntN(40) {
+		key := byte(0x80) // fresh
+		if i < 2 {
+			key = byte(3 + i)
+		}
 		if i%2 == 0 {
-			steps = append(steps, 0x80, 0x00, 0x80, 0x01) // SubmitPayment (only legal row from CREATED by index 0)
+			steps = append(steps, 0x80, 0x00, key, 0x01) // SubmitPayment (only legal row from CREATED by index 0)
 		} else {
-			steps = append(steps, 0x81, 0x00, 0x80, 0x01) // FailPayment (index 1 from PAYING)
+			steps = append(steps, 0x81, 0x00, key, 0x01) // FailPayment (index 1 from PAYING)
 		}
 		if r.IntN(8) == 0 {
 			steps = append(steps, byte(r.UintN(256)), byte(r.UintN(256)), byte(r.UintN(8)), 0x00) // a retry with a shared key
@@ -518,6 +568,7 @@ func TestRandomLifecycles(t *testing.T) {
 			stats.codes[c] += n
 		}
 		stats.replays += s.replays
+		stats.lookups += s.lookups
 		stats.maxKeys = max(stats.maxKeys, s.maxKeys)
 	}
 	for _, e := range allEvents {
@@ -531,8 +582,9 @@ func TestRandomLifecycles(t *testing.T) {
 			t.Errorf("no run got code %d", c)
 		}
 	}
-	if stats.replays == 0 || stats.maxKeys != KeysKept {
-		t.Errorf("replays %d, at most %d keys kept in any run (want %d)", stats.replays, stats.maxKeys, KeysKept)
+	if stats.replays == 0 || stats.maxKeys != KeysKept || stats.lookups == 0 {
+		t.Errorf("replays %d, at most %d keys kept in any run (want %d), %d forgotten keys looked up",
+			stats.replays, stats.maxKeys, KeysKept, stats.lookups)
 	}
-	t.Logf("%d runs: events %v, codes %v, %d replays", runs, stats.events, stats.codes, stats.replays)
+	t.Logf("%d runs: events %v, codes %v, %d replays, %d lookups", runs, stats.events, stats.codes, stats.replays, stats.lookups)
 }

@@ -34,8 +34,8 @@
 //     expiry uses ordermesh's key (order.ExpiryKey), so histories look alike.
 //
 // Known and intended differences from ordermesh: the baseline remembers every idempotency
-// key of an order for its life (ordermesh keeps order.KeysKept per order, which the
-// lifecycle never reaches); it has no live push of changes; and it is the only writer of
+// key of an order for its life (ordermesh honours each for order.KeyWindow at least: the
+// newest order.KeysKept in the order itself, older ones from its events); it has no live push of changes; and it is the only writer of
 // its tables, baseline_orders and baseline_order_events, which live beside ordermesh's
 // tables so both designs can share one database. Users are ordermesh's users table.
 package baseline
@@ -178,8 +178,10 @@ func Open(ctx context.Context, url string, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("opening baseline: users: %w", err)
 	}
 	payload, err := json.Marshal(order.Payload{
-		By:          sweeperSubject,
-		Fingerprint: order.Fingerprint(order.Command{Type: order.CmdExpirePayment}),
+		By: sweeperSubject,
+		// A system principal, as every expiry is: the fingerprint includes the caller.
+		Fingerprint: order.Fingerprint(order.Command{Type: order.CmdExpirePayment,
+			By: order.Principal{Subject: sweeperSubject, Role: order.RoleSystem}}),
 	})
 	if err != nil {
 		users.Close()
@@ -266,6 +268,24 @@ func (s *Service) GetUser(ctx context.Context, username string) (persistence.Use
 // PutUser creates or replaces an account in ordermesh's users table.
 func (s *Service) PutUser(ctx context.Context, u persistence.User) error {
 	return s.users.PutUser(ctx, u)
+}
+
+// CreateSecret, Secrets and DeleteSecret reach ordermesh's secrets table, so the baseline
+// signs and verifies access tokens with the same store keys as the nodes.
+
+// CreateSecret stores a secret unless one of its kind and id exists (persistence.Secrets).
+func (s *Service) CreateSecret(ctx context.Context, sec persistence.Secret) (bool, error) {
+	return s.users.CreateSecret(ctx, sec)
+}
+
+// Secrets returns the secrets of one kind, oldest first (persistence.Secrets).
+func (s *Service) Secrets(ctx context.Context, kind string) ([]persistence.Secret, error) {
+	return s.users.Secrets(ctx, kind)
+}
+
+// DeleteSecret removes a secret (persistence.Secrets).
+func (s *Service) DeleteSecret(ctx context.Context, kind, id string) error {
+	return s.users.DeleteSecret(ctx, kind, id)
 }
 
 // now is the clock in the form both stores keep: UTC, microseconds.

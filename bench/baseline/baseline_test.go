@@ -274,6 +274,9 @@ func TestReplay(t *testing.T) {
 	if !late.Replayed || !sameView(late.View, paid.View) {
 		t.Fatalf("late replay %+v, want %+v", late.View, paid.View)
 	}
+	// A key is its caller's: the same request from another user is not a replay.
+	ada := order.Principal{Subject: "ada", Role: order.RoleAdmin}
+	wantCode(t, s, cmd(order.CmdConfirmPayment, id, "conf", ada), order.CodeKeyReused, "")
 	if n := len(checkHistory(t, s, id)); n != 3 {
 		t.Fatalf("%d events, want 3", n)
 	}
@@ -585,8 +588,8 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 		"the payment deadline "+deadline.Format(time.RFC3339)+" has not passed")
 
 	clk.Advance(time.Minute)
-	due, err := s.DuePayments(ctx, clk.Now(), 100)
-	if err != nil || len(due) != 4 || due[0] != ids[0] {
+	due, err := s.DuePayments(ctx, clk.Now(), persistence.Due{}, 100)
+	if err != nil || len(due) != 4 || due[0].OrderID != ids[0] {
 		t.Fatalf("DuePayments = %v, %v", due, err)
 	}
 	// Expiring one through Execute is the same statement for one order.
@@ -701,8 +704,8 @@ func TestListing(t *testing.T) {
 	}
 }
 
-// TestSharesDatabaseWithOrdermesh opens two baselines and reads ordermesh's users table:
-// the schema creation is idempotent and the users are shared.
+// TestSharesDatabaseWithOrdermesh opens two baselines and reads ordermesh's users and
+// secrets tables: the schema creation is idempotent and users and keys are shared.
 func TestSharesDatabaseWithOrdermesh(t *testing.T) {
 	url := pgtest.URL(t)
 	ctx := context.Background()
@@ -720,6 +723,20 @@ func TestSharesDatabaseWithOrdermesh(t *testing.T) {
 	}
 	if u, err := svcs[1].GetUser(ctx, "ann"); err != nil || u.Role != "shopper" {
 		t.Fatalf("GetUser = %+v, %v", u, err)
+	}
+	// The signing keys too: a node's token is good on the baseline and back.
+	key := persistence.Secret{Kind: "jwt", ID: "k0001", Value: []byte("a-key-of-at-least-thirty-two-bytes!")}
+	if created, err := svcs[0].CreateSecret(ctx, key); err != nil || !created {
+		t.Fatalf("CreateSecret = %v, %v", created, err)
+	}
+	if got, err := svcs[1].Secrets(ctx, "jwt"); err != nil || len(got) != 1 || string(got[0].Value) != string(key.Value) {
+		t.Fatalf("Secrets = %+v, %v", got, err)
+	}
+	if err := svcs[1].DeleteSecret(ctx, "jwt", "k0001"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svcs[0].Secrets(ctx, "jwt"); err != nil || len(got) != 0 {
+		t.Fatalf("Secrets after DeleteSecret = %+v, %v", got, err)
 	}
 	if err := svcs[0].Ping(ctx); err != nil {
 		t.Fatal(err)

@@ -265,18 +265,12 @@ func (s *Service) loadWithKey(ctx context.Context, id, key string) (o order.Orde
 	if !evType.Valid {
 		return o, true, nil
 	}
-	t, ok := order.TransitionForEvent(order.EventType(evType.String))
-	if !ok {
-		return order.Order{}, false, fmt.Errorf("reading order %s: event type %q is not in the table", id, evType.String)
+	kr, err := order.KeyResultOf(key, order.EventType(evType.String), uint64(evVersion.Int64),
+		order.Status(evTo.String), utc(evAt), evPayload)
+	if err != nil {
+		return order.Order{}, false, fmt.Errorf("reading order %s: %w", id, err)
 	}
-	var p order.Payload
-	if err := json.Unmarshal(evPayload, &p); err != nil {
-		return order.Order{}, false, fmt.Errorf("reading order %s: decoding payload of event %d: %w", id, evVersion.Int64, err)
-	}
-	o.Keys = []order.KeyResult{{
-		Key: key, Command: t.Command, Fingerprint: p.Fingerprint, Version: uint64(evVersion.Int64),
-		Status: order.Status(evTo.String), At: utc(evAt), Deadline: utcTime(p.PaymentDeadline),
-	}}
+	o.Keys = []order.KeyResult{kr}
 	return o, true, nil
 }
 
@@ -367,11 +361,4 @@ func utc(t pgtype.Timestamptz) time.Time {
 		return time.Time{}
 	}
 	return t.Time.UTC()
-}
-
-func utcTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
 }

@@ -92,18 +92,11 @@ func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (per
 
 // OrderEvents returns an order's events in version order (empty if it has none).
 func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
-		FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) {
-		var e persistence.Event
-		var at pgtype.Timestamptz
-		err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload)
-		e.At = utc(at)
-		return e, err
-	})
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) { return scanEvent(row) })
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
@@ -113,21 +106,50 @@ func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Eve
 	return events, nil
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Service) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM baseline_orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
-		ORDER BY payment_deadline, id LIMIT $2`, now.UTC(), keyset.Limit(limit))
+// EventByKey returns the event of order id recorded with idempotency key (the UNIQUE
+// constraint allows one), or persistence.ErrNotFound.
+func (s *Service) EventByKey(ctx context.Context, id, key string) (persistence.Event, error) {
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM baseline_order_events
+		WHERE order_id = $1 AND idempotency_key = $2`, id, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, err)
+	}
+	return e, nil
+}
+
+const eventColumns = `order_id, version, type, from_status, to_status, idempotency_key, node, at, payload`
+
+func scanEvent(row pgx.Row) (persistence.Event, error) {
+	var e persistence.Event
+	var at pgtype.Timestamptz
+	err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload)
+	e.At = utc(at)
+	return e, err
+}
+
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Service) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, payment_deadline FROM baseline_orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1 AND (payment_deadline, id) > ($2, $3)
+		ORDER BY payment_deadline, id LIMIT $4`, now.UTC(), after.Deadline.UTC(), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Due, error) {
+		var d persistence.Due
+		err := row.Scan(&d.OrderID, &d.Deadline)
+		d.Deadline = d.Deadline.UTC()
+		return d, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	if ids == nil {
-		ids = []string{}
+	if due == nil {
+		due = []persistence.Due{}
 	}
-	return ids, nil
+	return due, nil
 }

@@ -41,7 +41,7 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.StringVar(&c.Store, "store", "", "postgres:// URL of the database (required; may be the one ordermesh nodes use)")
 	fs.StringVar(&c.Node, "node-id", baseline.DefaultNode, "name recorded on the events this process writes and sent as X-Node-ID")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start); give the nodes' secret to share tokens")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store (default: the store's keys, shared with the nodes on the same database)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", baseline.DefaultPaymentTimeout, "how long a PAYING order waits for its payment before it is closed")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", baseline.DefaultSweepInterval, "how often passed payment deadlines are expired")
@@ -84,7 +84,7 @@ func runBaseline(args []string) error {
 		return err
 	}
 	defer svc.Close()
-	catalog, secret, err := edgeSetup(ctx, logger, svc, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
+	catalog, keys, err := edgeSetup(ctx, logger, svc, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
 	if err != nil {
 		return err
 	}
@@ -93,9 +93,9 @@ func runBaseline(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+		AccessTTL: cfg.AccessTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
 	}, edge.Deps{
-		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight,
+		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight, Keys: keys,
 		// Ready while the database answers: a balancer then stops sending to a process
 		// that lost it, and to one that is shutting down.
 		Ready: func(ctx context.Context) error {

@@ -28,6 +28,7 @@ type nodeConfig struct {
 	AccessTTL      time.Duration
 	RequestTimeout time.Duration
 	DrainTimeout   time.Duration
+	MaxGrains      int
 	LogLevel       string
 	Pprof          string
 	LogFormat      string
@@ -50,19 +51,25 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "run actor remoting and gossip without TLS or encryption: anyone reaching those ports controls the node (experiments only; secure nodes refuse it)")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes (default: random per start, so tokens do not survive a restart)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")
+	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most order grains active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 10*time.Second, "how long one API request may take, retries included; half of it is spent retrying, in attempts of at most 2s each, and a grain gives each store call three tenths of an attempt")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests and grains")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n")
-	return c, err
+	if err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n"); err != nil {
+		return c, err
+	}
+	if c.MaxGrains < 0 {
+		return c, fmt.Errorf("--max-grains must be 0 (no bound) or more, not %d", c.MaxGrains)
+	}
+	return c, nil
 }
 
 // parseWithEnv parses args into fs after applying each flag's ORDERMESH_* environment

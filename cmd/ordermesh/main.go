@@ -15,6 +15,7 @@ Usage:
   ordermesh drain [flags]     drain a node and wait until it has left (ordermesh drain --help)
   ordermesh bench ...         load harness: run, compare, check (ordermesh bench --help)
   ordermesh baseline [flags]  the classic stateless design, for comparison (ordermesh baseline --help)
+  ordermesh keys rotate|list  rotate or list the access-token signing keys in the store (ordermesh keys --help)
   ordermesh trust COMMAND     the cluster's CA and gossip keys: list, rotate, retire (ordermesh trust --help)
 `
 
@@ -33,6 +34,8 @@ func main() {
 		err = runBench(os.Args[2:])
 	case "baseline":
 		err = runBaseline(os.Args[2:])
+	case "keys":
+		err = runKeys(os.Args[2:])
 	case "trust":
 		err = runTrust(os.Args[2:])
 	case "-h", "--help", "help":

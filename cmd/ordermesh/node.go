@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,7 +45,7 @@ func runNode(args []string) error {
 		return err
 	}
 	defer store.Close()
-	catalog, secret, err := edgeSetup(ctx, logger, store, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
+	catalog, keys, err := edgeSetup(ctx, logger, store, cfg.Demo, cfg.Catalog, cfg.JWTSecret)
 	if err != nil {
 		return err
 	}
@@ -59,6 +58,10 @@ func runNode(args []string) error {
 		o.ObserveBatches(metrics.StoreBatch)
 	}
 
+	timeouts := cluster.TimeoutsFor(cfg.RequestTimeout)
+	if err := timeouts.Check(); err != nil {
+		return fmt.Errorf("--request-timeout %s: %w", cfg.RequestTimeout, err)
+	}
 	security, err := nodeSecurity(ctx, logger, store, cfg.Insecure)
 	if err != nil {
 		return err
@@ -70,13 +73,14 @@ func runNode(args []string) error {
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics, Security: security,
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
+		Security: security,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
 			PaymentTimeout: cfg.PaymentTimeout,
 			IdleTimeout:    cfg.IdleTimeout,
-			WriteTimeout:   5 * time.Second,
+			WriteTimeout:   timeouts.Write,
 			Logger:         logger,
 			Outcome:        metrics.Outcome,
 		},
@@ -90,7 +94,8 @@ func runNode(args []string) error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	sweeper := &actors.Sweeper{
-		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, Owns: node.Owns, Logger: logger,
+		Store: store, Orders: node, Now: time.Now, Interval: cfg.SweepInterval, Batch: 500, CallTimeout: timeouts.Attempt,
+		Owns: node.Owns, Logger: logger,
 	}
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); sweeper.Run(sweepCtx) }()
@@ -98,9 +103,9 @@ func runNode(args []string) error {
 	var draining atomic.Bool
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
-		JWTSecret: secret, AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 	}, edge.Deps{
-		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight,
+		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Ready: func(context.Context) error {
 			select {
 			case <-node.DrainRequested():
@@ -202,11 +207,18 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
+// edgeStore is what the edge setup needs of a store: accounts and signing keys.
+type edgeStore interface {
+	persistence.Users
+	persistence.Secrets
+}
+
 // edgeSetup does what every process serving the edge does before it starts: seed the
-// demo users if asked, load the catalog, and settle the token secret.
-func edgeSetup(ctx context.Context, logger *slog.Logger, users persistence.Users, demo bool, catalogPath, jwtSecret string) (*edge.Catalog, []byte, error) {
+// demo users if asked, load the catalog, and load the token keys from the store (kept up
+// to date until ctx ends) unless --jwt-secret overrides them.
+func edgeSetup(ctx context.Context, logger *slog.Logger, store edgeStore, demo bool, catalogPath, jwtSecret string) (*edge.Catalog, *edge.KeyRing, error) {
 	if demo {
-		if err := edge.SeedDemoUsers(ctx, users); err != nil {
+		if err := edge.SeedDemoUsers(ctx, store); err != nil {
 			return nil, nil, fmt.Errorf("seeding demo users: %w", err)
 		}
 	}
@@ -217,13 +229,20 @@ func edgeSetup(ctx context.Context, logger *slog.Logger, users persistence.Users
 			return nil, nil, err
 		}
 	}
-	secret := []byte(jwtSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		logger.Warn("no --jwt-secret given: using a random one, so tokens do not survive a restart and other processes reject them")
+	if jwtSecret != "" {
+		keys, err := edge.StaticKeyRing([]byte(jwtSecret))
+		if err != nil {
+			return nil, nil, fmt.Errorf("--jwt-secret: %w", err)
+		}
+		logger.Info("signing access tokens with --jwt-secret; the store's keys are not used")
+		return catalog, keys, nil
 	}
-	return catalog, secret, nil
+	keys, err := edge.OpenKeyRing(ctx, store, edge.KeyRingOptions{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	go keys.Run(ctx)
+	return catalog, keys, nil
 }
 
 // newRegistry is the Prometheus registry a process serves on /metrics.

@@ -40,6 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testSecret is the --jwt-secret of the processes the bench launcher starts in tests;
+// launch starts nodes without one, on the store's keys.
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
 
 // proc is one node process.
@@ -115,7 +117,7 @@ func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 
 func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error) {
 	args := append([]string{"node", "--demo", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
-		"--fast-failure-detection", "--store", store, "--jwt-secret", testSecret, "--log-level", "warn"}, extra...)
+		"--fast-failure-detection", "--store", store, "--log-level", "warn"}, extra...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

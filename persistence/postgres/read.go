@@ -23,6 +23,18 @@ func utc(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
+const eventColumns = `order_id, version, type, from_status, to_status, idempotency_key, node, at, payload`
+
+func scanEvent(row pgx.Row) (persistence.Event, error) {
+	var e persistence.Event
+	var at pgtype.Timestamptz
+	if err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		return e, err
+	}
+	e.At = utc(at)
+	return e, nil
+}
+
 func scanOrder(row pgx.Row) (persistence.Order, error) {
 	var o persistence.Order
 	var deadline, created, updated pgtype.Timestamptz
@@ -89,20 +101,17 @@ func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event
 		return nil, err
 	}
 	defer release()
-	rows, err := s.pool.Query(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
-		FROM order_events WHERE order_id = $1 ORDER BY version`, id)
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM order_events WHERE order_id = $1 ORDER BY version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
 	defer rows.Close()
 	events := []persistence.Event{}
 	for rows.Next() {
-		var e persistence.Event
-		var at pgtype.Timestamptz
-		if err := rows.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("reading events of order %s: scanning: %w", id, err)
 		}
-		e.At = utc(at)
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -111,28 +120,53 @@ func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event
 	return events, nil
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+// EventByKey returns the newest event of order id recorded with idempotency key, or
+// persistence.ErrNotFound. The index order_events_key makes it one index probe.
+func (s *Store) EventByKey(ctx context.Context, id, key string) (persistence.Event, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.Event{}, err
+	}
+	defer release()
+	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM order_events
+		WHERE order_id = $1 AND idempotency_key = $2 ORDER BY version DESC LIMIT 1`, id, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, err)
+	}
+	return e, nil
+}
+
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rows, err := s.pool.Query(ctx, `SELECT id FROM orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1
-		ORDER BY payment_deadline, id LIMIT $2`, normalize.Time(now), keyset.Limit(limit))
+	rows, err := s.pool.Query(ctx, `SELECT id, payment_deadline FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= $1 AND (payment_deadline, id) > ($2, $3)
+		ORDER BY payment_deadline, id LIMIT $4`,
+		normalize.Time(now), normalize.Time(after.Deadline), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Due, error) {
+		var d persistence.Due
+		err := row.Scan(&d.OrderID, &d.Deadline)
+		d.Deadline = normalize.Time(d.Deadline)
+		return d, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	if ids == nil {
-		ids = []string{}
+	if due == nil {
+		due = []persistence.Due{}
 	}
-	return ids, nil
+	return due, nil
 }
 
 // GetUser returns a user by name, or persistence.ErrNotFound.

@@ -148,19 +148,65 @@ func (s *Store) flush(reqs []*batch.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	start := time.Now()
-	succeeded, err := s.writeBatch(ctx, newBatchArgs(reqs))
+	results, err := s.writeIsolated(ctx, reqs)
 	s.observed.Observe(len(reqs), start, err)
-	for _, r := range reqs {
-		switch {
-		case err != nil:
-			r.Complete(err)
-		case succeeded[r.Write.Order.ID]:
-			r.Complete(nil)
-		default:
-			r.Complete(fmt.Errorf("writing order %s at version %d: %w",
-				r.Write.Order.ID, r.Write.ExpectedVersion, persistence.ErrConflict))
-		}
+	for i, r := range reqs {
+		r.Complete(results[i])
 	}
+}
+
+// writeIsolated writes reqs with one batch statement and returns the outcome of each.
+// The statement is all or nothing, so when the server refuses it (a row it cannot
+// store, say), the batch is split in halves and each is written the same way, down to
+// the single write at fault, which alone fails with its own error: one bad write costs
+// the others a few more statements, never their success. A batch that fails without the
+// server refusing it (connection lost, timeout) fails every write still in it, with
+// err set when that happened to the whole of reqs.
+func (s *Store) writeIsolated(ctx context.Context, reqs []*batch.Request) (results []error, err error) {
+	results = make([]error, len(reqs))
+	succeeded, err := s.writeBatch(ctx, newBatchArgs(reqs))
+	switch {
+	case err == nil:
+		for i, r := range reqs {
+			if !succeeded[r.Write.Order.ID] {
+				results[i] = fmt.Errorf("writing order %s at version %d: %w",
+					r.Write.Order.ID, r.Write.ExpectedVersion, persistence.ErrConflict)
+			}
+		}
+		return results, nil
+	case !refusedByServer(err):
+		for i := range results {
+			results[i] = err
+		}
+		return results, err
+	case len(reqs) == 1:
+		results[0] = fmt.Errorf("writing order %s: %w", reqs[0].Write.Order.ID, classify(err))
+		return results, nil
+	}
+	mid := len(reqs) / 2
+	left, _ := s.writeIsolated(ctx, reqs[:mid])
+	right, _ := s.writeIsolated(ctx, reqs[mid:])
+	return append(left, right...), nil
+}
+
+// refusedByServer reports whether err is the server's answer to the statement, which it
+// rolled back, rather than a failure to get an answer: the connection is still good and
+// smaller statements may succeed. Connection exceptions (class 08) and operator
+// intervention (class 57: shutdown, cancel) are not: they say nothing about the rows.
+func refusedByServer(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && !strings.HasPrefix(pgErr.Code, "08") && !strings.HasPrefix(pgErr.Code, "57")
+}
+
+// classify marks an error the server gave for a write's content (SQLSTATE class 22, data
+// exception: invalid byte sequence for UTF8 or NUL in text, untranslatable character,
+// value out of range) as persistence.ErrInvalid, which no retry can cure.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
+	}
+	return err
 }
 
 // writeBatch runs the batch statement, retrying deadlocks and serialization failures,

@@ -16,6 +16,18 @@ const orderColumns = `id, customer, status, version, snapshot, payment_deadline,
 
 type scanner interface{ Scan(dest ...any) error }
 
+const eventColumns = `order_id, version, type, from_status, to_status, idempotency_key, node, at, payload`
+
+func scanEvent(row scanner) (persistence.Event, error) {
+	var e persistence.Event
+	var at sql.NullInt64
+	if err := row.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		return e, err
+	}
+	e.At = fromMicros(at)
+	return e, nil
+}
+
 func scanOrder(row scanner) (persistence.Order, error) {
 	var o persistence.Order
 	var deadline, created, updated sql.NullInt64
@@ -84,20 +96,17 @@ func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event
 		return nil, err
 	}
 	defer release()
-	rows, err := s.read.QueryContext(ctx, `SELECT order_id, version, type, from_status, to_status, idempotency_key, node, at, payload
-		FROM order_events WHERE order_id = ? ORDER BY version`, id)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM order_events WHERE order_id = ? ORDER BY version`, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}
 	defer rows.Close()
 	events := []persistence.Event{}
 	for rows.Next() {
-		var e persistence.Event
-		var at sql.NullInt64
-		if err := rows.Scan(&e.OrderID, &e.Version, &e.Type, &e.From, &e.To, &e.IdempotencyKey, &e.Node, &at, &e.Payload); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("reading events of order %s: scanning: %w", id, err)
 		}
-		e.At = fromMicros(at)
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -106,33 +115,55 @@ func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event
 	return events, nil
 }
 
-// DuePayments returns the ids of up to limit orders (clamped like ListOrders) whose
-// payment deadline is at or before now, earliest deadline first.
-func (s *Store) DuePayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+// EventByKey returns the newest event of order id recorded with idempotency key, or
+// persistence.ErrNotFound. The index order_events_key makes it one index probe.
+func (s *Store) EventByKey(ctx context.Context, id, key string) (persistence.Event, error) {
+	release, err := s.enter()
+	if err != nil {
+		return persistence.Event{}, err
+	}
+	defer release()
+	e, err := scanEvent(s.read.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM order_events
+		WHERE order_id = ? AND idempotency_key = ? ORDER BY version DESC LIMIT 1`, id, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, persistence.ErrNotFound)
+	}
+	if err != nil {
+		return persistence.Event{}, fmt.Errorf("reading event of order %s by key: %w", id, err)
+	}
+	return e, nil
+}
+
+// DuePayments returns up to limit orders (clamped like ListOrders) whose payment deadline
+// is at or before now and whose (deadline, id) is after after's, earliest first.
+func (s *Store) DuePayments(ctx context.Context, now time.Time, after persistence.Due, limit int) ([]persistence.Due, error) {
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM orders
-		WHERE payment_deadline IS NOT NULL AND payment_deadline <= ?
-		ORDER BY payment_deadline, id LIMIT ?`, normalize.Time(now).UnixMicro(), keyset.Limit(limit))
+	rows, err := s.read.QueryContext(ctx, `SELECT id, payment_deadline FROM orders
+		WHERE payment_deadline IS NOT NULL AND payment_deadline <= ? AND (payment_deadline, id) > (?, ?)
+		ORDER BY payment_deadline, id LIMIT ?`,
+		normalize.Time(now).UnixMicro(), normalize.Time(after.Deadline).UnixMicro(), after.OrderID, keyset.Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
 	defer rows.Close()
-	ids := []string{}
+	due := []persistence.Due{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var d persistence.Due
+		var deadline sql.NullInt64
+		if err := rows.Scan(&d.OrderID, &deadline); err != nil {
 			return nil, fmt.Errorf("finding due payments: scanning: %w", err)
 		}
-		ids = append(ids, id)
+		d.Deadline = fromMicros(deadline)
+		due = append(due, d)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("finding due payments: %w", err)
 	}
-	return ids, nil
+	return due, nil
 }
 
 // GetUser returns a user by name, or persistence.ErrNotFound.

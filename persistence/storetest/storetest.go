@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"ConflictingCreate", testConflictingCreate},
 		{"Update", testUpdate},
 		{"InvalidWrites", testInvalidWrites},
+		{"InvalidContentFailsAlone", testInvalidContent},
+		{"EventByKey", testEventByKey},
 		{"NotFound", testNotFound},
 		{"TimesUTCMicroseconds", testTimes},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -269,13 +271,127 @@ func testInvalidWrites(t *testing.T, s persistence.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := s.WriteOrder(ctx, tt.w)
-			if err == nil || errors.Is(err, persistence.ErrConflict) {
-				t.Fatalf("err = %v, want a validation error", err)
+			if !errors.Is(err, persistence.ErrInvalid) || errors.Is(err, persistence.ErrConflict) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
 			if _, err := s.LoadOrder(ctx, "o1"); !errors.Is(err, persistence.ErrNotFound) {
 				t.Fatalf("LoadOrder after invalid write: err = %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// testInvalidContent sends writes whose text a database cannot keep (NUL, invalid UTF-8,
+// in any string column) together with 200 good writes, as concurrent grains would: each
+// bad write fails alone with ErrInvalid and leaves nothing behind, and every good write
+// succeeds. Both stores refuse the same strings, so either behaves like the other.
+func testInvalidContent(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	bad := map[string]func(w *persistence.Write){
+		"nul-in-key":        func(w *persistence.Write) { w.Events[0].IdempotencyKey = "k\x00" },
+		"utf8-in-key":       func(w *persistence.Write) { w.Events[0].IdempotencyKey = "k\xff" },
+		"nul-in-customer":   func(w *persistence.Write) { w.Order.Customer = "\x00" },
+		"utf8-in-status":    func(w *persistence.Write) { w.Order.Status = "S\xc3" },
+		"nul-in-event-type": func(w *persistence.Write) { w.Events[0].Type = "To\x00" },
+		"utf8-in-node":      func(w *persistence.Write) { w.Events[0].Node = "\xfe" },
+		"nul-in-id":         func(w *persistence.Write) { w.Order.ID += "\x00"; w.Events[0].OrderID = w.Order.ID },
+	}
+	const good = 200
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(map[string]error, good+len(bad))
+	var mu sync.Mutex
+	send := func(id string, w persistence.Write) {
+		defer wg.Done()
+		<-start
+		err := s.WriteOrder(ctx, w)
+		mu.Lock()
+		errs[id] = err
+		mu.Unlock()
+	}
+	for i := range good {
+		id := fmt.Sprintf("good-%03d", i)
+		wg.Add(1)
+		go send(id, transition(id, 1, "n1"))
+	}
+	for id, spoil := range bad {
+		w := transition(id, 1, "n1")
+		spoil(&w)
+		wg.Add(1)
+		go send(id, w)
+	}
+	close(start)
+	wg.Wait()
+	for id := range bad {
+		if err := errs[id]; !errors.Is(err, persistence.ErrInvalid) || errors.Is(err, persistence.ErrConflict) {
+			t.Errorf("%s: err = %v, want ErrInvalid", id, err)
+		}
+		// (The id "nul-in-id\x00" cannot even be asked for from PostgreSQL; its valid
+		// prefix stands for it.)
+		if _, err := s.LoadOrder(ctx, id); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("%s: LoadOrder = %v, want ErrNotFound", id, err)
+		}
+		if evs := mustEvents(t, s, id); len(evs) != 0 {
+			t.Errorf("%s: %d events stored", id, len(evs))
+		}
+	}
+	for i := range good {
+		id := fmt.Sprintf("good-%03d", i)
+		if err := errs[id]; err != nil {
+			t.Errorf("%s failed beside the bad writes: %v", id, err)
+			continue
+		}
+		if o := mustLoad(t, s, id); o.Version != 1 {
+			t.Errorf("%s at version %d", id, o.Version)
+		}
+	}
+	if err := s.PutUser(ctx, persistence.User{Username: "nul\x00", Role: "shopper"}); !errors.Is(err, persistence.ErrInvalid) {
+		t.Errorf("PutUser with NUL in the name: err = %v, want ErrInvalid", err)
+	}
+	// Valid UTF-8 beyond ASCII is kept byte for byte.
+	w := transition("zoë", 1, "n1")
+	w.Order.Customer, w.Events[0].IdempotencyKey = "zoë ☕", "ключ"
+	mustWrite(t, s, w)
+	if o := mustLoad(t, s, "zoë"); o.Customer != "zoë ☕" {
+		t.Errorf("customer %q, want %q", o.Customer, "zoë ☕")
+	}
+	if d := diffEvents(mustEvents(t, s, "zoë"), w.Events); d != "" {
+		t.Error(d)
+	}
+}
+
+// testEventByKey: the newest event an order recorded with a key, and ErrNotFound for a
+// key the order never saw (even if another order did).
+func testEventByKey(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	w1, w2, w3 := transition("o1", 1, "n1"), transition("o1", 2, "n1"), transition("o1", 3, "n1")
+	w3.Events[0].IdempotencyKey = w1.Events[0].IdempotencyKey // a key reused long after
+	for _, w := range []persistence.Write{w1, w2, w3, transition("o2", 1, "n1")} {
+		mustWrite(t, s, w)
+	}
+	for _, tt := range []struct {
+		key  string
+		want persistence.Event
+	}{
+		{w2.Events[0].IdempotencyKey, w2.Events[0]},
+		{w1.Events[0].IdempotencyKey, w3.Events[0]},
+	} {
+		got, err := s.EventByKey(ctx, "o1", tt.key)
+		if err != nil {
+			t.Fatalf("EventByKey(o1, %s): %v", tt.key, err)
+		}
+		if d := diffEvents([]persistence.Event{got}, []persistence.Event{tt.want}); d != "" {
+			t.Errorf("EventByKey(o1, %s): %s", tt.key, d)
+		}
+	}
+	for _, tt := range []struct{ id, key string }{
+		{"o1", "never"},
+		{"o1", transition("o2", 1, "n1").Events[0].IdempotencyKey},
+		{"missing", w2.Events[0].IdempotencyKey},
+	} {
+		if _, err := s.EventByKey(ctx, tt.id, tt.key); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("EventByKey(%s, %s): err = %v, want ErrNotFound", tt.id, tt.key, err)
+		}
 	}
 }
 
@@ -569,37 +685,78 @@ func testDuePayments(t *testing.T, s persistence.Store) {
 		mustWrite(t, s, w)
 	}
 	mustWrite(t, s, transition("no-deadline", 1, "n1"))
+	due := func(t *testing.T, at time.Time, after persistence.Due, limit int) []string {
+		t.Helper()
+		got, err := s.DuePayments(ctx, at, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, d := range got {
+			if want := now.Add(deadlines[d.OrderID]); !d.Deadline.Equal(want) || d.Deadline.Location() != time.UTC {
+				t.Errorf("deadline of %s = %v, want %v in UTC", d.OrderID, d.Deadline, want)
+			}
+			ids = append(ids, d.OrderID)
+		}
+		return ids
+	}
 
 	tests := []struct {
 		name  string
 		now   time.Time
+		after persistence.Due
 		limit int
 		want  []string
 	}{
-		{"all due, earliest first", now, 10, []string{"late-2h", "late-1h", "exactly"}},
-		{"limited", now, 2, []string{"late-2h", "late-1h"}},
-		{"nothing due yet", now.Add(-3 * time.Hour), 10, []string{}},
-		{"everything due later", now.Add(2 * time.Hour), 10, []string{"late-2h", "late-1h", "exactly", "later-1h"}},
+		{"all due, earliest first", now, persistence.Due{}, 10, []string{"late-2h", "late-1h", "exactly"}},
+		{"limited", now, persistence.Due{}, 2, []string{"late-2h", "late-1h"}},
+		{"nothing due yet", now.Add(-3 * time.Hour), persistence.Due{}, 10, []string{}},
+		{"everything due later", now.Add(2 * time.Hour), persistence.Due{}, 10, []string{"late-2h", "late-1h", "exactly", "later-1h"}},
+		{"after a due one", now, persistence.Due{OrderID: "late-2h", Deadline: now.Add(-2 * time.Hour)}, 10, []string{"late-1h", "exactly"}},
+		{"after the last", now, persistence.Due{OrderID: "exactly", Deadline: now}, 10, []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.DuePayments(ctx, tt.now, tt.limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, tt.want) {
+			if got := due(t, tt.now, tt.after, tt.limit); !slices.Equal(got, tt.want) {
 				t.Errorf("DuePayments = %v, want %v", got, tt.want)
 			}
 		})
 	}
 	t.Run("disarmed deadline", func(t *testing.T) {
 		mustWrite(t, s, transition("late-2h", 2, "n1")) // no deadline any more
-		got, err := s.DuePayments(ctx, now, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := []string{"late-1h", "exactly"}; !slices.Equal(got, want) {
+		if got, want := due(t, now, persistence.Due{}, 10), []string{"late-1h", "exactly"}; !slices.Equal(got, want) {
 			t.Errorf("DuePayments = %v, want %v", got, want)
+		}
+	})
+	t.Run("pages through equal deadlines by id", func(t *testing.T) {
+		at := now.Add(-30 * time.Minute)
+		var want []string
+		for i := range 5 {
+			id := fmt.Sprintf("tie-%d", i)
+			w := transition(id, 1, "n1")
+			w.Order.PaymentDeadline = at
+			mustWrite(t, s, w)
+			deadlines[id] = -30 * time.Minute
+			want = append(want, id)
+		}
+		want = append(want, "exactly")
+		var got []string
+		after := persistence.Due{OrderID: "late-1h", Deadline: now.Add(-time.Hour)}
+		for range 10 {
+			page, err := s.DuePayments(ctx, now, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, d := range page {
+				got = append(got, d.OrderID)
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages = %v, want %v", got, want)
 		}
 	})
 }

@@ -16,6 +16,15 @@ type Request struct {
 	done  chan error
 }
 
+// NewRequest returns a request for w on behalf of ctx. Submit makes one per write; a
+// store's tests make their own to hand a batch to the store's writer directly.
+func NewRequest(ctx context.Context, w persistence.Write) *Request {
+	return &Request{Ctx: ctx, Write: w, done: make(chan error, 1)}
+}
+
+// Wait returns the outcome Complete delivers.
+func (r *Request) Wait() error { return <-r.done }
+
 // Complete delivers the outcome of r. It must be called exactly once per taken request.
 func (r *Request) Complete(err error) { r.done <- err }
 
@@ -39,7 +48,7 @@ func New() *Queue {
 // ctx.Err(); a write still queued is then skipped, but one already being written may
 // still be applied: the caller must treat the outcome as unknown and reload.
 func (q *Queue) Submit(ctx context.Context, w persistence.Write) error {
-	r := &Request{Ctx: ctx, Write: w, done: make(chan error, 1)}
+	r := NewRequest(ctx, w)
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()

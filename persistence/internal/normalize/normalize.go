@@ -1,11 +1,13 @@
 // Package normalize validates writes and brings times to the form both stores keep:
-// UTC, truncated to microseconds, so that either store returns identical values.
+// UTC, truncated to microseconds, so that either store returns identical values. Every
+// error it returns wraps persistence.ErrInvalid.
 package normalize
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ordermesh/ordermesh/persistence"
 )
@@ -25,8 +27,20 @@ func Time(t time.Time) time.Time {
 // order with a version in (ExpectedVersion, Order.Version]. An empty event OrderID is
 // filled in.
 func Write(w persistence.Write, now time.Time) (persistence.Write, error) {
+	w, err := write(w, now)
+	if err != nil {
+		return w, fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
+	}
+	return w, nil
+}
+
+func write(w persistence.Write, now time.Time) (persistence.Write, error) {
 	if w.Order.ID == "" {
-		return w, errors.New("validating write: empty order id")
+		return w, fmt.Errorf("validating write: empty order id")
+	}
+	o := w.Order
+	if err := text("order", o.ID, field{"id", o.ID}, field{"customer", o.Customer}, field{"status", o.Status}); err != nil {
+		return w, err
 	}
 	if w.ExpectedVersion < 0 {
 		return w, fmt.Errorf("validating write of order %s: negative expected version %d", w.Order.ID, w.ExpectedVersion)
@@ -54,6 +68,10 @@ func Write(w persistence.Write, now time.Time) (persistence.Write, error) {
 					w.Order.ID, e.Version, w.ExpectedVersion, w.Order.Version)
 			}
 			seen[e.Version] = true
+			if err := text("order", o.ID, field{"event type", e.Type}, field{"event from", e.From}, field{"event to", e.To},
+				field{"idempotency key", e.IdempotencyKey}, field{"event node", e.Node}); err != nil {
+				return w, err
+			}
 			e.At = orNow(e.At, now)
 			events[i] = e
 		}
@@ -65,7 +83,10 @@ func Write(w persistence.Write, now time.Time) (persistence.Write, error) {
 // User checks u and returns a copy with a normalized CreatedAt (now if zero).
 func User(u persistence.User, now time.Time) (persistence.User, error) {
 	if u.Username == "" {
-		return u, errors.New("validating user: empty username")
+		return u, fmt.Errorf("%w: validating user: empty username", persistence.ErrInvalid)
+	}
+	if err := text("user", u.Username, field{"username", u.Username}, field{"password hash", u.PasswordHash}, field{"role", u.Role}); err != nil {
+		return u, fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
 	}
 	u.CreatedAt = orNow(u.CreatedAt, Time(now))
 	return u, nil
@@ -81,11 +102,30 @@ func orNow(t, now time.Time) time.Time {
 // Secret checks s and returns a copy with a normalized CreatedAt (now if zero).
 func Secret(s persistence.Secret, now time.Time) (persistence.Secret, error) {
 	if s.Kind == "" || s.ID == "" {
-		return s, errors.New("validating secret: empty kind or id")
+		return s, fmt.Errorf("validating secret: empty kind or id: %w", persistence.ErrInvalid)
+	}
+	if err := text("secret", s.Kind+"/"+s.ID, field{"kind", s.Kind}, field{"id", s.ID}); err != nil {
+		return s, fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
 	}
 	if len(s.Value) == 0 {
-		return s, fmt.Errorf("validating secret %s/%s: empty value", s.Kind, s.ID)
+		return s, fmt.Errorf("validating secret %s/%s: empty value: %w", s.Kind, s.ID, persistence.ErrInvalid)
 	}
 	s.CreatedAt = orNow(s.CreatedAt, Time(now))
 	return s, nil
+}
+
+// field is one string column of a row, by name.
+type field struct{ name, value string }
+
+// text checks the strings of one row: valid UTF-8 without NUL, which both databases keep
+// byte for byte (PostgreSQL refuses anything else; SQLite would store it, so refusing it
+// here makes both stores behave alike). kind and id name the row in the error, made
+// printable, since the broken bytes may be in the id itself.
+func text(kind, id string, fields ...field) error {
+	for _, f := range fields {
+		if !utf8.ValidString(f.value) || strings.IndexByte(f.value, 0) >= 0 {
+			return fmt.Errorf("validating %s %+q: %s is not valid UTF-8 without NUL", kind, id, f.name)
+		}
+	}
+	return nil
 }

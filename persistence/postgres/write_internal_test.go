@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ordermesh/ordermesh/persistence"
+	"github.com/ordermesh/ordermesh/persistence/internal/batch"
+	"github.com/ordermesh/ordermesh/persistence/pgtest"
+)
+
+// goodWrite creates order id with one event.
+func goodWrite(id string) persistence.Write {
+	at := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	return persistence.Write{
+		Order: persistence.Order{ID: id, Customer: "alice", Status: "CREATED", Version: 1, Snapshot: []byte("s"),
+			CreatedAt: at, UpdatedAt: at},
+		Events: []persistence.Event{{OrderID: id, Version: 1, Type: "OrderCreated", To: "CREATED",
+			IdempotencyKey: "key-" + id, Node: "n1", At: at, Payload: []byte(`{}`)}},
+	}
+}
+
+// refusedBatch is 200 good writes with, among them, writes whose text PostgreSQL itself
+// refuses. They bypass normalize, which would refuse them first in production, so the
+// database's own refusal and the batch's isolation of it are what is tested.
+func refusedBatch(t *testing.T) (reqs []*batch.Request, bad map[string]bool) {
+	bad = map[string]bool{}
+	for i := range 200 {
+		id := fmt.Sprintf("good-%03d", i)
+		w := goodWrite(id)
+		switch i {
+		case 17:
+			w.Events[0].IdempotencyKey = "nul\x00key"
+		case 99:
+			w.Order.Customer = "bad\xffutf8"
+		case 150:
+			w.Order.Status = "\x00"
+		}
+		if i == 17 || i == 99 || i == 150 {
+			id = fmt.Sprintf("bad-%03d", i)
+			w.Order.ID, w.Events[0].OrderID = id, id
+			bad[id] = true
+		}
+		reqs = append(reqs, batch.NewRequest(context.Background(), w))
+	}
+	return reqs, bad
+}
+
+// TestBatchIsolatesRefusedRows hands the flusher one batch in which PostgreSQL refuses
+// three rows: those fail alone, with persistence.ErrInvalid, and every other write of
+// the batch commits.
+func TestBatchIsolatesRefusedRows(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reqs, bad := refusedBatch(t)
+	s.flush(reqs)
+	for _, r := range reqs {
+		id := r.Write.Order.ID
+		err := r.Wait()
+		if bad[id] {
+			if !errors.Is(err, persistence.ErrInvalid) || errors.Is(err, persistence.ErrConflict) {
+				t.Errorf("%s: err = %v, want ErrInvalid", id, err)
+			}
+			if _, err := s.LoadOrder(ctx, id); !errors.Is(err, persistence.ErrNotFound) {
+				t.Errorf("%s was stored: %v", id, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: good write failed with its batch: %v", id, err)
+		} else if evs, err := s.OrderEvents(ctx, id); err != nil || len(evs) != 1 {
+			t.Errorf("%s: events %v, %v", id, evs, err)
+		}
+	}
+}
+
+// TestBatchLostConnectionFailsAll: a batch that gets no answer from the server (here its
+// context has ended) fails every write, and none of them as invalid: their content is
+// not at fault, and the caller must treat the outcome as unknown.
+func TestBatchLostConnectionFailsAll(t *testing.T) {
+	s, err := Open(context.Background(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reqs, _ := refusedBatch(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	results, err := s.writeIsolated(ctx, reqs)
+	if err == nil || errors.Is(err, persistence.ErrInvalid) {
+		t.Fatalf("batch err = %v, want a failure that is not ErrInvalid", err)
+	}
+	for i, err := range results {
+		if err == nil || errors.Is(err, persistence.ErrInvalid) || errors.Is(err, persistence.ErrConflict) {
+			t.Errorf("write %d: err = %v, want the batch's failure", i, err)
+		}
+	}
+}
