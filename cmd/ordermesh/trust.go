@@ -14,14 +14,30 @@ import (
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
+const insecureWarning = "INSECURE: --insecure is set, so actor remoting and gossip are neither authenticated nor encrypted: " +
+	"anyone who reaches this node's remote or gossip port can command its orders as any user, drain it, or join the cluster. " +
+	"For experiments only; nodes of a secure cluster refuse this one."
+
 // nodeSecurity reads the cluster's trust material from the store (creating it on a new
 // store), issues this node its certificate, and keeps both fresh until ctx ends. With
 // insecure it returns nil: the node's ports run in the clear.
 func nodeSecurity(ctx context.Context, logger *slog.Logger, secrets persistence.Secrets, insecure bool) (*cluster.Security, error) {
 	if insecure {
-		logger.Warn("INSECURE: --insecure is set, so actor remoting and gossip are neither authenticated nor encrypted: " +
-			"anyone who reaches this node's remote or gossip port can command its orders as any user, drain it, or join the cluster. " +
-			"For experiments only; nodes of a secure cluster refuse this one.")
+		// Repeated, so that it is in any window of the log someone looks at.
+		warn := func() { logger.Warn(insecureWarning) }
+		warn()
+		go func() {
+			t := time.NewTicker(5 * time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					warn()
+				}
+			}
+		}()
 		return nil, nil
 	}
 	now := time.Now()
