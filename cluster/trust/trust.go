@@ -151,27 +151,16 @@ func Load(ctx context.Context, s persistence.Secrets) (Material, error) {
 	return m, nil
 }
 
-// SigningCA is the CA node certificates are issued by now: see current.
+// SigningCA is the CA node certificates are issued by now: the newest at least
+// Propagation old (persistence.InUse).
 func (m Material) SigningCA(now time.Time) Authority {
-	return current(m.CAs, func(a Authority) time.Time { return a.CreatedAt }, now)
+	return persistence.InUse(m.CAs, func(a Authority) time.Time { return a.CreatedAt }, now, Propagation)
 }
 
-// PrimaryGossipKey is the key gossip is encrypted with now: see current.
+// PrimaryGossipKey is the key gossip is encrypted with now: the newest at least
+// Propagation old (persistence.InUse).
 func (m Material) PrimaryGossipKey(now time.Time) GossipKey {
-	return current(m.GossipKeys, func(k GossipKey) time.Time { return k.CreatedAt }, now)
-}
-
-// current picks, from items sorted oldest first, the newest that has been in the store
-// for Propagation, or the oldest if none has: a new cluster uses its first secret at
-// once, and a rotated-in secret waits until every node has had time to trust it.
-func current[T any](items []T, created func(T) time.Time, now time.Time) T {
-	pick := items[0]
-	for _, it := range items[1:] {
-		if !created(it).After(now.Add(-Propagation)) {
-			pick = it
-		}
-	}
-	return pick
+	return persistence.InUse(m.GossipKeys, func(k GossipKey) time.Time { return k.CreatedAt }, now, Propagation)
 }
 
 // AddCA stores a new CA for a rotation and returns its id.
