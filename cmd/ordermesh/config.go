@@ -18,6 +18,7 @@ type nodeConfig struct {
 	Advertise      string
 	Join           string
 	Fast           bool
+	Insecure       bool
 	Demo           bool
 	JWTSecret      string
 	Catalog        string
@@ -58,6 +59,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.Advertise, "advertise", "", "host that other nodes should use to reach this one, when it differs from the bind addresses")
 	fs.StringVar(&c.Join, "join", "", "comma-separated gossip addresses (host:port) of running nodes; empty starts a new cluster")
 	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "run actor remoting and gossip without TLS or encryption: anyone reaching those ports controls the node (experiments only; secure nodes refuse it)")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")

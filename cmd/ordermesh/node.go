@@ -68,6 +68,10 @@ func runNode(args []string) error {
 	if err := timeouts.Check(); err != nil {
 		return fmt.Errorf("--request-timeout %s: %w", cfg.RequestTimeout, err)
 	}
+	security, err := nodeSecurity(ctx, logger, store, cfg.Insecure)
+	if err != nil {
+		return err
+	}
 
 	var join []string
 	if cfg.Join != "" {
@@ -76,6 +80,7 @@ func runNode(args []string) error {
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
 		Fast: cfg.Fast, Logger: logger, Metrics: metrics, OTel: otelMetrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
+		Security: security,
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
