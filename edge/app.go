@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ordermesh/ordermesh/live"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -44,6 +45,7 @@ type Config struct {
 	NodeID         string        // this node's id, sent in the X-Node-ID header
 	RequestTimeout time.Duration // upper bound for one request's work on grains and store
 	RetryFor       time.Duration // how long a retryable command is retried before 503
+	WS             WSConfig      // live push on /ws
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +96,8 @@ type Deps struct {
 	// Keys sign and verify access tokens and key the listing cursors (see OpenKeyRing).
 	// Exactly one of Keys and Config.JWTSecret must be set.
 	Keys *KeyRing
+	// Live is the node's live push hub; nil = no /ws.
+	Live *live.Hub
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -110,6 +114,7 @@ type server struct {
 	tokens   *tokenIssuer
 	inflight *InFlight
 	cursors  cursorSigner
+	ws       *wsServer // nil = no /ws
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -154,6 +159,13 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 	}
+	if deps.Live != nil {
+		wm, err := newWSMetrics(deps.Metrics)
+		if err != nil {
+			return nil, fmt.Errorf("edge: registering metrics: %w", err)
+		}
+		s.ws = newWSServer(cfg.WS, deps.Live, wm)
+	}
 
 	app := fiber.New(fiber.Config{
 		AppName:   "ordermesh",
@@ -183,6 +195,7 @@ func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", metricsHandler(reg))
+	s.routeWS(app) // GET /ws, live push; see ws.go
 
 	auth := app.Group("/auth")
 	auth.Post("/login", s.login)
