@@ -222,11 +222,6 @@ func (s *server) serveWS(c *websocket.Conn) {
 		w.closeFor(err)
 		return
 	}
-	if err := w.write(wsReady{Type: "ready", Node: s.cfg.NodeID, Subject: p.Subject, Role: string(p.Role)}); err != nil {
-		sess.Close()
-		return
-	}
-
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	runDone := make(chan struct{})
@@ -247,7 +242,11 @@ func (s *server) serveWS(c *websocket.Conn) {
 		}
 	}()
 	go func() { defer wg.Done(); w.ping(ctx) }()
-	w.read(ctx, sess)
+	// Ready only now that Run goes (an open session is removed from the hub when Run
+	// returns); nothing is delivered before the client subscribes, which it does after.
+	if w.write(wsReady{Type: "ready", Node: s.cfg.NodeID, Subject: p.Subject, Role: string(p.Role)}) == nil {
+		w.read(ctx, sess)
+	}
 	cancel()
 	sess.Close()
 	wg.Wait()

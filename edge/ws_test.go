@@ -420,3 +420,20 @@ func grep(s, prefix string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A client that goes away leaves nothing behind in the hub.
+func TestWSClosedClientLeavesTheHub(t *testing.T) {
+	w := newWSHarness(t, WSConfig{})
+	c := w.login("alice")
+	if n := w.hub.Sessions(); n != 1 {
+		t.Fatalf("%d sessions with one client", n)
+	}
+	c.c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.hub.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the session of a closed client is still in the hub")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
