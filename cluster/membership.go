@@ -52,6 +52,11 @@ type MembershipConfig struct {
 	// It must not call Leave (Leave waits for that goroutine) and should return quickly:
 	// the next view waits for it.
 	OnChange func(View)
+	// Keyring encrypts and authenticates all gossip (UDP packets and TCP streams) and
+	// refuses gossip that is not sealed with one of its keys. nil gossips in the clear.
+	Keyring *memberlist.Keyring
+	// Label is sent with every packet and stream; gossip with another label is dropped.
+	Label string
 }
 
 // timing is memberlist's failure detection and this package's own periods.
@@ -218,6 +223,11 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
 	mc.Logger = log.New(memberlistLog{m.log.With("lib", "memberlist")}, "", 0)
+	mc.Label = cfg.Label
+	if cfg.Keyring != nil {
+		mc.Keyring = cfg.Keyring
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 
 	m.rebuild()
 	// Create announces this node to itself, so NotifyJoin runs before it returns: the

@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/hashicorp/memberlist"
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/actors/orderpb"
@@ -49,6 +50,12 @@ type Config struct {
 	Push      *Push // live push; nil = none
 	Logger    *slog.Logger
 	Metrics   *Metrics // optional
+	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
+	// NewOTelMetrics).
+	OTel *OTelMetrics
+	// Security secures remoting (mutual TLS) and gossip (keyring). nil runs both in the
+	// clear: only for experiments (--insecure), and such a node cannot meet secure ones.
+	Security *Security
 }
 
 // Node is one running ordermesh member.
@@ -96,9 +103,19 @@ func Start(cfg Config) (*Node, error) {
 		}
 		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(net.JoinHostPort(cfg.Advertise, strconv.Itoa(port))))
 	}
+	if cfg.Security != nil {
+		if err := cfg.Security.check(); err != nil {
+			return nil, err
+		}
+		remoteOpts = append(remoteOpts, cfg.Security.remoteOptions()...)
+	}
 	// protoactor logs every activation and retry at info; keep only its warnings.
 	libLogger := slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("lib", "protoactor")
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger }))
+	sysOpts := []actor.ConfigOption{actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger })}
+	if cfg.OTel != nil {
+		sysOpts = append(sysOpts, actor.WithMetricProviders(cfg.OTel.MeterProvider()))
+	}
+	system := actor.NewActorSystem(sysOpts...)
 	n := &Node{
 		cfg: cfg, system: system, started: time.Now(),
 		topology: make(chan struct{}, 1), done: make(chan struct{}), drainReq: make(chan struct{}),
@@ -160,7 +177,7 @@ func (j joiner) StartMember(c *pcluster.Cluster) error {
 	}
 	m, err := NewMembership(MembershipConfig{
 		Bind: n.cfg.Gossip, Advertise: n.cfg.Advertise, Self: self, Logger: n.cfg.Logger, Fast: n.cfg.Fast,
-		OnChange: n.onView,
+		OnChange: n.onView, Keyring: n.gossipKeyring(), Label: memberlistLabel(n.cfg.Name),
 	})
 	if err != nil {
 		return err
@@ -169,6 +186,14 @@ func (j joiner) StartMember(c *pcluster.Cluster) error {
 	n.lookup.members = m
 	n.provider = newMemberlistProvider(m)
 	return n.provider.StartMember(c)
+}
+
+// gossipKeyring is the keyring of cfg.Security, nil when insecure.
+func (n *Node) gossipKeyring() *memberlist.Keyring {
+	if n.cfg.Security == nil {
+		return nil
+	}
+	return n.cfg.Security.GossipKeyring
 }
 
 func (j joiner) StartClient(*pcluster.Cluster) error {

@@ -45,7 +45,16 @@ type Config struct {
 	NodeID         string        // this node's id, sent in the X-Node-ID header
 	RequestTimeout time.Duration // upper bound for one request's work on grains and store
 	RetryFor       time.Duration // how long a retryable command is retried before 503
-	WS             WSConfig      // live push on /ws
+	// Limits are the abuse limits (see limits.go); the zero value limits nothing.
+	Limits Limits
+	// CORSOrigins are the origins (scheme://host[:port]) whose web apps may call the API
+	// from a browser; none = CORS off (see cors.go).
+	CORSOrigins []string
+	// MetricsToken, if set, is the bearer token /metrics requires.
+	MetricsToken string
+	// NoMetricsRoute leaves /metrics off this app, when it is served on its own address.
+	NoMetricsRoute bool
+	WS             WSConfig // live push on /ws
 }
 
 func (c Config) withDefaults() Config {
@@ -115,6 +124,9 @@ type server struct {
 	inflight *InFlight
 	cursors  cursorSigner
 	ws       *wsServer // nil = no /ws
+	limits   *limiting
+	guard    *guardMetrics
+	versions clientVersions
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -153,11 +165,23 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: registering metrics: %w", err)
 	}
+	if err := checkOrigins(cfg.CORSOrigins); err != nil {
+		return nil, err
+	}
+	limits, err := newLimiting(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	guard, err := newGuardMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("edge: registering metrics: %w", err)
+	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
 		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, inflight: deps.InFlight,
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
+		limits:  limits, guard: guard,
 	}
 	if deps.Live != nil {
 		wm, err := newWSMetrics(deps.Metrics)
@@ -191,14 +215,21 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 // routes is the whole API surface of a node, in one place.
 func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
 	app.Use(s.observe) // request id, access log, metrics, panic recovery
+	if h := s.corsMiddleware(); h != nil {
+		app.Use(h)
+	}
 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", metricsHandler(reg))
+	if !s.cfg.NoMetricsRoute {
+		app.Get("/metrics", s.metricsAccess, metricsHandler(reg))
+	}
+
 	s.routeWS(app) // GET /ws, live push; see ws.go
 
+	// limitAuth goes on every /auth endpoint that takes a password or a token.
 	auth := app.Group("/auth")
-	auth.Post("/login", s.login)
+	auth.Post("/login", s.limitAuth, s.login)
 	// POST /auth/refresh and /auth/logout (rotating refresh tokens) belong here; see auth.go.
 
 	api := app.Group("/api/v1")
@@ -206,11 +237,11 @@ func (s *server) routes(app *fiber.App, reg *prometheus.Registry) {
 
 	// authenticate is a handler of each route rather than a group middleware, so that
 	// a 401 is counted under the route it was for, and unknown paths stay 404s.
-	api.Post("/orders", s.authenticate, s.createOrder)
-	api.Get("/orders", s.authenticate, s.listOrders)
-	api.Get("/orders/:id", s.authenticate, s.getOrder)
-	api.Get("/orders/:id/events", s.authenticate, s.orderEvents)
-	api.Post("/orders/:id/:action", s.authenticate, s.orderAction)
+	api.Post("/orders", s.authenticate, s.limitUser, s.createOrder)
+	api.Get("/orders", s.authenticate, s.limitUser, s.listOrders)
+	api.Get("/orders/:id", s.authenticate, s.limitUser, s.getOrder)
+	api.Get("/orders/:id/events", s.authenticate, s.limitUser, s.orderEvents)
+	api.Post("/orders/:id/:action", s.authenticate, s.limitUser, s.orderAction)
 
 	api.Get("/cluster", s.authenticate, s.requireOperator, s.clusterStatus)
 	api.Post("/cluster/nodes/:id/drain", s.authenticate, s.requireOperator, s.drainNode)

@@ -104,6 +104,7 @@ func (s *server) authenticate(c *fiber.Ctx) error {
 		return order.Errorf(order.CodeUnauthenticated, "the access token is invalid or expired")
 	}
 	c.Locals(localPrincipal, p)
+	c.Locals(localLogger, s.logger(c).With(slog.String("user", p.Subject)))
 	return c.Next()
 }
 

@@ -146,16 +146,6 @@ func (r *KeyRing) Current() (kid string, key []byte) {
 	return k.ID, k.Value
 }
 
-// signingKey picks the key to sign with at now from keys, oldest first.
-func signingKey(keys []persistence.Secret, now time.Time) persistence.Secret {
-	for i := len(keys) - 1; i >= 0; i-- {
-		if !keys[i].CreatedAt.After(now.Add(-KeyPropagation)) {
-			return keys[i]
-		}
-	}
-	return keys[0]
-}
-
 // Lookup returns the key with the given kid. A kid the ring does not know makes it reread
 // the store (at most once per second, whatever the callers send), so that a key another
 // node or the rotation command has just created is honoured at once.
@@ -373,4 +363,9 @@ func ListKeys(ctx context.Context, src persistence.Secrets, now time.Time) ([]Ke
 		out[i] = KeyState{ID: k.ID, CreatedAt: k.CreatedAt, State: state}
 	}
 	return out, nil
+}
+
+// signingKey is the key new tokens are signed with (see persistence.InUse).
+func signingKey(keys []persistence.Secret, now time.Time) persistence.Secret {
+	return persistence.InUse(keys, func(k persistence.Secret) time.Time { return k.CreatedAt }, now, KeyPropagation)
 }

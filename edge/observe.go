@@ -22,6 +22,7 @@ const (
 	localRoute     = "edge.route"
 	localOrderID   = "edge.order_id"
 	localPrincipal = "edge.principal"
+	localUser      = "edge.user" // the username a request is for, authenticated or claimed
 )
 
 // observe wraps every routed request: it assigns the request id, gives the handlers a
@@ -130,7 +131,25 @@ func (s *server) finish(c *fiber.Ctx, log *slog.Logger, start time.Time) {
 	if id, ok := c.Locals(localOrderID).(string); ok {
 		attrs = append(attrs, slog.String("order_id", id))
 	}
+	if user := requestUser(c); user != "" {
+		attrs = append(attrs, slog.String("user", user))
+	}
+	version := c.Get(HeaderClientVersion)
+	s.guard.clientVersions.WithLabelValues(s.versions.label(version)).Inc()
+	if version != "" {
+		attrs = append(attrs, slog.String("client_version", truncate(version, 64)))
+	}
 	log.LogAttrs(c.UserContext(), slog.LevelInfo, "http request", attrs...)
+}
+
+// requestUser is the user a request is for: the authenticated principal, else the
+// username an authentication request claimed, else "".
+func requestUser(c *fiber.Ctx) string {
+	if p, ok := c.Locals(localPrincipal).(order.Principal); ok && p.Subject != "" {
+		return p.Subject
+	}
+	u, _ := c.Locals(localUser).(string)
+	return u
 }
 
 // logger returns the request-scoped logger (with request_id, and order_id once known).

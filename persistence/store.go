@@ -158,3 +158,18 @@ type Store interface {
 // held, how long it took, and its error (nil when it committed, even if some of its
 // writes were conflicts). It runs on the store's writer goroutine: it must be quick.
 type BatchObserver func(writes int, took time.Duration, err error)
+
+// InUse picks which of a rotation's items the cluster uses now: the newest created at
+// least propagation before now, so that every node has loaded it before anything made with
+// it reaches them; the oldest while none is that old (a brand new cluster). items must be
+// oldest first and not empty. The token signing keys and the trust material (CA, gossip
+// keys) all rotate by this one rule.
+func InUse[T any](items []T, created func(T) time.Time, now time.Time, propagation time.Duration) T {
+	pick := items[0]
+	for _, it := range items[1:] {
+		if !created(it).After(now.Add(-propagation)) {
+			pick = it
+		}
+	}
+	return pick
+}

@@ -20,6 +20,7 @@ type nodeConfig struct {
 	Advertise      string
 	Join           string
 	Fast           bool
+	Insecure       bool
 	Demo           bool
 	JWTSecret      string
 	Catalog        string
@@ -33,7 +34,17 @@ type nodeConfig struct {
 	LogLevel       string
 	Pprof          string
 	LogFormat      string
-	WS             wsFlags
+	// Abuse limits, CORS and access to /metrics: see limits.go.
+	AuthRate      float64 // per minute
+	AuthBurst     int
+	APIRate       float64 // per second
+	APIBurst      int
+	MaxConns      int
+	CORSOrigins   string
+	MetricsToken  string
+	MetricsListen string
+
+	WS wsFlags // live push on /ws
 }
 
 // wsFlags tune live push on /ws.
@@ -59,6 +70,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.Advertise, "advertise", "", "host that other nodes should use to reach this one, when it differs from the bind addresses")
 	fs.StringVar(&c.Join, "join", "", "comma-separated gossip addresses (host:port) of running nodes; empty starts a new cluster")
 	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "run actor remoting and gossip without TLS or encryption: anyone reaching those ports controls the node (experiments only; secure nodes refuse it)")
 	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
@@ -76,7 +88,11 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.IntVar(&c.WS.SendBuffer, "ws-send-buffer", edge.DefaultWSSendBuffer, "order changes that may wait for one WebSocket client; one more closes it with 4408 (too slow)")
 	fs.DurationVar(&c.WS.PingInterval, "ws-ping-interval", edge.DefaultWSPingInterval, "WebSocket ping interval; a client that answers none for two intervals is dropped")
 	fs.DurationVar(&c.WS.Resync, "ws-resync-interval", 30*time.Second, "how often WebSocket subscriptions re-check their orders against the store for changes whose live copy was lost (0 = only when the cluster changes)")
+	addEdgeFlags(fs, &c)
 	if err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n"); err != nil {
+		return c, err
+	}
+	if err := c.checkEdgeFlags(); err != nil {
 		return c, err
 	}
 	if c.WS.MaxConnections < 1 || c.WS.SendBuffer < 1 || c.WS.PingInterval <= 0 || c.WS.Resync < 0 {

@@ -82,7 +82,9 @@ func (l *launcher) Add(ctx context.Context) (string, error) {
 			return "", errors.New("no free port")
 		}
 		args := []string{"node", "--demo", "--http", httpAddr, "--gossip", gossip, "--remote", "127.0.0.1:0",
-			"--store", l.store, "--jwt-secret", l.secret, "--log-level", "warn"}
+			"--store", l.store, "--jwt-secret", l.secret, "--log-level", "warn",
+			// A benchmark drives few users from one address as fast as it can.
+			"--auth-rate", "0", "--api-rate", "0"}
 		if len(join) > 0 {
 			args = append(args, "--join", strings.Join(join, ","))
 		}

@@ -16,6 +16,7 @@ Usage:
   ordermesh bench ...         load harness: run, compare, check (ordermesh bench --help)
   ordermesh baseline [flags]  the classic stateless design, for comparison (ordermesh baseline --help)
   ordermesh keys rotate|list  rotate or list the access-token signing keys in the store (ordermesh keys --help)
+  ordermesh trust COMMAND     the cluster's CA and gossip keys: list, rotate, retire (ordermesh trust --help)
 `
 
 func main() {
@@ -35,6 +36,8 @@ func main() {
 		err = runBaseline(os.Args[2:])
 	case "keys":
 		err = runKeys(os.Args[2:])
+	case "trust":
+		err = runTrust(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -52,6 +52,12 @@ func runNode(args []string) error {
 	}
 
 	reg := newRegistry()
+	// Before the actor system starts: protoactor reads the global meter provider.
+	otelMetrics, err := cluster.NewOTelMetrics(reg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = otelMetrics.Shutdown(context.Background()) }()
 	metrics := cluster.NewMetrics(reg)
 	if o, ok := store.(interface {
 		ObserveBatches(persistence.BatchObserver)
@@ -62,6 +68,10 @@ func runNode(args []string) error {
 	timeouts := cluster.TimeoutsFor(cfg.RequestTimeout)
 	if err := timeouts.Check(); err != nil {
 		return fmt.Errorf("--request-timeout %s: %w", cfg.RequestTimeout, err)
+	}
+	security, err := nodeSecurity(ctx, logger, store, cfg.Insecure)
+	if err != nil {
+		return err
 	}
 
 	// Live push: the grains of this node and the peers publish to hub; /ws serves it.
@@ -76,8 +86,9 @@ func runNode(args []string) error {
 	}
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
-		Fast: cfg.Fast, Logger: logger, Metrics: metrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
-		Push: &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
+		Fast: cfg.Fast, Logger: logger, Metrics: metrics, OTel: otelMetrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
+		Security: security,
+		Push:     &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -107,6 +118,7 @@ func runNode(args []string) error {
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
+		Limits: cfg.limits(), CORSOrigins: cfg.corsOrigins(), MetricsToken: cfg.MetricsToken, NoMetricsRoute: cfg.MetricsListen != "",
 		WS: edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
 	}, edge.Deps{
 		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
@@ -127,8 +139,21 @@ func runNode(args []string) error {
 		node.Stop(context.Background())
 		return err
 	}
+	ln, err := listenHTTP(cfg.HTTP, cfg.MaxConns, reg)
+	if err != nil {
+		node.Stop(context.Background())
+		return err
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listen(cfg.HTTP) }()
+	go func() { serveErr <- app.Listener(ln) }()
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, edge.MetricsHandler(reg, cfg.MetricsToken), serveErr)
+		if err != nil {
+			node.Stop(context.Background())
+			return err
+		}
+		defer stopMetrics()
+	}
 	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "gossip", cfg.Gossip, "store", redact(cfg.Store))
 
 	select {

@@ -117,7 +117,9 @@ func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 
 func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error) {
 	args := append([]string{"node", "--demo", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
-		"--fast-failure-detection", "--store", store, "--log-level", "warn"}, extra...)
+		"--fast-failure-detection", "--store", store, "--log-level", "warn",
+		// The tests drive a few users hard from one address: the abuse limits have tests of their own.
+		"--auth-rate", "0", "--api-rate", "0"}, extra...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
