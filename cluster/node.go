@@ -47,6 +47,7 @@ type Config struct {
 	// on its next message.
 	MaxGrains int
 	Grain     *actors.GrainConfig
+	Push      *Push // live push; nil = none
 	Logger    *slog.Logger
 	Metrics   *Metrics // optional
 	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
@@ -123,6 +124,7 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Grain.Node = system.ID
 	cfg.Grain.Owns = n.lookup.owns
 	cfg.Grain.Draining = n.lookup.draining.Load
+	n.wirePush()
 
 	props := actors.NewGrainProps(cfg.Grain).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))
 	clusterCfg := pcluster.Configure(cfg.Name, joiner{n}, n.lookup, remote.Configure(host, port, remoteOpts...),
@@ -137,6 +139,10 @@ func Start(cfg Config) (*Node, error) {
 	if _, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return placement{n} }), placementName); err != nil {
 		n.shutdown()
 		return nil, fmt.Errorf("starting the placement actor: %w", err)
+	}
+	if err := n.startPush(); err != nil {
+		n.shutdown()
+		return nil, fmt.Errorf("starting the push actor: %w", err)
 	}
 	go n.disownLoop()
 	if m, ok := n.members.(*Membership); ok && len(cfg.Join) > 0 {
@@ -236,6 +242,7 @@ func (n *Node) onView(v View) {
 	if v.Version == n.lastView.Swap(v.Version) {
 		return
 	}
+	n.pushTopology()
 	select {
 	case n.topology <- struct{}{}:
 	default:

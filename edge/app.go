@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ordermesh/ordermesh/live"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -60,6 +61,7 @@ type Config struct {
 	MetricsToken string
 	// NoMetricsRoute leaves /metrics off this app, when it is served on its own address.
 	NoMetricsRoute bool
+	WS             WSConfig // live push on /ws
 }
 
 func (c Config) withDefaults() Config {
@@ -117,6 +119,8 @@ type Deps struct {
 	// Keys sign and verify access tokens and key the listing cursors (see OpenKeyRing).
 	// Exactly one of Keys and Config.JWTSecret must be set.
 	Keys *KeyRing
+	// Live is the node's live push hub; nil = no /ws.
+	Live *live.Hub
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -134,6 +138,7 @@ type server struct {
 	tokens   *tokenIssuer
 	inflight *InFlight
 	cursors  cursorSigner
+	ws       *wsServer // nil = no /ws
 	limits   *limiting
 	guard    *guardMetrics
 	versions clientVersions
@@ -195,6 +200,13 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 		limits:  limits, guard: guard,
+	}
+	if deps.Live != nil {
+		wm, err := newWSMetrics(deps.Metrics)
+		if err != nil {
+			return nil, fmt.Errorf("edge: registering metrics: %w", err)
+		}
+		s.ws = newWSServer(cfg.WS, deps.Live, wm)
 	}
 
 	app := fiber.New(fiber.Config{

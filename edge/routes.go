@@ -129,7 +129,9 @@ func Endpoints() []Endpoint {
 		Endpoint{Method: "PATCH", Path: "/api/v1/users/{username}", OperationID: "updateUser", Roles: []order.Role{order.RoleAdmin}, handler: with((*server).updateUser)},
 
 		// The live push socket: authenticated by its first message, see AccessInBand.
-		Endpoint{Method: "GET", Path: "/ws", OperationID: "openLiveUpdates", Access: AccessInBand, Roles: TokenRoles},
+		Endpoint{Method: "GET", Path: "/ws", OperationID: "openLiveUpdates", Access: AccessInBand, Roles: TokenRoles,
+			before:  func(s *server) []fiber.Handler { return []fiber.Handler{s.wsUpgrade} },
+			handler: (*server).wsHandler},
 	)
 }
 

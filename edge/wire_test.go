@@ -59,7 +59,9 @@ func TestEveryAnswerIsAnEnvelope(t *testing.T) {
 		{"known method, wrong route", "DELETE /api/v1/catalog HTTP/1.1\r\nHost: x\r\n\r\n", 405, order.CodeMethodNotAllowed},
 		{"unknown path", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, order.CodeRouteNotFound},
 		{"garbage request line", "hello\r\n\r\n", 400, order.CodeInvalidRequest},
-		{"no HTTP version", "GET /api/v1/catalog\r\nHost: x\r\n\r\n", 200, order.CodeOK}, // taken as HTTP/1.0
+		// fasthttp took this as HTTP/1.0 up to v1.51; v1.52 (which gofiber/contrib/websocket
+		// needs) refuses it.
+		{"no HTTP version", "GET /api/v1/catalog\r\nHost: x\r\n\r\n", 400, order.CodeInvalidRequest},
 		{"bad chunk size", "POST /auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, order.CodeInvalidRequest},
 		{"bad content length", "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, order.CodeInvalidRequest},
 		{"oversized header", "GET /api/v1/catalog HTTP/1.1\r\nHost: x\r\nX-Big: " + huge + "\r\n\r\n", 431, order.CodeHeadersTooLarge},

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ordermesh/ordermesh/edge"
 )
 
 // nodeConfig is everything `ordermesh node` can be told. Every flag has an ORDERMESH_*
@@ -42,6 +44,16 @@ type nodeConfig struct {
 	CORSOrigins   string
 	MetricsToken  string
 	MetricsListen string
+
+	WS wsFlags // live push on /ws
+}
+
+// wsFlags tune live push on /ws.
+type wsFlags struct {
+	MaxConnections int
+	SendBuffer     int
+	PingInterval   time.Duration
+	Resync         time.Duration
 }
 
 // envName is the environment variable behind a flag: --payment-timeout → ORDERMESH_PAYMENT_TIMEOUT.
@@ -74,12 +86,19 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.Pprof, "pprof", "", "serve Go's net/http/pprof profiles on this address (off by default; never expose it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.WS.MaxConnections, "ws-max-connections", edge.DefaultWSMaxConnections, "most WebSocket clients (/ws) connected to this node at once; one more is closed with 1013")
+	fs.IntVar(&c.WS.SendBuffer, "ws-send-buffer", edge.DefaultWSSendBuffer, "order changes that may wait for one WebSocket client; one more closes it with 4408 (too slow)")
+	fs.DurationVar(&c.WS.PingInterval, "ws-ping-interval", edge.DefaultWSPingInterval, "WebSocket ping interval; a client that answers none for two intervals is dropped")
+	fs.DurationVar(&c.WS.Resync, "ws-resync-interval", 30*time.Second, "how often WebSocket subscriptions re-check their orders against the store for changes whose live copy was lost (0 = only when the cluster changes)")
 	addEdgeFlags(fs, &c)
 	if err := parseWithEnv(fs, args, "Usage: ordermesh node [flags]\n\nStarts one ordermesh node: order grains, the HTTP edge and the payment sweeper.\n"); err != nil {
 		return c, err
 	}
 	if err := c.checkEdgeFlags(); err != nil {
 		return c, err
+	}
+	if c.WS.MaxConnections < 1 || c.WS.SendBuffer < 1 || c.WS.PingInterval <= 0 || c.WS.Resync < 0 {
+		return c, fmt.Errorf("--ws-max-connections, --ws-send-buffer and --ws-ping-interval must be positive, --ws-resync-interval not negative")
 	}
 	if c.MaxGrains < 0 {
 		return c, fmt.Errorf("--max-grains must be 0 (no bound) or more, not %d", c.MaxGrains)

@@ -20,6 +20,7 @@ import (
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/cluster"
 	"github.com/ordermesh/ordermesh/edge"
+	"github.com/ordermesh/ordermesh/live"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/postgres"
 	"github.com/ordermesh/ordermesh/persistence/sqlite"
@@ -73,6 +74,12 @@ func runNode(args []string) error {
 		return err
 	}
 
+	// Live push: the grains of this node and the peers publish to hub; /ws serves it.
+	hub := live.NewHub(live.HubConfig{Store: store, ResyncEvery: cfg.WS.Resync, Logger: logger})
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	go hub.Run(hubCtx)
+
 	var join []string
 	if cfg.Join != "" {
 		join = strings.Split(cfg.Join, ",")
@@ -81,6 +88,7 @@ func runNode(args []string) error {
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
 		Fast: cfg.Fast, Logger: logger, Metrics: metrics, OTel: otelMetrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
 		Security: security,
+		Push:     &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -112,8 +120,10 @@ func runNode(args []string) error {
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 		Limits: cfg.limits(), CORSOrigins: cfg.corsOrigins(), MetricsToken: cfg.MetricsToken, NoMetricsRoute: cfg.MetricsListen != "",
+		WS: edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
 	}, edge.Deps{
 		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
+		Live: hub,
 		Ready: func(context.Context) error {
 			select {
 			case <-node.DrainRequested():
@@ -161,6 +171,7 @@ func runNode(args []string) error {
 	// are routed to the new owners), leave the cluster, exit 0.
 	start := time.Now()
 	draining.Store(true)
+	hub.Drain() // WebSocket clients get 1001 and resubscribe on another node
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	stopSweep()

@@ -505,19 +505,5 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 }
 
 func activeGrains(t testing.TB, base string) int {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "ordermesh_active_grains ") {
-			var n float64
-			fmt.Sscan(strings.TrimPrefix(line, "ordermesh_active_grains "), &n)
-			return int(n)
-		}
-	}
-	t.Fatalf("no ordermesh_active_grains in /metrics")
-	return 0
+	return int(metric(t, base, "ordermesh_active_grains"))
 }

@@ -1,0 +1,92 @@
+// Package live pushes committed order changes to the clients of one node (the edge's
+// WebSocket /ws). The node's grains publish every committed change to the node's Hub, and
+// peers forward theirs (package cluster, over actor remoting); that fan-out is best
+// effort. What makes delivery exactly once and in version order is the bookkeeping of
+// each Session: it remembers the last version it delivered of every order, drops what it
+// has seen, and fills every gap from the store, which holds every committed event. So a
+// change lost with a killed node, or still in flight while its grain moves, is read back
+// from the store as soon as a later change of the order arrives, the cluster's topology
+// changes, or the periodic re-check runs.
+//
+// The package imports neither the actor framework nor the web framework.
+package live
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/persistence"
+)
+
+// Change is one committed transition of an order: the event as the store keeps it, and
+// the order right after it.
+type Change struct {
+	Event persistence.Event
+	View  order.View
+	// Committed is when the grain saw the write durable; zero for changes read back from
+	// the store. Push latency is measured from it.
+	Committed time.Time
+}
+
+// OrderID is the order the change belongs to.
+func (c Change) OrderID() string { return c.Event.OrderID }
+
+// Version is the order's version after the change.
+func (c Change) Version() uint64 { return uint64(c.Event.Version) }
+
+// ChangeOf builds the change a grain on node has just committed: e as the grain stored
+// it, and v, the order after it (a decision has one event, so v is at e's version).
+func ChangeOf(v order.View, e order.Event, node string, committed time.Time) (Change, error) {
+	payload, err := json.Marshal(order.PayloadOf(e))
+	if err != nil {
+		return Change{}, fmt.Errorf("payload of order %s version %d: %w", e.OrderID, e.Version, err)
+	}
+	return Change{
+		Event: persistence.Event{
+			OrderID: e.OrderID, Version: int64(e.Version), Type: string(e.Type), From: string(e.From), To: string(e.To),
+			IdempotencyKey: e.Key, Node: node, At: e.At, Payload: payload,
+		},
+		View:      v,
+		Committed: committed,
+	}, nil
+}
+
+// History rebuilds an order's changes from its stored events (in version order, as
+// persistence.Orders.OrderEvents returns them), each with the view right after it: the
+// store keeps only the latest snapshot, so the views are replayed with order.Evolve.
+func History(events []persistence.Event) ([]Change, error) {
+	out := make([]Change, 0, len(events))
+	var o order.Order
+	for _, se := range events {
+		e, err := eventOf(se)
+		if err != nil {
+			return nil, err
+		}
+		if e.Version != o.Version+1 {
+			return nil, fmt.Errorf("order %s: stored event %d follows version %d", se.OrderID, e.Version, o.Version)
+		}
+		o = order.Evolve(o, e)
+		out = append(out, Change{Event: se, View: o.View()})
+	}
+	return out, nil
+}
+
+// eventOf turns a stored event back into the domain event it recorded.
+func eventOf(se persistence.Event) (order.Event, error) {
+	var p order.Payload
+	if err := json.Unmarshal(se.Payload, &p); err != nil {
+		return order.Event{}, fmt.Errorf("order %s: payload of event %d: %w", se.OrderID, se.Version, err)
+	}
+	at, deadline := se.At.UTC(), p.PaymentDeadline
+	if !deadline.IsZero() {
+		deadline = deadline.UTC()
+	}
+	return order.Event{
+		Type: order.EventType(se.Type), OrderID: se.OrderID, Version: uint64(se.Version),
+		From: order.Status(se.From), To: order.Status(se.To), At: at, Key: se.IdempotencyKey,
+		By: p.By, Fingerprint: p.Fingerprint, Customer: p.Customer, Lines: p.Lines, Currency: p.Currency,
+		Total: p.Total, PaymentDeadline: deadline, Reason: p.Reason,
+	}, nil
+}
