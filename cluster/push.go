@@ -5,10 +5,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/ordermesh/ordermesh/actors/live"
 	"github.com/ordermesh/ordermesh/actors/order"
 	"github.com/ordermesh/ordermesh/actors/orderpb"
 	"github.com/ordermesh/ordermesh/cluster/clusterpb"
-	"github.com/ordermesh/ordermesh/live"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 

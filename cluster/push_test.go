@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ordermesh/ordermesh/actors/live"
 	"github.com/ordermesh/ordermesh/actors/order"
-	"github.com/ordermesh/ordermesh/live"
 )
 
 // The node publishes each committed change once, as the store has it, with the order's

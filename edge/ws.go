@@ -17,7 +17,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/ordermesh/ordermesh/live"
+	"github.com/ordermesh/ordermesh/actors/live"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	fws "github.com/fasthttp/websocket"
 
-	"github.com/ordermesh/ordermesh/live"
+	"github.com/ordermesh/ordermesh/actors/live"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 

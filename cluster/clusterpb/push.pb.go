@@ -10,12 +10,13 @@
 package clusterpb
 
 import (
-	orderpb "github.com/ordermesh/ordermesh/actors/orderpb"
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
+
+	orderpb "github.com/ordermesh/ordermesh/actors/orderpb"
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (

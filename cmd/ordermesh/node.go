@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ordermesh/ordermesh/actors"
+	"github.com/ordermesh/ordermesh/actors/live"
 	"github.com/ordermesh/ordermesh/cluster"
 	"github.com/ordermesh/ordermesh/edge"
-	"github.com/ordermesh/ordermesh/live"
 	"github.com/ordermesh/ordermesh/persistence"
 	"github.com/ordermesh/ordermesh/persistence/postgres"
 	"github.com/ordermesh/ordermesh/persistence/sqlite"
