@@ -106,6 +106,11 @@ type Orders interface {
 	ListOrders(ctx context.Context, q OrderQuery) (OrderPage, error)
 	// OrderEvents returns an order's events in version order (empty if it has none).
 	OrderEvents(ctx context.Context, id string) ([]Event, error)
+	// OrderEventsAfter returns the events of an order with a version above after, in
+	// version order (empty if there are none): what a reader that has the order up to
+	// version after is missing. It reads only those rows (the key is (order id,
+	// version)); after = 0 is the whole history, like OrderEvents.
+	OrderEventsAfter(ctx context.Context, id string, after int64) ([]Event, error)
 	// EventByKey returns the newest event of order id recorded with idempotency key, or
 	// ErrNotFound. Grains ask it for keys their order no longer remembers itself.
 	EventByKey(ctx context.Context, id, key string) (Event, error)

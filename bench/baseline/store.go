@@ -92,7 +92,13 @@ func (s *Service) ListOrders(ctx context.Context, q persistence.OrderQuery) (per
 
 // OrderEvents returns an order's events in version order (empty if it has none).
 func (s *Service) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM baseline_order_events WHERE order_id = $1 ORDER BY version`, id)
+	return s.OrderEventsAfter(ctx, id, 0)
+}
+
+// OrderEventsAfter returns the events of order id with a version above after, in
+// version order (empty if there are none).
+func (s *Service) OrderEventsAfter(ctx context.Context, id string, after int64) ([]persistence.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM baseline_order_events WHERE order_id = $1 AND version > $2 ORDER BY version`, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}

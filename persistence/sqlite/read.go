@@ -91,12 +91,19 @@ func (s *Store) ListOrders(ctx context.Context, q persistence.OrderQuery) (persi
 
 // OrderEvents returns an order's events in version order (empty if it has none).
 func (s *Store) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
+	return s.OrderEventsAfter(ctx, id, 0)
+}
+
+// OrderEventsAfter returns the events of order id with a version above after, in
+// version order (empty if there are none): a range scan of the primary key
+// (order_id, version).
+func (s *Store) OrderEventsAfter(ctx context.Context, id string, after int64) ([]persistence.Event, error) {
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM order_events WHERE order_id = ? ORDER BY version`, id)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM order_events WHERE order_id = ? AND version > ? ORDER BY version`, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("reading events of order %s: %w", id, err)
 	}

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"InvalidWrites", testInvalidWrites},
 		{"InvalidContentFailsAlone", testInvalidContent},
 		{"EventByKey", testEventByKey},
+		{"OrderEventsAfter", testOrderEventsAfter},
 		{"NotFound", testNotFound},
 		{"TimesUTCMicroseconds", testTimes},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -394,6 +395,36 @@ func testEventByKey(t *testing.T, s persistence.Store) {
 		if _, err := s.EventByKey(ctx, tt.id, tt.key); !errors.Is(err, persistence.ErrNotFound) {
 			t.Errorf("EventByKey(%s, %s): err = %v, want ErrNotFound", tt.id, tt.key, err)
 		}
+	}
+}
+
+// testOrderEventsAfter: the events above a version, in order, and only those of the order
+// asked for.
+func testOrderEventsAfter(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	var all []persistence.Event
+	for v := int64(1); v <= 5; v++ {
+		w := transition("o1", v, "n1")
+		mustWrite(t, s, w)
+		all = append(all, w.Events...)
+		mustWrite(t, s, transition("o2", v, "n1")) // a neighbour in the key range
+	}
+	for _, tt := range []struct {
+		after int64
+		want  []persistence.Event
+	}{
+		{-1, all}, {0, all}, {1, all[1:]}, {3, all[3:]}, {4, all[4:]}, {5, nil}, {99, nil},
+	} {
+		evs, err := s.OrderEventsAfter(ctx, "o1", tt.after)
+		if err != nil {
+			t.Fatalf("OrderEventsAfter(o1, %d): %v", tt.after, err)
+		}
+		if d := diffEvents(evs, tt.want); d != "" {
+			t.Errorf("OrderEventsAfter(o1, %d): %s", tt.after, d)
+		}
+	}
+	if evs, err := s.OrderEventsAfter(ctx, "missing", 0); err != nil || len(evs) != 0 {
+		t.Errorf("OrderEventsAfter(missing, 0) = %v, %v; want none, nil", evs, err)
 	}
 }
 
