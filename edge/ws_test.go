@@ -26,14 +26,14 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g *gatedStore) OrderEvents(ctx context.Context, id string) ([]persistence.Event, error) {
+func (g *gatedStore) OrderEventsAfter(ctx context.Context, id string, after int64) ([]persistence.Event, error) {
 	g.mu.Lock()
 	gate := g.gate
 	g.mu.Unlock()
 	if gate != nil {
 		<-gate
 	}
-	return g.Orders.OrderEvents(ctx, id)
+	return g.Orders.OrderEventsAfter(ctx, id, after)
 }
 
 // hold makes the hub's store reads wait until the returned func is called.
@@ -89,7 +89,7 @@ func (w *wsHarness) latest(id string) live.Change {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	changes, err := live.History(events)
+	changes, err := live.History(order.Order{}, events)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -53,12 +53,14 @@ func ChangeOf(v order.View, e order.Event, node string, committed time.Time) (Ch
 	}, nil
 }
 
-// History rebuilds an order's changes from its stored events (in version order, as
-// persistence.Orders.OrderEvents returns them), each with the view right after it: the
-// store keeps only the latest snapshot, so the views are replayed with order.Evolve.
-func History(events []persistence.Event) ([]Change, error) {
+// History rebuilds the changes of an order from stored events that follow o, each with
+// the view right after it. events are in version order, as
+// persistence.Orders.OrderEventsAfter(o.Version) returns them; o is the zero Order for a
+// whole history, or the order at the version the events follow, of which only the
+// fields of its view count (see OrderOf). The store keeps only the latest snapshot, so
+// the views are replayed with order.Evolve.
+func History(o order.Order, events []persistence.Event) ([]Change, error) {
 	out := make([]Change, 0, len(events))
-	var o order.Order
 	for _, se := range events {
 		e, err := eventOf(se)
 		if err != nil {
@@ -71,6 +73,16 @@ func History(events []persistence.Event) ([]Change, error) {
 		out = append(out, Change{Event: se, View: o.View()})
 	}
 	return out, nil
+}
+
+// OrderOf is the order at view v, as far as History needs it: what its views show (an
+// order's id, customer, lines, currency, total and creation time never change; the rest
+// comes from each event). It remembers no idempotency keys.
+func OrderOf(v order.View) order.Order {
+	return order.Order{
+		ID: v.ID, Customer: v.Customer, Status: v.Status, Version: v.Version, Lines: v.Lines, Currency: v.Currency,
+		Total: v.Total, PaymentDeadline: v.PaymentDeadline, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
+	}
 }
 
 // eventOf turns a stored event back into the domain event it recorded.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -18,16 +20,24 @@ type memStore struct {
 	persistence.Orders
 	mu     sync.Mutex
 	events map[string][]persistence.Event
-	// gate, if set, is called inside OrderEvents after the events were copied and
+	reads  []string // "id>after" for every OrderEventsAfter
+	loads  int      // LoadOrder calls
+	// gate, if set, is called inside OrderEventsAfter after the events were copied and
 	// before they are returned (to run something "during" a replay).
 	gate func()
 }
 
 func newMemStore() *memStore { return &memStore{events: map[string][]persistence.Event{}} }
 
-func (m *memStore) OrderEvents(_ context.Context, id string) ([]persistence.Event, error) {
+func (m *memStore) OrderEventsAfter(_ context.Context, id string, after int64) ([]persistence.Event, error) {
 	m.mu.Lock()
-	out := slices.Clone(m.events[id])
+	m.reads = append(m.reads, fmt.Sprintf("%s>%d", id, after))
+	out := []persistence.Event{}
+	for _, e := range m.events[id] {
+		if e.Version > after {
+			out = append(out, e)
+		}
+	}
 	gate := m.gate
 	m.mu.Unlock()
 	if gate != nil {
@@ -36,14 +46,37 @@ func (m *memStore) OrderEvents(_ context.Context, id string) ([]persistence.Even
 	return out, nil
 }
 
+// LoadOrder returns the order's row with its snapshot, rebuilt from its events.
 func (m *memStore) LoadOrder(_ context.Context, id string) (persistence.Order, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.loads++
 	ev := m.events[id]
 	if len(ev) == 0 {
 		return persistence.Order{}, persistence.ErrNotFound
 	}
-	return persistence.Order{ID: id, Version: ev[len(ev)-1].Version}, nil
+	var o order.Order
+	for _, se := range ev {
+		e, err := eventOf(se)
+		if err != nil {
+			return persistence.Order{}, err
+		}
+		o = order.Evolve(o, e)
+	}
+	snap, err := orderpb.EncodeSnapshot(&o)
+	if err != nil {
+		return persistence.Order{}, err
+	}
+	return persistence.Order{ID: id, Version: ev[len(ev)-1].Version, Snapshot: snap}, nil
+}
+
+// log returns the store reads so far and forgets them.
+func (m *memStore) log() (reads []string, loads int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reads, loads = m.reads, m.loads
+	m.reads, m.loads = nil, 0
+	return reads, loads
 }
 
 // commit appends the next event of order id to the store and returns its change, as a
@@ -338,7 +371,7 @@ func TestHistoryRebuildsViews(t *testing.T) {
 	for range 4 {
 		st.commit(t, "o1")
 	}
-	changes, err := History(st.events["o1"])
+	changes, err := History(order.Order{}, st.events["o1"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +382,71 @@ func TestHistoryRebuildsViews(t *testing.T) {
 	}
 	if changes[1].View.Status != order.StatusPaying || changes[1].View.PaymentDeadline.IsZero() {
 		t.Errorf("view after payment submitted: %+v", changes[1].View)
+	}
+}
+
+func TestHistoryFollowsAnOrder(t *testing.T) {
+	st := newMemStore()
+	for range 4 {
+		st.commit(t, "o1")
+	}
+	whole, err := History(order.Order{}, st.events["o1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := History(OrderOf(whole[1].View), st.events["o1"][2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range tail {
+		if !reflect.DeepEqual(c.View, whole[i+2].View) {
+			t.Errorf("view at %d = %+v, want %+v", c.Version(), c.View, whole[i+2].View)
+		}
+	}
+	if _, err := History(OrderOf(whole[0].View), st.events["o1"][2:]); err == nil {
+		t.Error("History accepted events that do not follow the order")
+	}
+}
+
+// Replays and gap fills read only the events the session is missing, and build their
+// views from the last one delivered or, for the version a client subscribed with, from
+// the snapshot.
+func TestFillsReadOnlyWhatIsMissing(t *testing.T) {
+	st := newMemStore()
+	h := NewHub(HubConfig{Store: st})
+	var views []order.View
+	g := newGot()
+	s, _ := start(t, h, SessionConfig{Deliver: func(c Change, fromStore bool) error {
+		views = append(views, c.View)
+		return g.deliver(c, fromStore)
+	}})
+	for range 3 {
+		st.commit(t, "o1")
+	}
+	if err := s.Subscribe(context.Background(), map[string]uint64{"o1": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if reads, loads := st.log(); !slices.Equal(reads, []string{"o1>2"}) || loads != 1 {
+		t.Fatalf("subscribing at version 2 read %v and %d snapshots; want o1>2 and one snapshot", reads, loads)
+	}
+	st.commit(t, "o1")
+	c5 := st.commit(t, "o1")
+	h.Publish(c5) // 4 lost
+	syncSession(t, s)
+	if reads, loads := st.log(); !slices.Equal(reads, []string{"o1>3"}) || loads != 0 {
+		t.Fatalf("the gap fill read %v and %d snapshots; want o1>3 and none", reads, loads)
+	}
+	want := []string{"o1@3+store", "o1@4+store", "o1@5+store"}
+	if out := g.wait(t, 3); !slices.Equal(out, want) {
+		t.Fatalf("delivered %v, want %v", out, want)
+	}
+	whole, err := History(order.Order{}, st.events["o1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range views {
+		if w := whole[i+2].View; !reflect.DeepEqual(v, w) {
+			t.Errorf("view at %d = %+v, want %+v", v.Version, v, w)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/orderpb"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -49,9 +51,10 @@ type Session struct {
 
 // track is what a session knows of one order.
 type track struct {
-	last     uint64    // the last version delivered (or claimed by the client on subscribe)
-	explicit bool      // subscribed by id, not only through the all-orders subscription
-	seen     time.Time // last change seen (all-orders subscriptions forget idle orders)
+	last     uint64     // the last version delivered (or claimed by the client on subscribe)
+	view     order.View // the view delivered at last, if it was (Version == last); the base of a gap fill
+	explicit bool       // subscribed by id, not only through the all-orders subscription
+	seen     time.Time  // last change seen (all-orders subscriptions forget idle orders)
 }
 
 // NewSession opens a session on the hub; run Run. It fails with ErrDraining once the
@@ -251,7 +254,7 @@ func (s *Session) handle(ctx context.Context, c Change) {
 			s.end(err)
 			return
 		}
-		t.last = v
+		t.last, t.view = v, c.View
 	default: // a gap: an earlier change is lost or still in flight; the store has it
 		if err := s.fill(ctx, id, t); err != nil {
 			s.end(err)
@@ -259,28 +262,57 @@ func (s *Session) handle(ctx context.Context, c Change) {
 	}
 }
 
-// fill delivers what the store has of order id after t.last.
+// fill delivers what the store has of order id after t.last. It reads only those events
+// (OrderEventsAfter); their views are replayed from the view last delivered, or, when
+// the session has delivered nothing of the order at t.last (the version a client
+// subscribed with), from the order's snapshot, whose unchanging fields are all a view
+// needs besides the events.
 func (s *Session) fill(ctx context.Context, id string, t *track) error {
 	rctx, cancel := context.WithTimeout(ctx, s.hub.cfg.StoreTimeout)
-	events, err := s.hub.cfg.Store.OrderEvents(rctx, id)
-	cancel()
+	defer cancel()
+	events, err := s.hub.cfg.Store.OrderEventsAfter(rctx, id, int64(t.last))
 	if err != nil {
-		return fmt.Errorf("live: reading the events of order %s: %w", id, err)
+		return fmt.Errorf("live: reading the events of order %s after version %d: %w", id, t.last, err)
 	}
-	if len(events) == 0 || uint64(events[len(events)-1].Version) <= t.last {
+	if len(events) == 0 {
 		return nil
 	}
-	changes, err := History(events)
+	base, err := s.base(rctx, id, t)
+	if err != nil {
+		return err
+	}
+	changes, err := History(base, events)
 	if err != nil {
 		return fmt.Errorf("live: %w", err)
 	}
-	for _, c := range changes[t.last:] {
+	cancel()
+	for _, c := range changes {
 		if err := s.cfg.Deliver(c, true); err != nil {
 			return err
 		}
-		t.last = c.Version()
+		t.last, t.view = c.Version(), c.View
 	}
 	return nil
+}
+
+// base is the order at version t.last, as History needs it.
+func (s *Session) base(ctx context.Context, id string, t *track) (order.Order, error) {
+	switch {
+	case t.last == 0:
+		return order.Order{}, nil
+	case t.view.Version == t.last && t.view.ID == id:
+		return OrderOf(t.view), nil
+	}
+	row, err := s.hub.cfg.Store.LoadOrder(ctx, id)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("live: reading order %s: %w", id, err)
+	}
+	o, err := orderpb.DecodeSnapshot(row.Snapshot)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("live: snapshot of order %s: %w", id, err)
+	}
+	o.Version, o.Keys = t.last, nil
+	return o, nil
 }
 
 // recheck compares the orders the session follows with the store and fills what it
