@@ -366,15 +366,21 @@ func TestDrainEndsSessionsAndRefusesNewOnes(t *testing.T) {
 	}
 }
 
-func TestHistoryRebuildsViews(t *testing.T) {
-	st := newMemStore()
-	for range 4 {
-		st.commit(t, "o1")
+// history commits n changes of order id and returns its whole history.
+func history(t *testing.T, st *memStore, id string, n int) []Change {
+	t.Helper()
+	for range n {
+		st.commit(t, id)
 	}
-	changes, err := History(order.Order{}, st.events["o1"])
+	changes, err := History(order.Order{}, st.events[id])
 	if err != nil {
 		t.Fatal(err)
 	}
+	return changes
+}
+
+func TestHistoryRebuildsViews(t *testing.T) {
+	changes := history(t, newMemStore(), "o1", 4)
 	for i, c := range changes {
 		if c.View.Version != uint64(i+1) || c.View.Customer != "alice" || c.View.Total != 100 {
 			t.Errorf("change %d: view %+v", i+1, c.View)
@@ -387,13 +393,7 @@ func TestHistoryRebuildsViews(t *testing.T) {
 
 func TestHistoryFollowsAnOrder(t *testing.T) {
 	st := newMemStore()
-	for range 4 {
-		st.commit(t, "o1")
-	}
-	whole, err := History(order.Order{}, st.events["o1"])
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := history(t, st, "o1", 4)
 	tail, err := History(OrderOf(whole[1].View), st.events["o1"][2:])
 	if err != nil {
 		t.Fatal(err)
@@ -440,10 +440,7 @@ func TestFillsReadOnlyWhatIsMissing(t *testing.T) {
 	if out := g.wait(t, 3); !slices.Equal(out, want) {
 		t.Fatalf("delivered %v, want %v", out, want)
 	}
-	whole, err := History(order.Order{}, st.events["o1"])
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := history(t, st, "o1", 0)
 	for i, v := range views {
 		if w := whole[i+2].View; !reflect.DeepEqual(v, w) {
 			t.Errorf("view at %d = %+v, want %+v", v.Version, v, w)
