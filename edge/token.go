@@ -63,6 +63,13 @@ func (t *tokenIssuer) issue(p order.Principal) (string, time.Time, error) {
 // configured lifetime, so that no token outlives it, whatever its signer chose. The key is the one the token's kid names; an
 // unknown kid may make the ring reread the store with ctx.
 func (t *tokenIssuer) verify(ctx context.Context, token string) (order.Principal, error) {
+	p, _, err := t.verifyUntil(ctx, token)
+	return p, err
+}
+
+// verifyUntil is verify that also returns when the token expires (its exp), for a
+// holder that outlives one request: /ws closes a socket when its token expires.
+func (t *tokenIssuer) verifyUntil(ctx context.Context, token string) (order.Principal, time.Time, error) {
 	var claims accessClaims
 	_, err := jwt.ParseWithClaims(token, &claims,
 		func(tok *jwt.Token) (any, error) {
@@ -81,17 +88,17 @@ func (t *tokenIssuer) verify(ctx context.Context, token string) (order.Principal
 		jwt.WithTimeFunc(t.now),
 	)
 	if err != nil {
-		return order.Principal{}, fmt.Errorf("verifying access token: %w", err)
+		return order.Principal{}, time.Time{}, fmt.Errorf("verifying access token: %w", err)
 	}
 	if claims.IssuedAt == nil {
-		return order.Principal{}, errors.New("verifying access token: no iat")
+		return order.Principal{}, time.Time{}, errors.New("verifying access token: no iat")
 	}
 	if life := claims.ExpiresAt.Sub(claims.IssuedAt.Time); life > t.ttl {
-		return order.Principal{}, fmt.Errorf("verifying access token: lifetime %v over the maximum %v", life, t.ttl)
+		return order.Principal{}, time.Time{}, fmt.Errorf("verifying access token: lifetime %v over the maximum %v", life, t.ttl)
 	}
 	role, ok := order.ParseRole(claims.Role)
 	if !ok || claims.Subject == "" {
-		return order.Principal{}, errors.New("verifying access token: missing subject or unknown role")
+		return order.Principal{}, time.Time{}, errors.New("verifying access token: missing subject or unknown role")
 	}
-	return order.Principal{Subject: claims.Subject, Role: role}, nil
+	return order.Principal{Subject: claims.Subject, Role: role}, claims.ExpiresAt.Time, nil
 }

@@ -26,10 +26,16 @@ import (
 // set headers on a WebSocket, so the access token comes in the first frame
 // ({"type":"auth","token":...}) or as the subprotocol "bearer.<token>" next to
 // WSSubprotocol; never in the URL, which ends up in access logs.
+//
+// A socket lives no longer than its access token: it is closed with 4401 once the token
+// has expired, found at the next ping (every WSConfig.PingInterval) or the next frame
+// from the client, whichever comes first. To keep it open, a client sends
+// {"type":"auth","token":...} with a fresh token of the same user before then; the
+// socket then lasts until that token expires.
 
 // Close codes of /ws besides the standard ones.
 const (
-	CloseNotAuthenticated = 4401 // no valid token in time, or a bad one
+	CloseNotAuthenticated = 4401 // no valid token in time, a bad one, or the token expired
 	CloseForbidden        = 4403 // the principal may not do what it asked (a shopper subscribing to all orders)
 	CloseTooSlow          = 4408 // the client's send buffer overflowed: it did not read fast enough
 	CloseDraining         = websocket.CloseGoingAway
@@ -180,6 +186,9 @@ type wsConn struct {
 	conn *websocket.Conn
 	log  *slog.Logger
 	p    order.Principal
+	// expires is when the latest access token the socket presented expires (Unix
+	// nanoseconds): set at auth, extended by a re-auth, checked on pings and frames.
+	expires atomic.Int64
 
 	mu        sync.Mutex
 	closeOnce sync.Once
@@ -212,10 +221,11 @@ func (s *server) serveWS(c *websocket.Conn) {
 	}
 	c.SetReadLimit(int64(s.cfg.BodyLimit))
 	token, _ := c.Locals(localWSToken).(string)
-	p, ok := w.authenticate(token)
+	p, exp, ok := w.authenticate(token)
 	if !ok {
 		return
 	}
+	w.expires.Store(exp.UnixNano())
 	w.p = p
 	w.log = w.log.With(slog.String("user", p.Subject))
 	sess, err := s.ws.hub.NewSession(live.SessionConfig{Buffer: s.ws.cfg.SendBuffer, Deliver: w.deliver, Subscribed: w.subscribed})
@@ -253,31 +263,32 @@ func (s *server) serveWS(c *websocket.Conn) {
 	wg.Wait()
 }
 
-// authenticate takes the token from the subprotocol, or else from the first frame.
-func (w *wsConn) authenticate(token string) (order.Principal, bool) {
+// authenticate takes the token from the subprotocol, or else from the first frame, and
+// returns its principal and expiry.
+func (w *wsConn) authenticate(token string) (order.Principal, time.Time, bool) {
 	if token == "" {
 		_ = w.conn.SetReadDeadline(time.Now().Add(w.s.ws.cfg.AuthTimeout))
 		_, data, err := w.conn.ReadMessage()
 		if err != nil {
 			w.close(CloseNotAuthenticated, "authenticate first: {\"type\":\"auth\",\"token\":\"...\"}")
-			return order.Principal{}, false
+			return order.Principal{}, time.Time{}, false
 		}
 		var f wsInbound
 		if json.Unmarshal(data, &f) != nil || f.Type != "auth" || f.Token == "" {
 			w.close(CloseNotAuthenticated, "the first frame must be {\"type\":\"auth\",\"token\":\"...\"}")
-			return order.Principal{}, false
+			return order.Principal{}, time.Time{}, false
 		}
 		token = f.Token
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.s.cfg.RequestTimeout)
 	defer cancel()
-	p, err := w.s.tokens.verify(ctx, token)
+	p, exp, err := w.s.tokens.verifyUntil(ctx, token)
 	if err != nil {
 		w.log.Info("rejected access token on /ws", slog.Any("error", err))
 		w.close(CloseNotAuthenticated, "the access token is invalid or expired")
-		return order.Principal{}, false
+		return order.Principal{}, time.Time{}, false
 	}
-	return p, true
+	return p, exp, true
 }
 
 // read handles the client's frames until the socket fails or closes.
@@ -301,6 +312,9 @@ func (w *wsConn) read(ctx context.Context, sess *live.Session) {
 		if err := json.Unmarshal(data, &f); err != nil {
 			w.fail(order.CodeInvalidRequest, "", "malformed frame: "+truncate(err.Error(), 200))
 			continue
+		}
+		if f.Type != "auth" && w.closeIfExpired() {
+			return
 		}
 		var ok bool
 		switch f.Type {
@@ -332,11 +346,12 @@ func (w *wsConn) extendRead(d time.Duration) bool {
 }
 
 // reauth accepts a fresh token for the same user (so a client can present a renewed
-// token on a long-lived socket); anything else is refused.
+// token on a long-lived socket), which extends the socket's life to the token's expiry;
+// anything else is refused.
 func (w *wsConn) reauth(token string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), w.s.cfg.RequestTimeout)
 	defer cancel()
-	p, err := w.s.tokens.verify(ctx, token)
+	p, exp, err := w.s.tokens.verifyUntil(ctx, token)
 	switch {
 	case err != nil:
 		w.close(CloseNotAuthenticated, "the access token is invalid or expired")
@@ -345,6 +360,7 @@ func (w *wsConn) reauth(token string) bool {
 		w.close(CloseForbidden, "a socket stays with the user it was opened for")
 		return false
 	}
+	w.extendExpiry(exp)
 	return w.write(wsReady{Type: "ready", Node: w.s.cfg.NodeID, Subject: p.Subject, Role: string(p.Role)}) == nil
 }
 
@@ -475,7 +491,29 @@ func (w *wsConn) write(v any) error {
 	return w.conn.WriteMessage(websocket.TextMessage, b)
 }
 
-// ping keeps the connection alive (and finds dead peers) until ctx ends.
+// extendExpiry moves the socket's expiry to exp, if that is later.
+func (w *wsConn) extendExpiry(exp time.Time) {
+	n := exp.UnixNano()
+	for {
+		old := w.expires.Load()
+		if n <= old || w.expires.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// closeIfExpired closes the socket with 4401 if its access token has expired (by the
+// edge's clock), and reports whether it did.
+func (w *wsConn) closeIfExpired() bool {
+	if w.s.now().UnixNano() < w.expires.Load() {
+		return false
+	}
+	w.close(CloseNotAuthenticated, "the access token expired: reconnect with a fresh one, or send {\"type\":\"auth\",\"token\":\"...\"} before it expires")
+	return true
+}
+
+// ping keeps the connection alive (and finds dead peers) until ctx ends, and closes it
+// once its access token has expired.
 func (w *wsConn) ping(ctx context.Context) {
 	t := time.NewTicker(w.s.ws.cfg.PingInterval)
 	defer t.Stop()
@@ -484,6 +522,9 @@ func (w *wsConn) ping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if w.closeIfExpired() {
+				return
+			}
 			if err := w.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.ws.cfg.WriteTimeout)); err != nil {
 				return
 			}

@@ -437,3 +437,29 @@ func TestWSClosedClientLeavesTheHub(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A quiet socket is closed with 4401 at the first ping after its token expired (the
+// edge's clock says when).
+func TestWSExpiredTokenClosesTheSocket(t *testing.T) {
+	w := newWSHarness(t, WSConfig{PingInterval: 200 * time.Millisecond})
+	c := w.login("alice") // the harness's tokens live a minute
+	w.clock.Advance(time.Minute)
+	c.expectClose(CloseNotAuthenticated)
+}
+
+// A re-auth with a fresh token of the same user extends the socket to that token's
+// expiry; a frame after it is answered with 4401.
+func TestWSReauthExtendsTheSocket(t *testing.T) {
+	w := newWSHarness(t, WSConfig{}) // pings far apart: frames find the expiry
+	v := w.createOrder("alice", "ws-exp", `[{"sku":"tea-sencha","qty":1}]`)
+	c := w.login("alice") // expires at +60s
+	w.clock.Advance(30 * time.Second)
+	c.send(`{"type":"auth","token":"` + w.token("alice") + `"}`) // expires at +90s
+	c.expect("ready")
+	w.clock.Advance(45 * time.Second) // past the first token's expiry
+	c.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1}}`, v.ID))
+	c.expect("subscribed")
+	w.clock.Advance(15 * time.Second) // at the second token's expiry
+	c.send(`{"type":"unsubscribe","all":true}`)
+	c.expectClose(CloseNotAuthenticated)
+}
