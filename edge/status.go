@@ -23,7 +23,7 @@ func httpStatus(c order.Code) int {
 		return fiber.StatusNotFound
 	case order.CodeMethodNotAllowed:
 		return fiber.StatusMethodNotAllowed
-	case order.CodeIllegalTransition, order.CodeAlreadyExists:
+	case order.CodeIllegalTransition, order.CodeAlreadyExists, order.CodeOutOfStock:
 		return fiber.StatusConflict
 	case order.CodeTooLarge:
 		return fiber.StatusRequestEntityTooLarge

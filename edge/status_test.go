@@ -10,7 +10,7 @@ func TestHTTPStatus(t *testing.T) {
 	for code, status := range map[order.Code]int{
 		order.CodeOK: 200, order.CodeInvalidRequest: 400, order.CodeUnauthenticated: 401, order.CodeForbidden: 403,
 		order.CodeNotFound: 404, order.CodeRouteNotFound: 404, order.CodeMethodNotAllowed: 405,
-		order.CodeIllegalTransition: 409, order.CodeAlreadyExists: 409, order.CodeTooLarge: 413,
+		order.CodeIllegalTransition: 409, order.CodeAlreadyExists: 409, order.CodeOutOfStock: 409, order.CodeTooLarge: 413,
 		order.CodeHeadersTooLarge: 431, order.CodeValidation: 422, order.CodeKeyReused: 422,
 		order.CodeDuplicateItem: 422, order.CodeOrderTooLarge: 422,
 		order.CodeRateLimited: 429, order.CodeInternal: 500, order.CodeUnavailable: 503,

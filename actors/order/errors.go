@@ -22,6 +22,7 @@ const (
 	CodeMethodNotAllowed  Code = 40500
 	CodeIllegalTransition Code = 40900 // the command is not allowed in the order's current state
 	CodeAlreadyExists     Code = 40901 // the resource exists already
+	CodeOutOfStock        Code = 40902 // not enough units of a sku are available (on hand and not reserved)
 	CodeTooLarge          Code = 41300 // request body over the limit
 	CodeHeadersTooLarge   Code = 43100 // request headers over the limit
 	CodeValidation        Code = 42200 // well-formed but invalid (unknown sku, qty out of range)
