@@ -118,6 +118,10 @@ func (s *Session) Run(ctx context.Context) error {
 			s.end(ctx.Err())
 		case <-s.ended:
 		case op := <-s.ctrl:
+			// Changes offered before the op was sent are handled first, so an op (a
+			// subscribe, a test's sync) sees every change published before it; select
+			// alone would pick among ready channels at random.
+			s.drain(ctx)
 			op()
 			continue
 		case c := <-s.queue:
@@ -131,7 +135,20 @@ func (s *Session) Run(ctx context.Context) error {
 	}
 }
 
-// do runs op on Run's goroutine and waits for it; it gives up when the session ends.
+// drain handles the changes queued now, without waiting for more.
+func (s *Session) drain(ctx context.Context) {
+	for {
+		select {
+		case c := <-s.queue:
+			s.handle(ctx, c)
+		default:
+			return
+		}
+	}
+}
+
+// do runs op on Run's goroutine, after the changes queued before it, and waits for it;
+// it gives up when the session ends.
 func (s *Session) do(ctx context.Context, op func()) error {
 	done := make(chan struct{})
 	select {
