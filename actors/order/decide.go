@@ -3,8 +3,6 @@ package order
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/binary"
-	"hash/fnv"
 	"slices"
 	"time"
 )
@@ -199,33 +197,23 @@ func ValidateLines(lines []Line, currency string) (int64, error) {
 // (the node's timers and sweepers) is one caller: any of them may retry the expiry
 // another started.
 func Fingerprint(c Command) uint64 {
-	h := fnv.New64a()
-	var buf [8]byte
-	write := func(s string) {
-		binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
-		h.Write(buf[:])
-		h.Write([]byte(s))
-	}
-	writeInt := func(v int64) {
-		binary.LittleEndian.PutUint64(buf[:], uint64(v))
-		h.Write(buf[:])
-	}
-	write(string(c.Type))
+	h := NewHasher()
+	h.String(string(c.Type))
 	if c.By.Role != RoleSystem {
-		write(c.By.Subject)
+		h.String(c.By.Subject)
 	} else {
-		write("")
+		h.String("")
 	}
-	write(string(c.By.Role))
-	write(c.Currency)
-	write(c.Reason)
-	writeInt(int64(len(c.Lines)))
+	h.String(string(c.By.Role))
+	h.String(c.Currency)
+	h.String(c.Reason)
+	h.Int(int64(len(c.Lines)))
 	for _, l := range c.Lines {
-		write(l.SKU)
-		writeInt(l.Qty)
-		writeInt(l.UnitPrice)
+		h.String(l.SKU)
+		h.Int(l.Qty)
+		h.Int(l.UnitPrice)
 	}
-	return h.Sum64()
+	return h.Sum()
 }
 
 // OrderIDFor derives the id of the order a customer creates with an idempotency key. A

@@ -1,9 +1,6 @@
 package stock
 
 import (
-	"encoding/binary"
-	"hash/fnv"
-
 	"github.com/ordermesh/ordermesh/actors/order"
 )
 
@@ -125,20 +122,13 @@ func outOfStock(sku string, qty int64) *order.Error {
 // key reused for a different adjustment, or by another operator, can be told from a
 // genuine retry.
 func Fingerprint(c Command) uint64 {
-	h := fnv.New64a()
-	var buf [8]byte
-	write := func(s string) {
-		binary.LittleEndian.PutUint64(buf[:], uint64(len(s)))
-		h.Write(buf[:])
-		h.Write([]byte(s))
-	}
-	write(string(c.Type))
-	write(c.By.Subject)
-	write(string(c.By.Role))
-	write(c.Reason)
-	binary.LittleEndian.PutUint64(buf[:], uint64(c.Delta))
-	h.Write(buf[:])
-	return h.Sum64()
+	h := order.NewHasher()
+	h.String(string(c.Type))
+	h.String(c.By.Subject)
+	h.String(string(c.By.Role))
+	h.String(c.Reason)
+	h.Int(c.Delta)
+	return h.Sum()
 }
 
 // Result is the outcome of one command of a batch: its Decision, or the error Decide
