@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -139,4 +140,23 @@ func AssertOrderUnchanged(tb testing.TB, before, after Order) {
 	if cap(before.Lines) == cap(after.Lines) && !reflect.DeepEqual(before.Lines[:cap(before.Lines)], after.Lines[:cap(after.Lines)]) {
 		tb.Errorf("the backing array of Lines was written past len")
 	}
+}
+
+// PayingWithKeys returns a PAYING order that has already seen a few keys (two pay/fail rounds).
+func PayingWithKeys(tb testing.TB) Order {
+	o := OrderIn(tb, StatusCreated)
+	at := T0
+	for i := range 4 {
+		at = at.Add(time.Minute)
+		typ, by := CmdSubmitPayment, Alice
+		if i%2 == 1 {
+			typ, by = CmdFailPayment, Oper
+		}
+		o, _ = Step(tb, o, CmdOn(&o, typ, by, "bench-"+strconv.Itoa(i), at))
+	}
+	o, _ = Step(tb, o, CmdOn(&o, CmdSubmitPayment, Alice, "bench-pay", at.Add(time.Minute)))
+	if o.Status != StatusPaying || len(o.Keys) != 6 {
+		tb.Fatalf("setup: %s with %d keys", o.Status, len(o.Keys))
+	}
+	return o
 }
