@@ -18,7 +18,7 @@ func TestChaosScenarioPassesTheChecker(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l, err := newLauncher(postgresURL(t), testSecret, dir)
+	l, err := newLauncher(postgresURL(t), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -79,8 +77,6 @@ func runCompare(args []string) error {
 		defer srv.Stop()
 		store = srv.URL()
 	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
 	extra := localExtras(&cc.run) // hot: both systems with a short payment timeout
 
 	systems := []struct {
@@ -97,7 +93,7 @@ func runCompare(args []string) error {
 	}
 	results := make([]systemResult, len(systems))
 	for i, sys := range systems {
-		l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, fmt.Sprintf("logs-%d", i)), extra...)
+		l, err := newLauncher(store, filepath.Join(out, fmt.Sprintf("logs-%d", i)), extra...)
 		if err != nil {
 			return err
 		}

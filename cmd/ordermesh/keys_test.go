@@ -147,7 +147,7 @@ func TestTokensWorkOnEveryNodeAndAfterRestarts(t *testing.T) {
 			}
 			// The baseline on the same database shares the keys: an empty --jwt-secret
 			// leaves it on the store's keys.
-			l, err := newLauncher(c.dsn, "", t.TempDir())
+			l, err := newLauncher(c.dsn, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -25,7 +23,6 @@ import (
 type launcher struct {
 	bin    string
 	store  string
-	secret string
 	logDir string
 	extra  []string // appended to every child's arguments (nodes and baseline), e.g. --payment-timeout
 
@@ -41,7 +38,7 @@ type child struct {
 	done   chan struct{}
 }
 
-func newLauncher(store, secret, logDir string, extra ...string) (*launcher, error) {
+func newLauncher(store, logDir string, extra ...string) (*launcher, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the ordermesh binary: %w", err)
@@ -49,7 +46,7 @@ func newLauncher(store, secret, logDir string, extra ...string) (*launcher, erro
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &launcher{bin: bin, store: store, secret: secret, logDir: logDir, extra: extra}, nil
+	return &launcher{bin: bin, store: store, logDir: logDir, extra: extra}, nil
 }
 
 // startCluster starts n nodes, the first one alone and the others joining it.
@@ -82,7 +79,7 @@ func (l *launcher) Add(ctx context.Context) (string, error) {
 			return "", errors.New("no free port")
 		}
 		args := []string{"node", "--demo", "--http", httpAddr, "--gossip", gossip, "--remote", "127.0.0.1:0",
-			"--store", l.store, "--jwt-secret", l.secret, "--log-level", "warn",
+			"--store", l.store, "--log-level", "warn",
 			// A benchmark drives few users from one address as fast as it can.
 			"--auth-rate", "0", "--api-rate", "0"}
 		if len(join) > 0 {
@@ -109,7 +106,7 @@ func (l *launcher) Add(ctx context.Context) (string, error) {
 func (l *launcher) startBaseline(ctx context.Context) (string, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		httpAddr := freeLocalAddr()
-		args := []string{"baseline", "--demo", "--http", httpAddr, "--store", l.store, "--jwt-secret", l.secret, "--log-level", "warn"}
+		args := []string{"baseline", "--demo", "--http", httpAddr, "--store", l.store, "--log-level", "warn"}
 		args = append(args, l.extra...)
 		c, err := l.spawn(ctx, "baseline", "http://"+httpAddr, args)
 		if errors.Is(err, errPortInUse) {
@@ -292,9 +289,7 @@ func startLocal(ctx context.Context, n int, store, out string, extra ...string) 
 	if out == "" {
 		out = os.TempDir()
 	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	l, err := newLauncher(store, hex.EncodeToString(secret), filepath.Join(out, "logs"), extra...)
+	l, err := newLauncher(store, filepath.Join(out, "logs"), extra...)
 	if err != nil {
 		stopAll()
 		return nil, nil, err

@@ -40,10 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testSecret is the --jwt-secret of the processes the bench launcher starts in tests;
-// launch starts nodes without one, on the store's keys.
-const testSecret = "test-secret-test-secret-test-secret-0123456789"
-
 // proc is one node process.
 type proc struct {
 	t     testing.TB
