@@ -232,3 +232,71 @@ func InUse[T any](items []T, created func(T) time.Time, now time.Time, propagati
 	}
 	return pick
 }
+
+// StockRecord is one row of the stock table: the counters of one sku and its snapshot
+// (opaque to the store; the adjustment keys the sku remembers).
+type StockRecord struct {
+	SKU       string
+	OnHand    int64
+	Reserved  int64
+	Version   int64
+	Snapshot  []byte
+	UpdatedAt time.Time
+}
+
+// Holding is one row of stock_holdings: what one order holds of one sku, and in which
+// state (RESERVED, SOLD, SHIPPED, RELEASED, REFUNDED, REFUSED). (SKU, OrderID) is its key.
+type Holding struct {
+	SKU       string
+	OrderID   string
+	Qty       int64
+	State     string
+	Version   int64 // the sku's version after the holding's last event
+	UpdatedAt time.Time
+}
+
+// StockEvent is one row of stock_events; (SKU, Version) is its key. Holding events carry
+// OrderID, Qty, From and To; adjustments carry Delta and IdempotencyKey.
+type StockEvent struct {
+	SKU            string
+	Version        int64
+	Type           string
+	OrderID        string
+	Qty            int64
+	From, To       string
+	Delta          int64
+	IdempotencyKey string
+	Node           string
+	At             time.Time
+	Payload        []byte // JSON
+}
+
+// StockWrite is one conditional write of a sku, usually a batch of many commands: store
+// Stock (whose Version is the new version), upsert Holdings (by sku and order id) and
+// append Events, only if the stored version is ExpectedVersion (0 = the sku has no row
+// yet). All or nothing.
+type StockWrite struct {
+	Stock           StockRecord
+	ExpectedVersion int64
+	Holdings        []Holding
+	Events          []StockEvent
+}
+
+// Stocks stores the stock of skus: counters, holdings and their history. Both stores
+// implement it next to Store.
+type Stocks interface {
+	// LoadStock returns a sku's row and those of its holdings whose state is one of live
+	// or that were updated at or after since; ErrNotFound (and no holdings) if the sku
+	// has no row.
+	LoadStock(ctx context.Context, sku string, live []string, since time.Time) (StockRecord, []Holding, error)
+	// HoldingOf returns one order's holding of a sku, or ErrNotFound.
+	HoldingOf(ctx context.Context, sku, orderID string) (Holding, error)
+	// WriteStock applies w atomically, or returns ErrConflict or ErrInvalid and applies
+	// nothing. It returns once the write is durable.
+	WriteStock(ctx context.Context, w StockWrite) error
+	// ListStock returns every sku's row, ordered by sku.
+	ListStock(ctx context.Context) ([]StockRecord, error)
+	// StockEvents returns up to limit events of a sku with a version above after, in
+	// version order.
+	StockEvents(ctx context.Context, sku string, after int64, limit int) ([]StockEvent, error)
+}

@@ -131,16 +131,16 @@ func Fingerprint(c Command) uint64 {
 	return h.Sum()
 }
 
-// Result is the outcome of one command of a batch: its Decision, or the error Decide
+// Outcome is the outcome of one command of a batch: its Decision, or the error Decide
 // returned for it.
-type Result struct {
+type Outcome struct {
 	Decision
 	Err error
 }
 
 // Error returns the command's refusal: Decide's error, else the out-of-stock refusal of a
 // Reserve, else nil.
-func (r Result) Error() error {
+func (r Outcome) Error() error {
 	if r.Err != nil {
 		return r.Err
 	}
@@ -149,9 +149,9 @@ func (r Result) Error() error {
 
 // Batch is the outcome of DecideBatch.
 type Batch struct {
-	Results []Result // one per command, in order
-	Events  []Event  // every event of the batch, in order, numbered on from the input's version
-	State   Stock    // the stock after all of them
+	Results []Outcome // one per command, in order
+	Events  []Event   // every event of the batch, in order, numbered on from the input's version
+	State   Stock     // the stock after all of them
 }
 
 // DecideBatch decides cmds one after the other, each against the stock as the ones
@@ -162,10 +162,10 @@ type Batch struct {
 // and which errors come back is as for Decide, command by command; one command's refusal
 // does not affect the others.
 func DecideBatch(s Stock, cmds []Command) Batch {
-	b := Batch{Results: make([]Result, len(cmds)), State: s.Clone()}
+	b := Batch{Results: make([]Outcome, len(cmds)), State: s.Clone()}
 	for i, c := range cmds {
 		d, err := Decide(&b.State, c)
-		b.Results[i] = Result{Decision: d, Err: err}
+		b.Results[i] = Outcome{Decision: d, Err: err}
 		for _, e := range d.Events {
 			b.State.Apply(e)
 			b.Events = append(b.Events, e)

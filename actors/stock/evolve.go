@@ -17,7 +17,7 @@ func Evolve(s Stock, e Event) Stock {
 // it leaves a live state and grows by it when it enters one; OnHand drops by it when the
 // holding is shipped and moves by Delta on an adjustment. Nothing else moves OnHand.
 func (s *Stock) Apply(e Event) {
-	s.Version = e.Version
+	s.Version, s.UpdatedAt = e.Version, e.At
 	if e.Type == EvtAdjusted {
 		s.OnHand += e.Delta
 		s.Keys = rememberKey(s.Keys, AdjustKey{Key: e.Key, Fingerprint: e.Fingerprint, Version: e.Version, OnHand: s.OnHand, At: e.At})

@@ -146,7 +146,7 @@ func runSequence(tb testing.TB, steps []byte) []Event {
 	m := model{holdings: map[string]modelHolding{}}
 	var (
 		cmds    []Command
-		results []Result
+		results []Outcome
 		history []Event
 		adjusts int64
 		shipped int64
@@ -155,7 +155,7 @@ func runSequence(tb testing.TB, steps []byte) []Event {
 		c := stepCommand([stepBytes]byte(steps[i:i+stepBytes]), i)
 		code, replay, refused, evt := m.expect(c)
 		d, err := Decide(&s, c)
-		cmds, results = append(cmds, c), append(results, Result{Decision: d, Err: err})
+		cmds, results = append(cmds, c), append(results, Outcome{Decision: d, Err: err})
 		if order.ErrorCode(err) != code {
 			fail(i, "%s %+v: error %v, want code %d", c.Type, c, err, code)
 		}

@@ -50,9 +50,11 @@ type Stock struct {
 	SKU      string
 	OnHand   int64
 	Reserved int64
-	Version  uint64             // number of events applied
-	Holdings map[string]Holding // by order id; every order that ever sent a holding command that was recorded
-	Keys     []AdjustKey        // Adjust keys, oldest first, at most KeysKept
+	Version  uint64 // number of events applied
+	// UpdatedAt is the time of the last event applied.
+	UpdatedAt time.Time
+	Holdings  map[string]Holding // by order id; every order that ever sent a holding command that was recorded
+	Keys      []AdjustKey        // Adjust keys, oldest first, at most KeysKept
 }
 
 // New returns the empty stock of sku: nothing on hand, nothing reserved, version 0.
