@@ -20,6 +20,9 @@ type Command struct {
 	Currency string // Create
 
 	PaymentTimeout time.Duration // SubmitPayment: how long the payment may take
+	// OrderTimeout (ConfirmStock): how long after its creation an unpaid order stays
+	// open; it closes (ExpireOrder) at CreatedAt plus this.
+	OrderTimeout time.Duration
 	Reason         string        // optional, for FailPayment, Cancel, Refund
 
 	// Seen is what Key did to this order when the order no longer remembers it itself
@@ -46,7 +49,8 @@ type Event struct {
 	Currency        string    // OrderCreated
 	Total           int64     // OrderCreated
 	PaymentDeadline time.Time // PaymentSubmitted
-	Reason          string
+	ExpiresAt       time.Time // StockReserved
+	Reason          string    // for OrderRejected: the out-of-stock message naming the sku
 }
 
 // Decision is the outcome of Decide: either new events to persist and apply, or, when the
@@ -72,6 +76,9 @@ func Decide(o *Order, c Command) (Decision, error) {
 	if c.Type == CmdSubmitPayment && c.PaymentTimeout <= 0 {
 		return Decision{}, Errorf(CodeInvalidRequest, "payment timeout must be positive")
 	}
+	if c.Type == CmdConfirmStock && c.OrderTimeout <= 0 {
+		return Decision{}, Errorf(CodeInvalidRequest, "order timeout must be positive")
+	}
 	if !t.Allows(c.By.Role) {
 		return Decision{}, Errorf(CodeForbidden, "role %q may not %s", c.By.Role, commandVerb(c.Type))
 	}
@@ -82,6 +89,10 @@ func Decide(o *Order, c Command) (Decision, error) {
 			if r, seen := findKey(o, c); seen && o.Customer == c.By.Subject && r.Command == CmdCreate {
 				if r.Fingerprint != fp {
 					return Decision{}, Errorf(CodeKeyReused, "idempotency key %q was used for a different order", c.Key)
+				}
+				if o.Status == StatusRejected {
+					// The first answer was the refusal; a retry gets it again.
+					return Decision{}, Errorf(CodeOutOfStock, "%s", o.Rejection)
 				}
 				return Decision{Replay: &r}, nil
 			}
@@ -126,6 +137,12 @@ func Decide(o *Order, c Command) (Decision, error) {
 	case CmdExpirePayment:
 		if c.At.Before(o.PaymentDeadline) {
 			return Decision{}, Errorf(CodeIllegalTransition, "the payment deadline %s has not passed", o.PaymentDeadline.Format(time.RFC3339))
+		}
+	case CmdConfirmStock:
+		e.ExpiresAt = o.CreatedAt.Add(c.OrderTimeout)
+	case CmdExpire:
+		if c.At.Before(o.ExpiresAt) {
+			return Decision{}, Errorf(CodeIllegalTransition, "the order expires at %s, not yet", o.ExpiresAt.Format(time.RFC3339))
 		}
 	}
 	return Decision{Events: []Event{e}}, nil
@@ -234,6 +251,12 @@ func commandVerb(c CommandType) string {
 		return "fail the payment of"
 	case CmdExpirePayment:
 		return "expire the payment of"
+	case CmdConfirmStock:
+		return "confirm the stock of"
+	case CmdRejectStock:
+		return "reject for want of stock"
+	case CmdExpire:
+		return "expire"
 	default:
 		return lower(string(c))
 	}

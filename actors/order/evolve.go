@@ -1,5 +1,7 @@
 package order
 
+import "slices"
+
 // Evolve returns the order after event e. It is pure: o is not modified (slices are
 // copied, never appended to in place), so a caller can keep o if persisting e fails.
 func Evolve(o Order, e Event) Order {
@@ -15,6 +17,16 @@ func Evolve(o Order, e Event) Order {
 	o.Version = e.Version
 	o.UpdatedAt = e.At
 	o.PaymentDeadline = e.PaymentDeadline // zero except while PAYING
+	switch e.Type {
+	case EvtStockReserved:
+		// The create's answer is the order as its reservation left it: a retried create
+		// gets this version, as the first one did.
+		o.ExpiresAt, o.StockVersion = e.ExpiresAt, e.Version
+		o.Keys = answerCreate(o.Keys, e)
+	case EvtRejected:
+		// The saga released what it had reserved before recording the refusal.
+		o.Rejection, o.StockVersion = e.Reason, e.Version
+	}
 	cmd := CommandType("")
 	if t, ok := TransitionForEvent(e.Type); ok {
 		cmd = t.Command
@@ -41,4 +53,14 @@ func rememberKey(keys []KeyResult, r KeyResult) []KeyResult {
 	}
 	out = append(out, rest...)
 	return append(out, r)
+}
+
+// answerCreate returns keys with the Create key's result moved to event e (a new slice).
+func answerCreate(keys []KeyResult, e Event) []KeyResult {
+	if len(keys) == 0 || keys[0].Command != CmdCreate {
+		return keys
+	}
+	out := slices.Clone(keys)
+	out[0].Version, out[0].Status, out[0].At = e.Version, e.To, e.At
+	return out
 }

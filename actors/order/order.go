@@ -11,7 +11,11 @@ type Status string
 
 // The states of an order; see Table for how an order moves between them.
 const (
-	StatusNone      Status = "" // the order does not exist yet
+	StatusNone Status = "" // the order does not exist yet
+	// StatusReserving: the order was received and its stock is being reserved, line by
+	// line. The node moves it on by itself, to CREATED or REJECTED; a client sees it only
+	// while a reservation is in flight or after a node failed in the middle of one.
+	StatusReserving Status = "RESERVING"
 	StatusCreated   Status = "CREATED"
 	StatusPaying    Status = "PAYING"
 	StatusPaid      Status = "PAID"
@@ -19,10 +23,11 @@ const (
 	StatusDelivered Status = "DELIVERED"
 	StatusClosed    Status = "CLOSED"
 	StatusRefunded  Status = "REFUNDED"
+	StatusRejected  Status = "REJECTED" // final: a line was out of stock; nothing is held
 )
 
 // Statuses lists every state an existing order can be in, in lifecycle order.
-var Statuses = []Status{StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered, StatusClosed, StatusRefunded}
+var Statuses = []Status{StatusReserving, StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered, StatusClosed, StatusRefunded, StatusRejected}
 
 // ParseStatus returns the status named s, or false.
 func ParseStatus(s string) (Status, bool) {
@@ -127,7 +132,17 @@ type Order struct {
 	Currency        string
 	Total           int64
 	PaymentDeadline time.Time // set while PAYING
-	CreatedAt       time.Time
+	// ExpiresAt is when the order closes if it is still unpaid (CREATED): set when its
+	// stock is reserved, Command.OrderTimeout after it was created.
+	ExpiresAt time.Time
+	// Rejection says why a REJECTED order was refused (the out-of-stock message naming
+	// the sku); a retried create is refused with it again.
+	Rejection string
+	// StockVersion is the order's version whose effect on stock (see StockCommands) is
+	// known to be applied. While it is below Version the node still has to move the
+	// order's holdings; the order's Deadline brings the sweeper back until it has.
+	StockVersion uint64
+	CreatedAt    time.Time
 	UpdatedAt       time.Time
 	Keys            []KeyResult // oldest first, at most KeysKept
 }
@@ -166,6 +181,7 @@ type View struct {
 	Currency        string    `json:"currency"`
 	Total           int64     `json:"total"`
 	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
+	ExpiresAt       time.Time `json:"expires_at,omitzero"` // set while CREATED: when the unpaid order closes
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 	Actions         []string  `json:"actions"` // commands legal in Status, as API action names
@@ -174,6 +190,68 @@ type View struct {
 // View returns the client view of the order as it is now.
 func (o *Order) View() View {
 	return o.view(o.Status, o.Version, o.UpdatedAt, o.PaymentDeadline)
+}
+
+// Deadline is when the node must next act on the order by itself, zero if never: while
+// its stock has not followed its status (StockSynced), soon (StockRetry after its last
+// change), so that a node that failed in between is covered by another; else the end of
+// the payment window while PAYING and the expiry of an unpaid order while CREATED. The
+// store keeps it as the order's deadline, which the sweeper pages through.
+func (o *Order) Deadline() time.Time {
+	switch {
+	case !o.StockSynced():
+		return o.UpdatedAt.Add(StockRetry)
+	case o.Status == StatusPaying:
+		return o.PaymentDeadline
+	case o.Status == StatusCreated:
+		return o.ExpiresAt
+	}
+	return time.Time{}
+}
+
+// StockRetry is how long after a change an order whose stock has not followed it is
+// taken up again by a sweeper (see Deadline).
+const StockRetry = 10 * time.Second
+
+// StockSynced reports whether the order's stock follows its status: the holdings of its
+// lines have been moved for its current version, or its status moves none.
+func (o *Order) StockSynced() bool {
+	return o.StockVersion >= o.Version || (o.Status != StatusReserving && len(StockCommands(o.Status)) == 0)
+}
+
+// StockCommand names a command to the stock of one line's sku (package actors/stock);
+// the names are stock's command types.
+type StockCommand string
+
+// The stock commands an order's status calls for.
+const (
+	StockReserve StockCommand = "Reserve"
+	StockRelease StockCommand = "Release"
+	StockSell    StockCommand = "Sell"
+	StockShip    StockCommand = "Ship"
+	StockRefund  StockCommand = "Refund"
+)
+
+// StockCommands returns what the holdings of an order's lines must be told, in order,
+// once the order is in status st: each is idempotent, so a node may send them again
+// after a failure. RESERVING reserves (the reservation saga, see the grain), CREATED and
+// PAYING hold what was reserved, PAID sells, SHIPPED and DELIVERED ship (sold first,
+// should the sale not have been recorded), CLOSED and REJECTED release, and REFUNDED
+// refunds (a refund after shipping changes nothing: the goods left the warehouse).
+func StockCommands(st Status) []StockCommand {
+	switch st {
+	case StatusReserving:
+		return []StockCommand{StockReserve}
+	case StatusPaid:
+		return []StockCommand{StockSell}
+	case StatusShipped, StatusDelivered:
+		return []StockCommand{StockSell, StockShip}
+	case StatusClosed, StatusRejected:
+		return []StockCommand{StockRelease}
+	case StatusRefunded:
+		return []StockCommand{StockSell, StockRefund}
+	}
+	return nil
 }
 
 // ViewAt returns the view of the order as it was right after the command that produced r.
@@ -186,6 +264,14 @@ func (o *Order) view(st Status, version uint64, at, deadline time.Time) View {
 		ID: o.ID, Customer: o.Customer, Status: st, Version: version,
 		Lines: o.Lines, Currency: o.Currency, Total: o.Total,
 		PaymentDeadline: deadline, CreatedAt: o.CreatedAt, UpdatedAt: at,
+		ExpiresAt: expiresAt(st, o.ExpiresAt),
 		Actions: ActionsFrom(st),
 	}
+}
+
+func expiresAt(st Status, t time.Time) time.Time {
+	if st != StatusCreated {
+		return time.Time{}
+	}
+	return t
 }

@@ -18,6 +18,7 @@ type Payload struct {
 	Currency        string    `json:"currency,omitempty"`
 	Total           int64     `json:"total,omitempty"`
 	PaymentDeadline time.Time `json:"payment_deadline,omitzero"`
+	ExpiresAt       time.Time `json:"expires_at,omitzero"`
 	Reason          string    `json:"reason,omitempty"`
 }
 
@@ -25,7 +26,7 @@ type Payload struct {
 func PayloadOf(e Event) Payload {
 	return Payload{
 		By: e.By, Fingerprint: e.Fingerprint, Customer: e.Customer, Lines: e.Lines, Currency: e.Currency,
-		Total: e.Total, PaymentDeadline: e.PaymentDeadline, Reason: e.Reason,
+		Total: e.Total, PaymentDeadline: e.PaymentDeadline, ExpiresAt: e.ExpiresAt, Reason: e.Reason,
 	}
 }
 

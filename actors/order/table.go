@@ -14,6 +14,11 @@ const (
 	CmdShip           CommandType = "Ship"
 	CmdDeliver        CommandType = "Deliver"
 	CmdRefund         CommandType = "Refund"
+	// The node's own commands: the outcome of the reservation saga, and the expiry of an
+	// order left unpaid.
+	CmdConfirmStock CommandType = "ConfirmStock"
+	CmdRejectStock  CommandType = "RejectStock"
+	CmdExpire       CommandType = "ExpireOrder"
 )
 
 // EventType names what happened to an order.
@@ -30,6 +35,9 @@ const (
 	EvtShipped          EventType = "OrderShipped"
 	EvtDelivered        EventType = "OrderDelivered"
 	EvtRefunded         EventType = "OrderRefunded"
+	EvtStockReserved    EventType = "StockReserved" // every line's stock is reserved: the order stands
+	EvtRejected         EventType = "OrderRejected" // a line was out of stock: nothing is held
+	EvtExpired          EventType = "OrderExpired"  // left unpaid past its expiry
 )
 
 // Transition is one row of the state machine: in any of From, Command moves the order to
@@ -47,8 +55,14 @@ type Transition struct {
 // Table is the single source of truth for the order state machine. decide, evolve, the
 // API documentation, the actions offered to clients and the tests all read it.
 var Table = []Transition{
-	{From: []Status{StatusNone}, Command: CmdCreate, To: StatusCreated, Event: EvtCreated,
+	{From: []Status{StatusNone}, Command: CmdCreate, To: StatusReserving, Event: EvtCreated,
 		Roles: []Role{RoleShopper}},
+	{From: []Status{StatusReserving}, Command: CmdConfirmStock, To: StatusCreated, Event: EvtStockReserved,
+		Roles: []Role{RoleSystem}},
+	{From: []Status{StatusReserving}, Command: CmdRejectStock, To: StatusRejected, Event: EvtRejected,
+		Roles: []Role{RoleSystem}},
+	{From: []Status{StatusCreated}, Command: CmdExpire, To: StatusClosed, Event: EvtExpired,
+		Roles: []Role{RoleSystem}},
 	{From: []Status{StatusCreated}, Command: CmdSubmitPayment, To: StatusPaying, Event: EvtPaymentSubmitted,
 		Roles: []Role{RoleShopper}, Action: "pay"},
 	{From: []Status{StatusPaying}, Command: CmdConfirmPayment, To: StatusPaid, Event: EvtPaymentConfirmed,

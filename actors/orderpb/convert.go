@@ -14,7 +14,10 @@ import (
 
 // EncodeSnapshot serialises an order for the store's snapshot column.
 func EncodeSnapshot(o *order.Order) ([]byte, error) {
-	s := &Snapshot{Order: viewToPB(o.View()), Keys: make([]*KeyResult, len(o.Keys))}
+	s := &Snapshot{
+		Order: viewToPB(o.View()), Keys: make([]*KeyResult, len(o.Keys)),
+		ExpiresAt: unixNano(o.ExpiresAt), Rejection: o.Rejection, StockVersion: o.StockVersion,
+	}
 	for i, k := range o.Keys {
 		s.Keys[i] = &KeyResult{
 			Key: k.Key, Command: string(k.Command), Fingerprint: k.Fingerprint, Version: k.Version,
@@ -35,6 +38,7 @@ func DecodeSnapshot(b []byte) (order.Order, error) {
 		ID: v.ID, Customer: v.Customer, Status: v.Status, Version: v.Version, Lines: v.Lines,
 		Currency: v.Currency, Total: v.Total, PaymentDeadline: v.PaymentDeadline,
 		CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
+		ExpiresAt: fromUnixNano(s.ExpiresAt), Rejection: s.Rejection, StockVersion: s.StockVersion,
 	}
 	if len(s.Keys) > 0 {
 		o.Keys = make([]order.KeyResult, len(s.Keys))
@@ -53,7 +57,7 @@ func viewToPB(v order.View) *OrderView {
 	pb := &OrderView{
 		Id: v.ID, Customer: v.Customer, Status: string(v.Status), Version: v.Version,
 		Currency: v.Currency, Total: v.Total, PaymentDeadline: unixNano(v.PaymentDeadline),
-		CreatedAt: unixNano(v.CreatedAt), UpdatedAt: unixNano(v.UpdatedAt),
+		CreatedAt: unixNano(v.CreatedAt), UpdatedAt: unixNano(v.UpdatedAt), ExpiresAt: unixNano(v.ExpiresAt),
 		Lines: make([]*Line, len(v.Lines)),
 	}
 	for i, l := range v.Lines {
@@ -70,7 +74,7 @@ func ViewFromPB(pb *OrderView) order.View {
 	v := order.View{
 		ID: pb.Id, Customer: pb.Customer, Status: order.Status(pb.Status), Version: pb.Version,
 		Currency: pb.Currency, Total: pb.Total, PaymentDeadline: fromUnixNano(pb.PaymentDeadline),
-		CreatedAt: fromUnixNano(pb.CreatedAt), UpdatedAt: fromUnixNano(pb.UpdatedAt),
+		CreatedAt: fromUnixNano(pb.CreatedAt), UpdatedAt: fromUnixNano(pb.UpdatedAt), ExpiresAt: fromUnixNano(pb.ExpiresAt),
 		Lines: make([]order.Line, len(pb.Lines)),
 	}
 	for i, l := range pb.Lines {

@@ -320,6 +320,7 @@ type OrderView struct {
 	PaymentDeadline int64                  `protobuf:"varint,8,opt,name=payment_deadline,json=paymentDeadline,proto3" json:"payment_deadline,omitempty"`
 	CreatedAt       int64                  `protobuf:"varint,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt       int64                  `protobuf:"varint,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	ExpiresAt       int64                  `protobuf:"varint,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -420,6 +421,13 @@ func (x *OrderView) GetCreatedAt() int64 {
 func (x *OrderView) GetUpdatedAt() int64 {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *OrderView) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
 	}
 	return 0
 }
@@ -597,9 +605,14 @@ func (x *KeyResult) GetDeadline() int64 {
 
 // Snapshot is the stored state of one order (the snapshot column).
 type Snapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Order         *OrderView             `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
-	Keys          []*KeyResult           `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Order *OrderView             `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	Keys  []*KeyResult           `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// The order's expiry while unpaid, kept in every status (the view shows it only while
+	// CREATED, and a failed payment returns the order there).
+	ExpiresAt     int64  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Rejection     string `protobuf:"bytes,4,opt,name=rejection,proto3" json:"rejection,omitempty"`
+	StockVersion  uint64 `protobuf:"varint,5,opt,name=stock_version,json=stockVersion,proto3" json:"stock_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -648,6 +661,413 @@ func (x *Snapshot) GetKeys() []*KeyResult {
 	return nil
 }
 
+func (x *Snapshot) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+func (x *Snapshot) GetRejection() string {
+	if x != nil {
+		return x.Rejection
+	}
+	return ""
+}
+
+func (x *Snapshot) GetStockVersion() uint64 {
+	if x != nil {
+		return x.StockVersion
+	}
+	return 0
+}
+
+// StockCommandRequest asks a sku's grain to apply one command (package actors/stock).
+type StockCommandRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Type           string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Sku            string                 `protobuf:"bytes,2,opt,name=sku,proto3" json:"sku,omitempty"`
+	OrderId        string                 `protobuf:"bytes,3,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Qty            int64                  `protobuf:"varint,4,opt,name=qty,proto3" json:"qty,omitempty"`
+	Delta          int64                  `protobuf:"varint,5,opt,name=delta,proto3" json:"delta,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Reason         string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	By             *Principal             `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	RequestId      string                 `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StockCommandRequest) Reset() {
+	*x = StockCommandRequest{}
+	mi := &file_actors_orderpb_order_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockCommandRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockCommandRequest) ProtoMessage() {}
+
+func (x *StockCommandRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_orderpb_order_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockCommandRequest.ProtoReflect.Descriptor instead.
+func (*StockCommandRequest) Descriptor() ([]byte, []int) {
+	return file_actors_orderpb_order_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StockCommandRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *StockCommandRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *StockCommandRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *StockCommandRequest) GetQty() int64 {
+	if x != nil {
+		return x.Qty
+	}
+	return 0
+}
+
+func (x *StockCommandRequest) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *StockCommandRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *StockCommandRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StockCommandRequest) GetBy() *Principal {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *StockCommandRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// StockGetRequest asks a sku's grain for its current stock.
+type StockGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockGetRequest) Reset() {
+	*x = StockGetRequest{}
+	mi := &file_actors_orderpb_order_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockGetRequest) ProtoMessage() {}
+
+func (x *StockGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_orderpb_order_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockGetRequest.ProtoReflect.Descriptor instead.
+func (*StockGetRequest) Descriptor() ([]byte, []int) {
+	return file_actors_orderpb_order_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StockGetRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *StockGetRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// StockView is what operators see of a sku's stock. updated_at is Unix nanoseconds.
+type StockView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sku           string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	OnHand        int64                  `protobuf:"varint,2,opt,name=on_hand,json=onHand,proto3" json:"on_hand,omitempty"`
+	Reserved      int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	UpdatedAt     int64                  `protobuf:"varint,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockView) Reset() {
+	*x = StockView{}
+	mi := &file_actors_orderpb_order_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockView) ProtoMessage() {}
+
+func (x *StockView) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_orderpb_order_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockView.ProtoReflect.Descriptor instead.
+func (*StockView) Descriptor() ([]byte, []int) {
+	return file_actors_orderpb_order_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StockView) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *StockView) GetOnHand() int64 {
+	if x != nil {
+		return x.OnHand
+	}
+	return 0
+}
+
+func (x *StockView) GetReserved() int64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
+func (x *StockView) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *StockView) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+// Holding is one order's holding of a sku.
+type Holding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Qty           int64                  `protobuf:"varint,1,opt,name=qty,proto3" json:"qty,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Holding) Reset() {
+	*x = Holding{}
+	mi := &file_actors_orderpb_order_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Holding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Holding) ProtoMessage() {}
+
+func (x *Holding) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_orderpb_order_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Holding.ProtoReflect.Descriptor instead.
+func (*Holding) Descriptor() ([]byte, []int) {
+	return file_actors_orderpb_order_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Holding) GetQty() int64 {
+	if x != nil {
+		return x.Qty
+	}
+	return 0
+}
+
+func (x *Holding) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Holding) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// StockReply answers StockCommandRequest and StockGetRequest: the stock (and the
+// order's holding), or an error with a stable code. A refused Reserve carries both.
+type StockReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stock         *StockView             `protobuf:"bytes,1,opt,name=stock,proto3" json:"stock,omitempty"`
+	Holding       *Holding               `protobuf:"bytes,2,opt,name=holding,proto3" json:"holding,omitempty"`
+	Replayed      bool                   `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	ErrorCode     int32                  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string                 `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	RetryReason   string                 `protobuf:"bytes,6,opt,name=retry_reason,json=retryReason,proto3" json:"retry_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StockReply) Reset() {
+	*x = StockReply{}
+	mi := &file_actors_orderpb_order_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockReply) ProtoMessage() {}
+
+func (x *StockReply) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_orderpb_order_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockReply.ProtoReflect.Descriptor instead.
+func (*StockReply) Descriptor() ([]byte, []int) {
+	return file_actors_orderpb_order_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StockReply) GetStock() *StockView {
+	if x != nil {
+		return x.Stock
+	}
+	return nil
+}
+
+func (x *StockReply) GetHolding() *Holding {
+	if x != nil {
+		return x.Holding
+	}
+	return nil
+}
+
+func (x *StockReply) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *StockReply) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *StockReply) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *StockReply) GetRetryReason() string {
+	if x != nil {
+		return x.RetryReason
+	}
+	return ""
+}
+
 var File_actors_orderpb_order_proto protoreflect.FileDescriptor
 
 const file_actors_orderpb_order_proto_rawDesc = "" +
@@ -677,7 +1097,7 @@ const file_actors_orderpb_order_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12.\n" +
 	"\x02by\x18\x02 \x01(\v2\x1e.ordermesh.actors.v1.PrincipalR\x02by\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"\xb5\x02\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"\xd4\x02\n" +
 	"\tOrderView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bcustomer\x18\x02 \x01(\tR\bcustomer\x12\x16\n" +
@@ -691,7 +1111,9 @@ const file_actors_orderpb_order_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\x03R\tupdatedAt\"\xc0\x01\n" +
+	" \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\v \x01(\x03R\texpiresAt\"\xc0\x01\n" +
 	"\x05Reply\x124\n" +
 	"\x05order\x18\x01 \x01(\v2\x1e.ordermesh.actors.v1.OrderViewR\x05order\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x1d\n" +
@@ -706,10 +1128,49 @@ const file_actors_orderpb_order_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x16\n" +
 	"\x06status\x18\x05 \x01(\tR\x06status\x12\x0e\n" +
 	"\x02at\x18\x06 \x01(\x03R\x02at\x12\x1a\n" +
-	"\bdeadline\x18\a \x01(\x03R\bdeadline\"t\n" +
+	"\bdeadline\x18\a \x01(\x03R\bdeadline\"\xd6\x01\n" +
 	"\bSnapshot\x124\n" +
 	"\x05order\x18\x01 \x01(\v2\x1e.ordermesh.actors.v1.OrderViewR\x05order\x122\n" +
-	"\x04keys\x18\x02 \x03(\v2\x1e.ordermesh.actors.v1.KeyResultR\x04keysB/Z-github.com/ordermesh/ordermesh/actors/orderpbb\x06proto3"
+	"\x04keys\x18\x02 \x03(\v2\x1e.ordermesh.actors.v1.KeyResultR\x04keys\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x1c\n" +
+	"\trejection\x18\x04 \x01(\tR\trejection\x12#\n" +
+	"\rstock_version\x18\x05 \x01(\x04R\fstockVersion\"\x8e\x02\n" +
+	"\x13StockCommandRequest\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
+	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x19\n" +
+	"\border_id\x18\x03 \x01(\tR\aorderId\x12\x10\n" +
+	"\x03qty\x18\x04 \x01(\x03R\x03qty\x12\x14\n" +
+	"\x05delta\x18\x05 \x01(\x03R\x05delta\x12'\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
+	"\x02by\x18\b \x01(\v2\x1e.ordermesh.actors.v1.PrincipalR\x02by\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\t \x01(\tR\trequestId\"B\n" +
+	"\x0fStockGetRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"\x8b\x01\n" +
+	"\tStockView\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x17\n" +
+	"\aon_hand\x18\x02 \x01(\x03R\x06onHand\x12\x1a\n" +
+	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\x03R\tupdatedAt\"K\n" +
+	"\aHolding\x12\x10\n" +
+	"\x03qty\x18\x01 \x01(\x03R\x03qty\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\xfd\x01\n" +
+	"\n" +
+	"StockReply\x124\n" +
+	"\x05stock\x18\x01 \x01(\v2\x1e.ordermesh.actors.v1.StockViewR\x05stock\x126\n" +
+	"\aholding\x18\x02 \x01(\v2\x1c.ordermesh.actors.v1.HoldingR\aholding\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12!\n" +
+	"\fretry_reason\x18\x06 \x01(\tR\vretryReasonB/Z-github.com/ordermesh/ordermesh/actors/orderpbb\x06proto3"
 
 var (
 	file_actors_orderpb_order_proto_rawDescOnce sync.Once
@@ -723,30 +1184,38 @@ func file_actors_orderpb_order_proto_rawDescGZIP() []byte {
 	return file_actors_orderpb_order_proto_rawDescData
 }
 
-var file_actors_orderpb_order_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_actors_orderpb_order_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_actors_orderpb_order_proto_goTypes = []any{
-	(*Line)(nil),           // 0: ordermesh.actors.v1.Line
-	(*Principal)(nil),      // 1: ordermesh.actors.v1.Principal
-	(*CommandRequest)(nil), // 2: ordermesh.actors.v1.CommandRequest
-	(*GetRequest)(nil),     // 3: ordermesh.actors.v1.GetRequest
-	(*OrderView)(nil),      // 4: ordermesh.actors.v1.OrderView
-	(*Reply)(nil),          // 5: ordermesh.actors.v1.Reply
-	(*KeyResult)(nil),      // 6: ordermesh.actors.v1.KeyResult
-	(*Snapshot)(nil),       // 7: ordermesh.actors.v1.Snapshot
+	(*Line)(nil),                // 0: ordermesh.actors.v1.Line
+	(*Principal)(nil),           // 1: ordermesh.actors.v1.Principal
+	(*CommandRequest)(nil),      // 2: ordermesh.actors.v1.CommandRequest
+	(*GetRequest)(nil),          // 3: ordermesh.actors.v1.GetRequest
+	(*OrderView)(nil),           // 4: ordermesh.actors.v1.OrderView
+	(*Reply)(nil),               // 5: ordermesh.actors.v1.Reply
+	(*KeyResult)(nil),           // 6: ordermesh.actors.v1.KeyResult
+	(*Snapshot)(nil),            // 7: ordermesh.actors.v1.Snapshot
+	(*StockCommandRequest)(nil), // 8: ordermesh.actors.v1.StockCommandRequest
+	(*StockGetRequest)(nil),     // 9: ordermesh.actors.v1.StockGetRequest
+	(*StockView)(nil),           // 10: ordermesh.actors.v1.StockView
+	(*Holding)(nil),             // 11: ordermesh.actors.v1.Holding
+	(*StockReply)(nil),          // 12: ordermesh.actors.v1.StockReply
 }
 var file_actors_orderpb_order_proto_depIdxs = []int32{
-	1, // 0: ordermesh.actors.v1.CommandRequest.by:type_name -> ordermesh.actors.v1.Principal
-	0, // 1: ordermesh.actors.v1.CommandRequest.lines:type_name -> ordermesh.actors.v1.Line
-	1, // 2: ordermesh.actors.v1.GetRequest.by:type_name -> ordermesh.actors.v1.Principal
-	0, // 3: ordermesh.actors.v1.OrderView.lines:type_name -> ordermesh.actors.v1.Line
-	4, // 4: ordermesh.actors.v1.Reply.order:type_name -> ordermesh.actors.v1.OrderView
-	4, // 5: ordermesh.actors.v1.Snapshot.order:type_name -> ordermesh.actors.v1.OrderView
-	6, // 6: ordermesh.actors.v1.Snapshot.keys:type_name -> ordermesh.actors.v1.KeyResult
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	1,  // 0: ordermesh.actors.v1.CommandRequest.by:type_name -> ordermesh.actors.v1.Principal
+	0,  // 1: ordermesh.actors.v1.CommandRequest.lines:type_name -> ordermesh.actors.v1.Line
+	1,  // 2: ordermesh.actors.v1.GetRequest.by:type_name -> ordermesh.actors.v1.Principal
+	0,  // 3: ordermesh.actors.v1.OrderView.lines:type_name -> ordermesh.actors.v1.Line
+	4,  // 4: ordermesh.actors.v1.Reply.order:type_name -> ordermesh.actors.v1.OrderView
+	4,  // 5: ordermesh.actors.v1.Snapshot.order:type_name -> ordermesh.actors.v1.OrderView
+	6,  // 6: ordermesh.actors.v1.Snapshot.keys:type_name -> ordermesh.actors.v1.KeyResult
+	1,  // 7: ordermesh.actors.v1.StockCommandRequest.by:type_name -> ordermesh.actors.v1.Principal
+	10, // 8: ordermesh.actors.v1.StockReply.stock:type_name -> ordermesh.actors.v1.StockView
+	11, // 9: ordermesh.actors.v1.StockReply.holding:type_name -> ordermesh.actors.v1.Holding
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_actors_orderpb_order_proto_init() }
@@ -760,7 +1229,7 @@ func file_actors_orderpb_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_orderpb_order_proto_rawDesc), len(file_actors_orderpb_order_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
