@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/ordermesh/ordermesh/actors/orderpb"
+	"github.com/ordermesh/ordermesh/actors/stock"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -31,6 +32,11 @@ type GrainConfig struct {
 	Node           string           // this node's id, recorded on every event
 	Now            func() time.Time // the clock; time.Now in production
 	PaymentTimeout time.Duration    // how long a PAYING order waits for its payment
+	OrderTimeout   time.Duration    // how long an unpaid (CREATED) order stays open after its creation
+	// Stock is where orders reserve, sell, ship and release the units of their lines
+	// (see the reservation saga in reserve). nil: stock is not tracked and an order's
+	// reservation always succeeds (tests of other parts).
+	Stock stock.Service
 	IdleTimeout    time.Duration    // an idle grain passivates after this long
 	WriteTimeout   time.Duration    // how long a store write may take before the grain gives up
 	Logger         *slog.Logger
@@ -200,14 +206,51 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		g.cfg.Logger.Error("loading order", "order_id", g.id, "request_id", requestID, "err", err)
 		return g.unavailable(ctx, order.ReasonStore, "order could not be loaded"), order.CodeUnavailable
 	}
+	if err := g.settle(ctx, requestID); err != nil {
+		// The order is fine, its stock could not be moved: answer "retry" and keep serving.
+		g.cfg.Logger.Warn("moving the stock of an order", "order_id", g.id, "request_id", requestID, "err", err)
+		return orderpb.ReplyError(retryStock(err, g.id)), order.CodeUnavailable
+	}
+	if c.Type == order.CmdExpirePayment && c.By.Role == order.RoleSystem {
+		// The timers (in memory or the store sweeper) say "the order's deadline passed":
+		// the payment's while PAYING, the unpaid order's while CREATED. Every timer
+		// expires one deadline with one key, so however many fire, it happens once.
+		c.Key = order.ExpiryKey(g.order.PaymentDeadline)
+		if g.order.Status == order.StatusCreated {
+			c.Type, c.Key = order.CmdExpire, order.ExpiryKey(g.order.ExpiresAt)
+		}
+	}
+	reply, code := g.transition(ctx, c, requestID)
+	if code != order.CodeOK || reply.Replayed {
+		return reply, code
+	}
+	if c.Type == order.CmdCreate {
+		// The reservation saga: the order stands (CREATED) only once every line's stock is
+		// reserved; out of stock, it is REJECTED and the create refused.
+		if err := g.reserve(ctx, requestID); err != nil {
+			g.cfg.Logger.Warn("reserving the stock of a new order", "order_id", g.id, "request_id", requestID, "err", err)
+			return orderpb.ReplyError(retryStock(err, g.id)), order.CodeUnavailable
+		}
+		if g.order.Status == order.StatusRejected {
+			err := order.Errorf(order.CodeOutOfStock, "%s", g.order.Rejection)
+			return orderpb.ReplyError(err), err.Code
+		}
+		return orderpb.ReplyOK(g.order.View(), false), order.CodeOK
+	}
+	if err := g.syncStock(ctx, requestID); err != nil {
+		// The command is applied and durable; a sweeper moves the stock later.
+		g.cfg.Logger.Warn("moving the stock of an order", "order_id", g.id, "request_id", requestID, "err", err)
+	}
+	return reply, code
+}
+
+// transition decides c against the order and, if it changes it, persists the events
+// and only then applies them.
+func (g *grain) transition(ctx actor.Context, c order.Command, requestID string) (*orderpb.Reply, order.Code) {
 	// Microseconds: what both stores keep, so a reloaded order equals the one in memory.
 	c.At = g.cfg.Now().UTC().Truncate(time.Microsecond)
 	c.PaymentTimeout = g.cfg.PaymentTimeout
-	if c.Type == order.CmdExpirePayment && c.By.Role == order.RoleSystem {
-		// Every timer (in memory or the store sweeper) expires one deadline with one key,
-		// so however many fire, the expiry happens once.
-		c.Key = order.ExpiryKey(g.order.PaymentDeadline)
-	}
+	c.OrderTimeout = g.cfg.OrderTimeout
 	if order.ValidKey(c.Key) && g.order.NeedsKeyLookup(c.Key) {
 		// The order forgot keys older than its newest ones; this may be one of them.
 		seen, err := g.lookupKey(c.Key)
@@ -229,7 +272,7 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 	for _, e := range d.Events {
 		next = order.Evolve(next, e)
 	}
-	if err := g.persist(next, d.Events); err != nil {
+	if err := g.persist(next, int64(g.order.Version), d.Events); err != nil {
 		if errors.Is(err, persistence.ErrConflict) {
 			g.cfg.Logger.Warn("stale activation: order moved on elsewhere", "order_id", g.id, "request_id", requestID, "version", g.order.Version)
 			return g.unavailable(ctx, order.ReasonMoved, "order moved to another activation"), order.CodeUnavailable
@@ -279,8 +322,9 @@ func (g *grain) lookupKey(key string) (*order.KeyResult, error) {
 // written, and the same command will never succeed.
 var errUnstorable = errors.New("cannot encode the order for the store")
 
-// persist writes next and its events, conditional on the version this activation loaded.
-func (g *grain) persist(next order.Order, events []order.Event) error {
+// persist writes next and its events, conditional on the stored version being expected.
+// With no events it rewrites the snapshot at the same version (stock bookkeeping).
+func (g *grain) persist(next order.Order, expected int64, events []order.Event) error {
 	snap, err := orderpb.EncodeSnapshot(&next)
 	if err != nil {
 		return fmt.Errorf("%w: snapshot: %w", errUnstorable, err)
@@ -288,9 +332,9 @@ func (g *grain) persist(next order.Order, events []order.Event) error {
 	w := persistence.Write{
 		Order: persistence.Order{
 			ID: next.ID, Customer: next.Customer, Status: string(next.Status), Version: int64(next.Version),
-			Snapshot: snap, PaymentDeadline: next.PaymentDeadline, CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
+			Snapshot: snap, PaymentDeadline: next.Deadline(), CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
 		},
-		ExpectedVersion: int64(g.order.Version),
+		ExpectedVersion: expected,
 		Events:          make([]persistence.Event, len(events)),
 	}
 	for i, e := range events {
@@ -308,16 +352,22 @@ func (g *grain) persist(next order.Order, events []order.Event) error {
 	return g.cfg.Store.WriteOrder(wctx, w)
 }
 
-// arm sets the in-memory payment timer while the order is PAYING. The store's sweeper
-// covers the grains that are not active when the deadline passes.
+// arm sets the in-memory timer for the order's deadline (Order.Deadline: the payment
+// window while PAYING, the expiry of an unpaid order while CREATED, a retry of its stock
+// while that lags). The store's sweeper covers the grains that are not active when the
+// deadline passes.
 func (g *grain) arm(ctx actor.Context) {
 	g.disarm()
-	if g.order.Status != order.StatusPaying {
+	deadline := g.order.Deadline()
+	if deadline.IsZero() {
 		return
 	}
 	self, system, tick := ctx.Self(), ctx.ActorSystem(), &expireTick{version: g.order.Version}
 	fire := func() { system.Root.Send(self, tick) }
-	d := g.order.PaymentDeadline.Sub(g.cfg.Now())
+	d := deadline.Sub(g.cfg.Now())
+	if !g.order.StockSynced() {
+		d = max(d, time.Second) // a stock that stays unreachable is retried once a second
+	}
 	if g.cfg.AfterFunc != nil {
 		g.stopTimer = g.cfg.AfterFunc(d, fire)
 		return
@@ -333,7 +383,7 @@ func (g *grain) disarm() {
 }
 
 func (g *grain) expire(ctx actor.Context, t *expireTick) {
-	if g.stale || !g.loaded || g.order.Version != t.version || g.order.Status != order.StatusPaying {
+	if g.stale || !g.loaded || g.order.Version != t.version || g.order.Deadline().IsZero() {
 		return
 	}
 	c := order.Command{Type: order.CmdExpirePayment, OrderID: g.id, By: order.Principal{Subject: "timer", Role: order.RoleSystem}}
@@ -341,7 +391,8 @@ func (g *grain) expire(ctx actor.Context, t *expireTick) {
 	if g.cfg.Outcome != nil {
 		g.cfg.Outcome(c.Type, code)
 	}
-	if code != order.CodeOK {
-		g.cfg.Logger.Warn("payment expiry failed", "order_id", g.id, "code", code, "message", reply.ErrorMessage)
+	if code != order.CodeOK && code != order.CodeIllegalTransition {
+		g.cfg.Logger.Warn("order deadline: expiry failed", "order_id", g.id, "code", code, "message", reply.ErrorMessage)
 	}
+	g.arm(ctx) // a stock retry that failed again is tried again
 }

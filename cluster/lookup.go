@@ -206,13 +206,13 @@ func (l *lookup) handleActivation(req *pcluster.ActivationRequest) *pcluster.Act
 // resolves the identity again. For a local activation that is stopping this matters: a
 // message that reaches its mailbox after it stopped is dropped without an answer, so the
 // retry must go to a fresh activation (the store fences the two), not to the old one.
-func (l *lookup) Forget(identity string, pid *actor.PID) {
+func (l *lookup) Forget(ci *pcluster.ClusterIdentity, pid *actor.PID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if cur, ok := l.remote[identity]; ok && cur.Equal(pid) {
-		delete(l.remote, identity)
+	if cur, ok := l.remote[ci.Identity]; ok && cur.Equal(pid) {
+		delete(l.remote, ci.Identity)
 	}
-	l.removeLocal(identity, actors.KindOrder, pid)
+	l.removeLocal(ci.Identity, ci.Kind, pid)
 }
 
 // RemovePid forgets a local activation that stopped (called from the grain's middleware).

@@ -17,6 +17,9 @@ type Metrics struct {
 	changes  prometheus.Counter
 	batchN   prometheus.Histogram
 	batchDur *prometheus.HistogramVec
+	// A stock grain's batches: commands decided per store write, and the write's time.
+	stockCmds prometheus.Histogram
+	stockDur  prometheus.Histogram
 
 	mu          sync.Mutex
 	lastVersion uint64
@@ -48,7 +51,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14), // 0.2 ms .. 1.6 s
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.commands, m.members, m.changes, m.batchN, m.batchDur)
+	m.stockCmds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ordermesh_stock_batch_commands",
+		Help:    "Commands a stock grain decided per store write (one sku's batch).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 13), // 1 .. 4096
+	})
+	m.stockDur = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ordermesh_stock_batch_seconds",
+		Help:    "Time to write one stock grain's batch.",
+		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+	})
+	reg.MustRegister(m.commands, m.members, m.changes, m.batchN, m.batchDur, m.stockCmds, m.stockDur)
 	return m
 }
 
@@ -65,6 +78,12 @@ func (m *Metrics) StoreBatch(writes int, took time.Duration, err error) {
 		result = "error"
 	}
 	m.batchDur.WithLabelValues(result).Observe(took.Seconds())
+}
+
+// StockBatch records one stock grain batch; it is actors.StockConfig.Batched.
+func (m *Metrics) StockBatch(commands, _ int, took time.Duration) {
+	m.stockCmds.Observe(float64(commands))
+	m.stockDur.Observe(took.Seconds())
 }
 
 func (m *Metrics) observeView(v View) {

@@ -47,6 +47,9 @@ type Config struct {
 	// on its next message.
 	MaxGrains int
 	Grain     *actors.GrainConfig
+	// Stock configures the stock grains (one per sku); nil = no stock grains, and the
+	// order grains do not track stock.
+	Stock *actors.StockConfig
 	Push      *Push // live push; nil = none
 	Logger    *slog.Logger
 	Metrics   *Metrics // optional
@@ -57,6 +60,10 @@ type Config struct {
 	// clear: only for experiments (--insecure), and such a node cannot meet secure ones.
 	Security *Security
 }
+
+// DefaultOrderTimeout is how long an unpaid order stays open when GrainConfig.OrderTimeout
+// is not set: 30 minutes, then it closes and its stock is released.
+const DefaultOrderTimeout = 30 * time.Minute
 
 // Node is one running ordermesh member.
 type Node struct {
@@ -85,6 +92,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Grain.OrderTimeout <= 0 {
+		cfg.Grain.OrderTimeout = DefaultOrderTimeout
 	}
 	if cfg.Grain.WriteTimeout <= 0 {
 		cfg.Grain.WriteTimeout = WriteTimeoutFor(cfg.RequestTimeout)
@@ -126,9 +136,26 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Grain.Draining = n.lookup.draining.Load
 	n.wirePush()
 
-	props := actors.NewGrainProps(cfg.Grain).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))
+	kinds := []*pcluster.Kind{pcluster.NewKind(actors.KindOrder, actors.NewGrainProps(cfg.Grain).Configure(actor.WithReceiverMiddleware(n.forgetOnStop)))}
+	if sc := cfg.Stock; sc != nil {
+		sc.Node, sc.Owns, sc.Draining = system.ID, n.lookup.owns, n.lookup.draining.Load
+		if sc.WriteTimeout <= 0 {
+			sc.WriteTimeout = cfg.Grain.WriteTimeout
+		}
+		if sc.IdleTimeout <= 0 {
+			sc.IdleTimeout = cfg.Grain.IdleTimeout
+		}
+		if sc.Now == nil {
+			sc.Now = cfg.Grain.Now
+		}
+		if sc.Logger == nil {
+			sc.Logger = cfg.Grain.Logger
+		}
+		cfg.Grain.Stock = StockService{n}
+		kinds = append(kinds, pcluster.NewKind(actors.KindStock, actors.NewStockProps(sc).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))))
+	}
 	clusterCfg := pcluster.Configure(cfg.Name, joiner{n}, n.lookup, remote.Configure(host, port, remoteOpts...),
-		pcluster.WithKinds(pcluster.NewKind(actors.KindOrder, props)), pcluster.WithRequestTimeout(cfg.RequestTimeout))
+		pcluster.WithKinds(kinds...), pcluster.WithRequestTimeout(cfg.RequestTimeout))
 	n.cluster = pcluster.New(system, clusterCfg)
 	if err := startMember(n.cluster); err != nil {
 		if n.members != nil {
@@ -168,7 +195,7 @@ func (j joiner) StartMember(c *pcluster.Cluster) error {
 	n := j.n
 	self := MemberInfo{
 		ID: n.system.ID, Remote: n.system.Address(), HTTP: n.cfg.HTTP,
-		State: StateJoining, Kinds: []string{actors.KindOrder}, Started: n.started,
+		State: StateJoining, Kinds: n.kinds(), Started: n.started,
 	}
 	if n.cfg.Gossip == "" {
 		n.members = newSolo(self)
@@ -267,7 +294,7 @@ func (n *Node) disownLoop() {
 func (n *Node) forgetOnStop(next actor.ReceiverFunc) actor.ReceiverFunc {
 	return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
 		switch env.Message.(type) {
-		case *orderpb.CommandRequest, *orderpb.GetRequest:
+		case *orderpb.CommandRequest, *orderpb.GetRequest, *orderpb.StockCommandRequest, *orderpb.StockGetRequest:
 			if ci := pcluster.GetClusterIdentity(c); ci != nil {
 				n.lookup.touch(ci.Identity, c.Self())
 			}
@@ -313,7 +340,7 @@ func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (
 	if err := order.CheckCommand(c); err != nil {
 		return order.Result{}, err
 	}
-	reply, err := n.call(ctx, c.OrderID, orderpb.CommandToPB(c, requestID))
+	reply, err := callAs[*orderpb.Reply](n, ctx, pcluster.NewClusterIdentity(c.OrderID, actors.KindOrder), orderpb.CommandToPB(c, requestID))
 	if err != nil {
 		return order.Result{}, err
 	}
@@ -322,7 +349,8 @@ func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (
 
 // Get asks an order's grain for its view.
 func (n *Node) Get(ctx context.Context, id string, by order.Principal, requestID string) (order.View, error) {
-	reply, err := n.call(ctx, id, &orderpb.GetRequest{OrderId: id, By: orderpb.PrincipalToPB(by), RequestId: requestID})
+	reply, err := callAs[*orderpb.Reply](n, ctx, pcluster.NewClusterIdentity(id, actors.KindOrder),
+		&orderpb.GetRequest{OrderId: id, By: orderpb.PrincipalToPB(by), RequestId: requestID})
 	if err != nil {
 		return order.View{}, err
 	}
@@ -330,23 +358,46 @@ func (n *Node) Get(ctx context.Context, id string, by order.Principal, requestID
 	return res.View, err
 }
 
-// call makes one attempt to reach the grain of order id. Failures that a retry may cure
-// (no owner now, the owner refused, timeout, dead letter, a grain that moved) come back
-// as CodeUnavailable, and the cached location is forgotten so the retry re-resolves.
-func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, error) {
-	pid := n.lookup.Get(pcluster.NewClusterIdentity(id, actors.KindOrder))
+// retryable is a grain's reply that may say "retry": its code.
+type retryable interface{ GetErrorCode() int32 }
+
+// callAs makes one attempt to reach the grain ci and expects a reply of type R. Failures
+// that a retry may cure (no owner now, the owner refused, timeout, dead letter, a grain
+// that moved) come back as CodeUnavailable, and the cached location is forgotten so the
+// retry re-resolves.
+func callAs[R retryable](n *Node, ctx context.Context, ci *pcluster.ClusterIdentity, msg any) (R, error) {
+	var zero R
+	reply, pid, err := n.call(ctx, ci, msg)
+	if err != nil {
+		return zero, err
+	}
+	r, ok := reply.(R)
+	if !ok {
+		n.lookup.Forget(ci, pid)
+		return zero, order.Unavailable(order.ReasonOther, "%s answered %T; retry", ci.Identity, reply)
+	}
+	if order.Code(r.GetErrorCode()).Retryable() {
+		n.lookup.Forget(ci, pid)
+	}
+	return r, nil
+}
+
+// call makes one attempt to reach the grain ci; see callAs.
+func (n *Node) call(ctx context.Context, ci *pcluster.ClusterIdentity, msg any) (any, *actor.PID, error) {
+	id := ci.Identity
+	pid := n.lookup.Get(ci)
 	if pid == nil {
 		if n.lookup.draining.Load() {
-			return nil, order.Unavailable(order.ReasonDraining, "this node is draining and order %s has no other owner yet; retry", id)
+			return nil, nil, order.Unavailable(order.ReasonDraining, "this node is draining and %s has no other owner yet; retry", id)
 		}
-		return nil, order.Unavailable(order.ReasonMoved, "order %s has no owner that accepts it right now (topology changing); retry", id)
+		return nil, nil, order.Unavailable(order.ReasonMoved, "%s has no owner that accepts it right now (topology changing); retry", id)
 	}
 	timeout := n.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	if timeout <= 0 {
-		return nil, order.Unavailable(order.ReasonTimeout, "request deadline passed")
+		return nil, nil, order.Unavailable(order.ReasonTimeout, "request deadline passed")
 	}
 	res, err := n.system.Root.RequestFuture(pid, msg, timeout).Result()
 	if err != nil {
@@ -355,22 +406,14 @@ func (n *Node) call(ctx context.Context, id string, msg any) (*orderpb.Reply, er
 			// the retry queues behind the write in the same grain, rather than a second
 			// activation of the order beside it. One that stopped with the message in its
 			// mailbox is forgotten, so the retry reaches a fresh one.
-			n.lookup.Forget(id, pid)
+			n.lookup.Forget(ci, pid)
 		}
 		if errors.Is(err, actor.ErrTimeout) {
-			return nil, order.Unavailable(order.ReasonTimeout, "order %s did not answer in %s (timeout); retry", id, timeout)
+			return nil, nil, order.Unavailable(order.ReasonTimeout, "%s did not answer in %s (timeout); retry", id, timeout)
 		}
-		return nil, order.Unavailable(order.ReasonUnreachable, "order %s is not reachable (%v); retry", id, err)
+		return nil, nil, order.Unavailable(order.ReasonUnreachable, "%s is not reachable (%v); retry", id, err)
 	}
-	reply, ok := res.(*orderpb.Reply)
-	if !ok {
-		n.lookup.Forget(id, pid)
-		return nil, order.Unavailable(order.ReasonOther, "order %s answered %T; retry", id, res)
-	}
-	if order.Code(reply.ErrorCode).Retryable() {
-		n.lookup.Forget(id, pid)
-	}
-	return reply, nil
+	return res, pid, nil
 }
 
 // alive reports whether pid is a grain of this node that has not stopped (a PID on a
@@ -515,4 +558,12 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// kinds names the grain kinds this node hosts.
+func (n *Node) kinds() []string {
+	if n.cfg.Stock != nil {
+		return []string{actors.KindOrder, actors.KindStock}
+	}
+	return []string{actors.KindOrder}
 }

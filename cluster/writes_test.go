@@ -46,7 +46,7 @@ func logTo(b *logBuffer) func(*actors.GrainConfig) {
 // toGrain sends c to its grain directly, past Node.Execute's own check, as a command
 // from another path (another node, a future caller) would arrive.
 func toGrain(n *Node, c order.Command) (order.Result, error) {
-	reply, err := n.call(context.Background(), c.OrderID, orderpb.CommandToPB(c, "test"))
+	reply, err := callAs[*orderpb.Reply](n, context.Background(), pcluster.NewClusterIdentity(c.OrderID, actors.KindOrder), orderpb.CommandToPB(c, "test"))
 	if err != nil {
 		return order.Result{}, err
 	}

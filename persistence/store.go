@@ -56,7 +56,9 @@ type Event struct {
 
 // Write is one conditional transition: store Order (whose Version is the new version) and
 // append Events, only if the stored version is ExpectedVersion (0 = the order must not
-// exist yet). All or nothing.
+// exist yet). All or nothing. A write with no events whose Version equals ExpectedVersion
+// rewrites the order's row in place (bookkeeping that is no event of its history, such as
+// the version its stock follows).
 type Write struct {
 	Order           Order
 	ExpectedVersion int64

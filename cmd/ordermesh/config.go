@@ -25,6 +25,7 @@ type nodeConfig struct {
 	JWTSecret      string
 	Catalog        string
 	PaymentTimeout time.Duration
+	OrderTimeout   time.Duration
 	IdleTimeout    time.Duration
 	SweepInterval  time.Duration
 	AccessTTL      time.Duration
@@ -76,6 +77,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")
+	fs.DurationVar(&c.OrderTimeout, "order-timeout", 30*time.Minute, "how long after its creation an unpaid (CREATED) order is closed and its stock released")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")
 	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most order grains active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")

@@ -65,6 +65,10 @@ func runNode(args []string) error {
 		o.ObserveBatches(metrics.StoreBatch)
 	}
 
+	stocks, ok := store.(persistence.Stocks)
+	if !ok {
+		return fmt.Errorf("store %s keeps no stock", redact(cfg.Store))
+	}
 	timeouts := cluster.TimeoutsFor(cfg.RequestTimeout)
 	if err := timeouts.Check(); err != nil {
 		return fmt.Errorf("--request-timeout %s: %w", cfg.RequestTimeout, err)
@@ -93,11 +97,13 @@ func runNode(args []string) error {
 			Store:          store,
 			Now:            time.Now,
 			PaymentTimeout: cfg.PaymentTimeout,
+			OrderTimeout:   cfg.OrderTimeout,
 			IdleTimeout:    cfg.IdleTimeout,
 			WriteTimeout:   timeouts.Write,
 			Logger:         logger,
 			Outcome:        metrics.Outcome,
 		},
+		Stock: &actors.StockConfig{Store: stocks, Batched: metrics.StockBatch},
 	})
 	if err != nil {
 		return err
@@ -122,7 +128,7 @@ func runNode(args []string) error {
 		Limits: cfg.limits(), CORSOrigins: cfg.corsOrigins(), MetricsToken: cfg.MetricsToken, NoMetricsRoute: cfg.MetricsListen != "",
 		WS: edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
 	}, edge.Deps{
-		Orders: node, Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
+		Orders: node, Stock: node.Stock(), Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
 		Live: hub,
 		Ready: func(context.Context) error {
 			select {

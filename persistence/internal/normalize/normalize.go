@@ -23,9 +23,10 @@ func Time(t time.Time) time.Time {
 // Write checks that w is a well-formed transition and returns a copy with normalized
 // times; zero CreatedAt/UpdatedAt/At become now. The checks guarantee that a write whose
 // version condition holds cannot collide with an existing event row:
-// ExpectedVersion >= 0, Order.Version > ExpectedVersion, and every event belongs to the
-// order with a version in (ExpectedVersion, Order.Version]. An empty event OrderID is
-// filled in.
+// ExpectedVersion >= 0, Order.Version > ExpectedVersion (or equal to it, above 0, for a
+// write without events that rewrites an order's snapshot in place), and every event
+// belongs to the order with a version in (ExpectedVersion, Order.Version]. An empty event
+// OrderID is filled in.
 func Write(w persistence.Write, now time.Time) (persistence.Write, error) {
 	w, err := write(w, now)
 	if err != nil {
@@ -45,7 +46,8 @@ func write(w persistence.Write, now time.Time) (persistence.Write, error) {
 	if w.ExpectedVersion < 0 {
 		return w, fmt.Errorf("validating write of order %s: negative expected version %d", w.Order.ID, w.ExpectedVersion)
 	}
-	if w.Order.Version <= w.ExpectedVersion {
+	inPlace := w.Order.Version == w.ExpectedVersion && w.ExpectedVersion > 0 && len(w.Events) == 0
+	if w.Order.Version <= w.ExpectedVersion && !inPlace {
 		return w, fmt.Errorf("validating write of order %s: new version %d not above expected %d",
 			w.Order.ID, w.Order.Version, w.ExpectedVersion)
 	}
