@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ordermesh/ordermesh/actors/live"
+	"github.com/ordermesh/ordermesh/actors/stock"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -121,6 +122,10 @@ type Deps struct {
 	Keys *KeyRing
 	// Live is the node's live push hub; nil = no /ws.
 	Live *live.Hub
+	// Stock executes commands on the stock grains and reads their views: the inventory
+	// endpoints and the catalog's "available". nil = a node without inventory: the
+	// inventory endpoints answer 503 (50300) and the catalog omits "available".
+	Stock stock.Service
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -131,7 +136,8 @@ type server struct {
 	catalog  *Catalog
 	log      *slog.Logger
 	ready    func(ctx context.Context) error
-	cluster  Cluster // may be nil
+	cluster  Cluster       // may be nil
+	stock    stock.Service // may be nil
 	now      func() time.Time
 	metrics  *metrics
 	registry *prometheus.Registry // served at /metrics
@@ -196,7 +202,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
-		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, now: deps.Clock, metrics: m, registry: deps.Metrics, inflight: deps.InFlight,
+		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, stock: deps.Stock, now: deps.Clock, metrics: m, registry: deps.Metrics, inflight: deps.InFlight,
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 		limits:  limits, guard: guard,

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 
@@ -116,15 +117,69 @@ func (c *Catalog) price(items []itemRequest) ([]order.Line, error) {
 }
 
 type catalogResponse struct {
-	Products []Product `json:"products"`
+	Products []catalogProduct `json:"products"`
 }
 
-// listCatalog handles GET /api/v1/catalog. It is public and the same for everyone until
-// the node restarts with another catalog, so browsers and proxies may keep it a minute;
-// everything else the API answers is no-store (see stamp).
+// catalogProduct is a product as the catalog endpoint shows it: with the units available
+// now, when they could be read.
+type catalogProduct struct {
+	Product
+	Available *int64 `json:"available,omitempty"`
+}
+
+// Cache lifetimes of the catalog. Products and prices are the same for everyone until the
+// node restarts with another catalog, so browsers and proxies may keep them a minute;
+// with the units available they may keep it only briefly, which still spares the stock
+// grains most reads of a flash sale. Everything else the API answers is no-store (see
+// stamp).
+const (
+	catalogCache      = "public, max-age=60"
+	catalogStockCache = "public, max-age=5"
+)
+
+// listCatalog handles GET /api/v1/catalog, which is public. With a stock service, each
+// product carries "available", read from its sku's grain, all skus concurrently, once
+// each and within the request's deadline: the catalog is a hint for browsing and the
+// order is what reserves, so a sku whose stock cannot be read at once is shown without
+// "available" rather than failing the catalog or making it wait for retries. Without a
+// stock service no product carries it.
 func (s *server) listCatalog(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
-	return respond(c, fiber.StatusOK, catalogResponse{Products: s.catalog.Products()})
+	products := s.catalog.Products()
+	out := make([]catalogProduct, len(products))
+	for i, p := range products {
+		out[i].Product = p
+	}
+	if s.stock == nil {
+		c.Set(fiber.HeaderCacheControl, catalogCache)
+		return respond(c, fiber.StatusOK, catalogResponse{Products: out})
+	}
+	k, cancel := s.callsOf(c)
+	defer cancel()
+	errs := make([]error, len(out))
+	fanOut(len(out), func(i int) {
+		v, err := s.stock.Get(k.ctx, out[i].SKU, k.requestID)
+		if errs[i] = err; err == nil {
+			out[i].Available = &v.Available
+		}
+	})
+	if missed, first := countErrors(errs); missed > 0 {
+		k.log.Warn("catalog served without the availability of some skus", slog.Int("skus", missed), slog.Any("error", first))
+	}
+	c.Set(fiber.HeaderCacheControl, catalogStockCache)
+	return respond(c, fiber.StatusOK, catalogResponse{Products: out})
+}
+
+// countErrors returns how many of errs are not nil, and the first of them.
+func countErrors(errs []error) (n int, first error) {
+	for _, err := range errs {
+		if err != nil {
+			if n == 0 {
+				first = err
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 // truncate shortens client input that is echoed in a message.

@@ -67,7 +67,7 @@ func (s *server) createOrder(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	markReplay(c, res)
+	markReplay(c, res.Replayed)
 	c.Location("/api/v1/orders/" + res.View.ID)
 	return respond(c, fiber.StatusCreated, res.View)
 }
@@ -96,7 +96,7 @@ func (s *server) orderAction(c *fiber.Ctx, cmdType order.CommandType) error {
 	if err != nil {
 		return err
 	}
-	markReplay(c, res)
+	markReplay(c, res.Replayed)
 	return respond(c, fiber.StatusOK, res.View)
 }
 
@@ -107,13 +107,10 @@ func (s *server) getOrder(c *fiber.Ctx) error {
 		return err
 	}
 	p := principal(c)
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	k, cancel := s.callsOf(c)
 	defer cancel()
-	var v order.View
-	err = s.retry(ctx, s.logger(c), func(ctx context.Context) error {
-		var err error
-		v, err = s.orders.Get(ctx, id, p, ensureRequestID(c))
-		return err
+	v, err := call(k, func(ctx context.Context, requestID string) (order.View, error) {
+		return s.orders.Get(ctx, id, p, requestID)
 	})
 	if err != nil {
 		return fmt.Errorf("getting order %s: %w", id, err)
@@ -133,13 +130,10 @@ func (s *server) execute(c *fiber.Ctx, cmd order.Command) (order.Result, error) 
 	if err := order.CheckCommand(cmd); err != nil {
 		return order.Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	k, cancel := s.callsOf(c)
 	defer cancel()
-	var res order.Result
-	err := s.retry(ctx, s.logger(c), func(ctx context.Context) error {
-		var err error
-		res, err = s.orders.Execute(ctx, cmd, ensureRequestID(c))
-		return err
+	res, err := call(k, func(ctx context.Context, requestID string) (order.Result, error) {
+		return s.orders.Execute(ctx, cmd, requestID)
 	})
 	s.metrics.observeCommand(cmd.Type, err)
 	if err != nil {
@@ -197,8 +191,9 @@ func notFound(id string) error {
 	return order.Errorf(order.CodeNotFound, "order %s not found", id)
 }
 
-func markReplay(c *fiber.Ctx, res order.Result) {
-	if res.Replayed {
+// markReplay marks the answer to a command whose key had been seen (HeaderReplayed).
+func markReplay(c *fiber.Ctx, replayed bool) {
+	if replayed {
 		c.Set(HeaderReplayed, "true")
 	}
 }

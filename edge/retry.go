@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/ordermesh/ordermesh/actors/order"
 )
 
@@ -21,7 +23,41 @@ const (
 // errStillUnavailable is what the client gets when retries did not help in time. With the
 // Retry-After header it tells the client to send the same request (same key) again.
 var errStillUnavailable = order.Errorf(order.CodeUnavailable,
-	"the order is temporarily unavailable; retry with the same Idempotency-Key")
+	"temporarily unavailable; retry with the same Idempotency-Key")
+
+// calls are the grain calls (orders, stock) of one request, all under the request's
+// deadline (Config.RequestTimeout) and each retried while it is unavailable (see retry).
+// A calls holds what it needs of the request, so its do may run in several goroutines at
+// once (a fan-out), which the fiber.Ctx itself may not.
+type calls struct {
+	s         *server
+	ctx       context.Context
+	log       *slog.Logger
+	requestID string
+}
+
+// callsOf starts the grain calls of request c; call the CancelFunc when they are done.
+func (s *server) callsOf(c *fiber.Ctx) (calls, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	return calls{s: s, ctx: ctx, log: s.logger(c), requestID: ensureRequestID(c)}, cancel
+}
+
+// do runs op with the request's id until it succeeds or fails with an error that is not
+// retryable; when retrying runs out of time, the error is errStillUnavailable.
+func (k calls) do(op func(ctx context.Context, requestID string) error) error {
+	return k.s.retry(k.ctx, k.log, func(ctx context.Context) error { return op(ctx, k.requestID) })
+}
+
+// call runs op with k.do and returns its result.
+func call[T any](k calls, op func(ctx context.Context, requestID string) (T, error)) (T, error) {
+	var out T
+	err := k.do(func(ctx context.Context, requestID string) error {
+		var err error
+		out, err = op(ctx, requestID)
+		return err
+	})
+	return out, err
+}
 
 // retry calls op until it returns nil or a non-retryable error, for at most RetryFor.
 // Retrying is safe because every command carries its idempotency key: a command that did

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/stock"
 )
 
 // Roles in one table: every endpoint of a node is one row of endpoints, with the roles
@@ -15,7 +16,7 @@ import (
 // routes and menus from them), the OpenAPI document carries each row's roles as
 // x-roles, and the tests check every (role, endpoint) pair against the table. The roles
 // of the order actions come from order.Table, the source of who may issue which
-// command.
+// command, and those of a stock adjustment from stock.Roles.
 
 // Access is who may call an endpoint.
 type Access int
@@ -121,6 +122,11 @@ func Endpoints() []Endpoint {
 		})
 	}
 	return append(eps,
+		Endpoint{Method: "GET", Path: "/api/v1/inventory", OperationID: "listInventory", Roles: staff, handler: with((*server).listInventory)},
+		Endpoint{Method: "GET", Path: "/api/v1/inventory/{sku}", OperationID: "getInventory", Roles: staff, handler: with((*server).getInventory)},
+		Endpoint{Method: "POST", Path: "/api/v1/inventory/{sku}/adjust", OperationID: "adjustInventory",
+			Roles: tokenRoles(func(r order.Role) bool { return stock.Allows(stock.CmdAdjust, r) }), handler: with((*server).adjustInventory)},
+
 		Endpoint{Method: "GET", Path: "/api/v1/cluster", OperationID: "getCluster", Roles: staff, handler: with((*server).clusterStatus)},
 		Endpoint{Method: "POST", Path: "/api/v1/cluster/nodes/{id}/drain", OperationID: "drainNode", Roles: staff, handler: with((*server).drainNode)},
 
@@ -148,9 +154,14 @@ func ActionOperationID(action string) string {
 // commandRoles are the token roles order.Table lets issue command c.
 func commandRoles(c order.CommandType) []order.Role {
 	t, _ := order.TransitionFor(c)
+	return tokenRoles(t.Allows)
+}
+
+// tokenRoles are the TokenRoles that allows admits, in TokenRoles order.
+func tokenRoles(allows func(order.Role) bool) []order.Role {
 	var out []order.Role
 	for _, r := range TokenRoles {
-		if t.Allows(r) {
+		if allows(r) {
 			out = append(out, r)
 		}
 	}

@@ -26,6 +26,7 @@ type localService struct {
 	orders      map[string]order.Order
 	unavailable int               // the next n calls fail with CodeUnavailable, like a moving grain
 	panicOn     order.CommandType // a command that makes Execute panic
+	soldOut     map[string]bool   // skus a create is refused for, out of stock (CodeOutOfStock)
 	requestIDs  []string          // request ids seen, newest last
 }
 
@@ -38,6 +39,17 @@ func (s *localService) failNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.unavailable = n
+}
+
+// sellOut makes creates of orders with sku refused for want of stock, as the node's
+// reservation refuses them: CodeOutOfStock naming the sku, and nothing recorded.
+func (s *localService) sellOut(sku string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.soldOut == nil {
+		s.soldOut = map[string]bool{}
+	}
+	s.soldOut[sku] = true
 }
 
 func (s *localService) lastRequestID() string {
@@ -68,6 +80,13 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 		panic("injected panic")
 	}
 	o := s.orders[c.OrderID]
+	if c.Type == order.CmdCreate && !o.Exists() {
+		for _, l := range c.Lines {
+			if s.soldOut[l.SKU] {
+				return order.Result{}, order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", l.SKU, l.Qty)
+			}
+		}
+	}
 	c.At = s.now().UTC()
 	c.PaymentTimeout = 15 * time.Minute // the grain's setting
 	d, err := order.Decide(&o, c)

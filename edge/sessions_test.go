@@ -247,7 +247,7 @@ func TestRoleTable(t *testing.T) {
 	callers := append([]order.Role{""}, TokenRoles...)
 	users := map[order.Role]string{order.RoleShopper: "alice", order.RoleOperator: "olga", order.RoleAdmin: "ada"}
 	for _, e := range Endpoints() {
-		path := strings.NewReplacer("{id}", id, "{username}", "bob").Replace(e.Path)
+		path := strings.NewReplacer("{id}", id, "{username}", "bob", "{sku}", "tea-sencha").Replace(e.Path)
 		for _, role := range callers {
 			name := e.OperationID + "/" + string(role)
 			if role == "" {

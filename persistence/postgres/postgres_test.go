@@ -33,6 +33,14 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) persistence.Store { return openFresh(t) })
 }
 
+func TestStocksConformance(t *testing.T) {
+	storetest.RunStocks(t, func(t *testing.T) persistence.Stocks { return openFresh(t) })
+}
+
+func BenchmarkWriteStock(b *testing.B) {
+	storetest.BenchmarkWriteStock(b, openFresh(b), 500)
+}
+
 func BenchmarkWriteTransitions(b *testing.B) {
 	for _, orders := range []int{1, 64, 1024} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {

@@ -63,3 +63,24 @@ func BenchmarkWriteTransitions(b *testing.B, s persistence.Store, orders int) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
 }
+
+// BenchmarkWriteStock measures one sku's batch writes: each WriteStock carries events
+// holding events (each reserving for a new order, so as many holdings upserted), as a
+// stock grain writes a batch of commands. It reports "events/s".
+func BenchmarkWriteStock(b *testing.B, s persistence.Stocks, events int) {
+	ctx := context.Background()
+	writes := make([]persistence.StockWrite, b.N)
+	for i := range writes {
+		writes[i] = stockWrite("bench", int64(i*events), int64(events), "RESERVED")
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for _, w := range writes {
+		if err := s.WriteStock(ctx, w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*events)/elapsed.Seconds(), "events/s")
+}

@@ -20,10 +20,7 @@ import (
 // to be closed when t ends; the suite may close it earlier itself, so Close must be safe
 // to call twice.
 func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s persistence.Store)
-	}{
+	runAll(t, open, []suiteTest[persistence.Store]{
 		{"CreateAndLoad", testCreateAndLoad},
 		{"ConflictingCreate", testConflictingCreate},
 		{"Update", testUpdate},
@@ -44,7 +41,17 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"Secrets", testSecrets},
 		{"ObserveBatches", testObserveBatches},
 		{"Close", testClose},
-	}
+	})
+}
+
+// suiteTest is one test of a suite, run on a fresh store of type S.
+type suiteTest[S any] struct {
+	name string
+	fn   func(t *testing.T, s S)
+}
+
+// runAll runs each test as a subtest on a store of its own from open.
+func runAll[S any](t *testing.T, open func(t *testing.T) S, tests []suiteTest[S]) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, open(t))

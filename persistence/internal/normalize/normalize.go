@@ -152,3 +152,91 @@ func RefreshToken(t persistence.RefreshToken, now time.Time) (persistence.Refres
 	}
 	return t, nil
 }
+
+// Stock checks that w is a well-formed conditional write of one sku and returns a copy
+// with normalized times; a zero UpdatedAt (row or holding) or At becomes now. Like Write
+// it guarantees that a write whose version condition holds cannot collide with an
+// existing event row: ExpectedVersion >= 0, Stock.Version > ExpectedVersion, and every
+// event belongs to the sku with a distinct version in (ExpectedVersion, Stock.Version].
+// Every holding belongs to the sku, names an order, appears once, and has a version in
+// (ExpectedVersion, Stock.Version]: a write upserts only the holdings its events moved.
+// Empty SKUs of holdings and events are filled in.
+func Stock(w persistence.StockWrite, now time.Time) (persistence.StockWrite, error) {
+	w, err := stock(w, now)
+	if err != nil {
+		return w, fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
+	}
+	return w, nil
+}
+
+func stock(w persistence.StockWrite, now time.Time) (persistence.StockWrite, error) {
+	sku := w.Stock.SKU
+	if sku == "" {
+		return w, fmt.Errorf("validating stock write: empty sku")
+	}
+	if err := text("sku", sku, field{"sku", sku}); err != nil {
+		return w, err
+	}
+	if w.ExpectedVersion < 0 {
+		return w, fmt.Errorf("validating write of sku %s: negative expected version %d", sku, w.ExpectedVersion)
+	}
+	if w.Stock.Version <= w.ExpectedVersion {
+		return w, fmt.Errorf("validating write of sku %s: new version %d not above expected %d",
+			sku, w.Stock.Version, w.ExpectedVersion)
+	}
+	inWrite := func(v int64) bool { return v > w.ExpectedVersion && v <= w.Stock.Version }
+	now = Time(now)
+	w.Stock.UpdatedAt = orNow(w.Stock.UpdatedAt, now)
+	if len(w.Holdings) > 0 {
+		holdings := make([]persistence.Holding, len(w.Holdings))
+		seen := make(map[string]bool, len(w.Holdings))
+		for i, h := range w.Holdings {
+			if h.SKU == "" {
+				h.SKU = sku
+			}
+			if h.SKU != sku {
+				return w, fmt.Errorf("validating write of sku %s: holding of sku %+q", sku, h.SKU)
+			}
+			if h.OrderID == "" || seen[h.OrderID] {
+				return w, fmt.Errorf("validating write of sku %s: holding with an empty or repeated order id %+q", sku, h.OrderID)
+			}
+			seen[h.OrderID] = true
+			if !inWrite(h.Version) {
+				return w, fmt.Errorf("validating write of sku %s: holding of order %+q at version %d outside (%d, %d]",
+					sku, h.OrderID, h.Version, w.ExpectedVersion, w.Stock.Version)
+			}
+			if err := text("sku", sku, field{"holding order id", h.OrderID}, field{"holding state", h.State}); err != nil {
+				return w, err
+			}
+			h.UpdatedAt = orNow(h.UpdatedAt, now)
+			holdings[i] = h
+		}
+		w.Holdings = holdings
+	}
+	if len(w.Events) > 0 {
+		events := make([]persistence.StockEvent, len(w.Events))
+		seen := make(map[int64]bool, len(w.Events))
+		for i, e := range w.Events {
+			if e.SKU == "" {
+				e.SKU = sku
+			}
+			if e.SKU != sku {
+				return w, fmt.Errorf("validating write of sku %s: event of sku %+q", sku, e.SKU)
+			}
+			if !inWrite(e.Version) || seen[e.Version] {
+				return w, fmt.Errorf("validating write of sku %s: event version %d outside (%d, %d] or repeated",
+					sku, e.Version, w.ExpectedVersion, w.Stock.Version)
+			}
+			seen[e.Version] = true
+			if err := text("sku", sku, field{"event type", e.Type}, field{"event order id", e.OrderID},
+				field{"event from", e.From}, field{"event to", e.To}, field{"idempotency key", e.IdempotencyKey},
+				field{"event node", e.Node}); err != nil {
+				return w, err
+			}
+			e.At = orNow(e.At, now)
+			events[i] = e
+		}
+		w.Events = events
+	}
+	return w, nil
+}
