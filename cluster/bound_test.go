@@ -104,7 +104,7 @@ func TestMaxGrainsIsNeverExceeded(t *testing.T) {
 		if err != nil {
 			t.Fatalf("get %s: %v", id, err)
 		}
-		if want := uint64(1 + (1 - i%2)); v.Version != want {
+		if want := uint64(2 + (1 - i%2)); v.Version != want {
 			t.Fatalf("order %d at version %d, want %d", i, v.Version, want)
 		}
 		check()
@@ -180,6 +180,6 @@ func TestCreatesRacingReadsOfMissingOrders(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range orders {
-		checkHistory(t, store, order.OrderIDFor(alice.Subject, fmt.Sprintf("race-%d", i)), order.EvtCreated)
+		checkHistory(t, store, order.OrderIDFor(alice.Subject, fmt.Sprintf("race-%d", i)), order.EvtCreated, order.EvtStockReserved)
 	}
 }

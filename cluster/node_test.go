@@ -117,7 +117,7 @@ func startNodeConfig(t testing.TB, store persistence.Orders, tweak func(*Config)
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := &actors.GrainConfig{
-		Store: store, Now: time.Now, PaymentTimeout: time.Hour, IdleTimeout: time.Minute, Logger: logger,
+		Store: store, Now: time.Now, PaymentTimeout: time.Hour, OrderTimeout: 1000 * time.Hour, IdleTimeout: time.Minute, Logger: logger,
 	}
 	cfg := Config{Remote: "127.0.0.1:0", Grain: g, Logger: logger, RequestTimeout: 2 * time.Second}
 	if tweak != nil {
@@ -201,19 +201,19 @@ func TestLifecycleThroughGrain(t *testing.T) {
 	store := openStore(t, filepath.Join(t.TempDir(), "om.db"))
 	n := startNode(t, store, nil)
 	o := create(t, n, "k1")
-	if o.Status != order.StatusCreated || o.Version != 1 || o.Total != 900 {
+	if o.Status != order.StatusCreated || o.Version != 2 || o.Total != 900 {
 		t.Fatalf("created %+v", o)
 	}
 	mustExec(t, n, o.ID, order.CmdSubmitPayment, "k2", alice)
 	mustExec(t, n, o.ID, order.CmdConfirmPayment, "k3", olga)
 	mustExec(t, n, o.ID, order.CmdShip, "k4", olga)
 	v := mustExec(t, n, o.ID, order.CmdDeliver, "k5", olga)
-	if v.Status != order.StatusDelivered || v.Version != 5 {
+	if v.Status != order.StatusDelivered || v.Version != 6 {
 		t.Fatalf("delivered %+v", v)
 	}
 	// A replayed key answers as the first time and changes nothing.
 	res, err := exec(n, o.ID, order.CmdSubmitPayment, "k2", alice)
-	if err != nil || !res.Replayed || res.View.Status != order.StatusPaying || res.View.Version != 2 {
+	if err != nil || !res.Replayed || res.View.Status != order.StatusPaying || res.View.Version != 3 {
 		t.Fatalf("replay = %+v, %v", res, err)
 	}
 	// Illegal, forbidden, unknown.
@@ -230,7 +230,7 @@ func TestLifecycleThroughGrain(t *testing.T) {
 	if _, err := n.Get(context.Background(), o.ID, bob, "t"); order.ErrorCode(err) != order.CodeNotFound {
 		t.Fatalf("bob sees alice's order: %v", err)
 	}
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentConfirmed, order.EvtShipped, order.EvtDelivered)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted, order.EvtPaymentConfirmed, order.EvtShipped, order.EvtDelivered)
 }
 
 // Racing commands on one order are applied one at a time: exactly one payment wins.
@@ -262,7 +262,7 @@ func TestRacingCommandsOneWinner(t *testing.T) {
 	wg.Wait()
 	// Pay then cancel is a legal path too, so one or two may win; never more.
 	events, _ := store.OrderEvents(context.Background(), o.ID)
-	if int(wins.Load()) != len(events)-1 || wins.Load() < 1 || wins.Load() > 2 {
+	if int(wins.Load()) != len(events)-2 || wins.Load() < 1 || wins.Load() > 2 {
 		t.Fatalf("wins=%d illegal=%d events=%d", wins.Load(), illegal.Load(), len(events))
 	}
 }
@@ -289,10 +289,10 @@ func TestVersionFenceRejectsStaleActivation(t *testing.T) {
 			b := startNode(t, storeB, nil)
 
 			o := create(t, a, "fence")
-			if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 1
+			if _, err := b.Get(context.Background(), o.ID, alice, "t"); err != nil { // b activates at version 2
 				t.Fatal(err)
 			}
-			mustExec(t, a, o.ID, order.CmdSubmitPayment, "pay", alice) // a moves it to version 2
+			mustExec(t, a, o.ID, order.CmdSubmitPayment, "pay", alice) // a moves it to version 3
 
 			_, err := exec(b, o.ID, order.CmdCancel, "cancel", alice)
 			if order.ErrorCode(err) != order.CodeUnavailable {
@@ -304,10 +304,10 @@ func TestVersionFenceRejectsStaleActivation(t *testing.T) {
 				v = res.View
 				return err == nil
 			})
-			if v.Status != order.StatusClosed || v.Version != 3 {
+			if v.Status != order.StatusClosed || v.Version != 4 {
 				t.Fatalf("after retry: %+v", v)
 			}
-			checkHistory(t, storeA, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtCancelled)
+			checkHistory(t, storeA, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted, order.EvtCancelled)
 		})
 	}
 }
@@ -319,7 +319,7 @@ func TestPassivatedGrainReloads(t *testing.T) {
 	mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
 	eventually(t, 5*time.Second, "passivation", func() bool { return n.Activations() == 0 })
 	v, err := n.Get(context.Background(), o.ID, alice, "t")
-	if err != nil || v.Status != order.StatusPaying || v.Version != 2 {
+	if err != nil || v.Status != order.StatusPaying || v.Version != 3 {
 		t.Fatalf("reloaded %+v, %v", v, err)
 	}
 }
@@ -333,7 +333,7 @@ func TestActiveGrainExpiresPayment(t *testing.T) {
 		v, err := n.Get(context.Background(), o.ID, alice, "t")
 		return err == nil && v.Status == order.StatusClosed
 	})
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
 }
 
 func TestSweeperExpiresPassivatedOrders(t *testing.T) {
@@ -359,7 +359,7 @@ func TestSweeperExpiresPassivatedOrders(t *testing.T) {
 	if got, err := sw.Sweep(context.Background()); err != nil || got != 0 {
 		t.Fatalf("second sweep expired %d, %v", got, err)
 	}
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
 }
 
 // A PAYING order whose grain passivated (no sweeper here) expires at its deadline by the
@@ -398,7 +398,7 @@ func TestReloadedPayingOrderExpiresByItsTimer(t *testing.T) {
 				v, err := n.Get(context.Background(), o.ID, olga, "t")
 				return err == nil && v.Status == order.StatusClosed
 			})
-			checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
+			checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted, order.EvtPaymentExpired)
 		})
 	}
 }

@@ -22,8 +22,8 @@ func TestGrainsPublishWhatTheyCommit(t *testing.T) {
 	mustExec(t, n, v.ID, order.CmdSubmitPayment, "push-2", alice)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 2 {
-		t.Fatalf("%d changes published, want 2", len(got))
+	if len(got) != 3 {
+		t.Fatalf("%d changes published, want 3 (created, stock reserved, payment submitted)", len(got))
 	}
 	stored, err := store.OrderEvents(t.Context(), v.ID)
 	if err != nil {

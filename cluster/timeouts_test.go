@@ -111,5 +111,5 @@ func TestSlowWriteKeepsOneActivation(t *testing.T) {
 	if got := store.loadsOf(o.ID); got != 1 {
 		t.Fatalf("order loaded %d times, want once (one activation)", got)
 	}
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted)
 }

@@ -90,10 +90,10 @@ func TestUnstorableTextRefusedAtOnce(t *testing.T) {
 	}
 	// The same grain serves the next good command.
 	v := mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
-	if v.Status != order.StatusPaying || v.Version != 2 {
+	if v.Status != order.StatusPaying || v.Version != 3 {
 		t.Fatalf("after the refusals: %+v", v)
 	}
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted)
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("ERROR logged:\n%s", logs.String())
 	}
@@ -126,10 +126,10 @@ func TestRefusedWriteIsPermanent(t *testing.T) {
 		t.Errorf("%d activations after a refused write; the grain must not stop", n.Activations())
 	}
 	v := mustExec(t, n, o.ID, order.CmdSubmitPayment, "pay", alice)
-	if v.Version != 2 || v.Status != order.StatusPaying {
+	if v.Version != 3 || v.Status != order.StatusPaying {
 		t.Fatalf("after the refused write: %+v", v)
 	}
-	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtPaymentSubmitted)
+	checkHistory(t, store, o.ID, order.EvtCreated, order.EvtStockReserved, order.EvtPaymentSubmitted)
 	out := logs.String()
 	if strings.Contains(out, "level=ERROR") || strings.Count(out, "level=WARN") != 1 {
 		t.Errorf("want exactly one WARN and no ERROR line, got:\n%s", out)
@@ -164,7 +164,7 @@ func TestOldKeyReplayedThroughGrain(t *testing.T) {
 			}
 			// CREATED again: without the lookup, "pay-1" would pay a second time.
 			now, err := n.Get(context.Background(), o.ID, alice, "t")
-			if err != nil || now.Status != order.StatusCreated || now.Version != 103 {
+			if err != nil || now.Status != order.StatusCreated || now.Version != 104 {
 				t.Fatalf("before the retry: %+v, %v", now, err)
 			}
 			for _, passivate := range []bool{false, true} {
