@@ -23,7 +23,7 @@ type Command struct {
 	// OrderTimeout (ConfirmStock): how long after its creation an unpaid order stays
 	// open; it closes (ExpireOrder) at CreatedAt plus this.
 	OrderTimeout time.Duration
-	Reason         string        // optional, for FailPayment, Cancel, Refund
+	Reason       string // optional, for FailPayment, Cancel, Refund
 
 	// Seen is what Key did to this order when the order no longer remembers it itself
 	// (Order.NeedsKeyLookup): the host looks the key up in the order's stored events

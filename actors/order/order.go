@@ -143,8 +143,8 @@ type Order struct {
 	// order's holdings; the order's Deadline brings the sweeper back until it has.
 	StockVersion uint64
 	CreatedAt    time.Time
-	UpdatedAt       time.Time
-	Keys            []KeyResult // oldest first, at most KeysKept
+	UpdatedAt    time.Time
+	Keys         []KeyResult // oldest first, at most KeysKept
 }
 
 // Exists reports whether the order has been created.
@@ -265,7 +265,7 @@ func (o *Order) view(st Status, version uint64, at, deadline time.Time) View {
 		Lines: o.Lines, Currency: o.Currency, Total: o.Total,
 		PaymentDeadline: deadline, CreatedAt: o.CreatedAt, UpdatedAt: at,
 		ExpiresAt: expiresAt(st, o.ExpiresAt),
-		Actions: ActionsFrom(st),
+		Actions:   ActionsFrom(st),
 	}
 }
 
