@@ -194,12 +194,15 @@ func (o *Order) View() View {
 
 // Deadline is when the node must next act on the order by itself, zero if never: while
 // its stock has not followed its status (StockSynced), soon (StockRetry after its last
-// change), so that a node that failed in between is covered by another; else the end of
+// change), so that a node that failed in between is covered by another, and so too while
+// the order is RESERVING, which only the saga's outcome ends; else the end of
 // the payment window while PAYING and the expiry of an unpaid order while CREATED. The
 // store keeps it as the order's deadline, which the sweeper pages through.
 func (o *Order) Deadline() time.Time {
 	switch {
-	case !o.StockSynced():
+	case !o.StockSynced() || o.Status == StatusReserving:
+		// A reservation is never done until ConfirmStock or RejectStock says so, even
+		// once the stock is recorded as reserved.
 		return o.UpdatedAt.Add(StockRetry)
 	case o.Status == StatusPaying:
 		return o.PaymentDeadline
