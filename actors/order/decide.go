@@ -23,7 +23,7 @@ type Command struct {
 	// OrderTimeout (ConfirmStock): how long after its creation an unpaid order stays
 	// open; it closes (ExpireOrder) at CreatedAt plus this.
 	OrderTimeout time.Duration
-	Reason         string        // optional, for FailPayment, Cancel, Refund
+	Reason       string // optional, for FailPayment, Cancel, Refund
 
 	// Seen is what Key did to this order when the order no longer remembers it itself
 	// (Order.NeedsKeyLookup): the host looks the key up in the order's stored events
@@ -92,7 +92,7 @@ func Decide(o *Order, c Command) (Decision, error) {
 				}
 				if o.Status == StatusRejected {
 					// The first answer was the refusal; a retry gets it again.
-					return Decision{}, Errorf(CodeOutOfStock, "%s", o.Rejection)
+					return Decision{}, Errorf(CodeOutOfStock, "%s", rejection(o))
 				}
 				return Decision{Replay: &r}, nil
 			}
@@ -146,6 +146,15 @@ func Decide(o *Order, c Command) (Decision, error) {
 		}
 	}
 	return Decision{Events: []Event{e}}, nil
+}
+
+// rejection is the message a REJECTED order's create is refused with: its Rejection, or a
+// general one should the RejectStock have carried none (an error's message is never empty).
+func rejection(o *Order) string {
+	if o.Rejection == "" {
+		return "a line of the order is out of stock"
+	}
+	return o.Rejection
 }
 
 // findKey returns what c's key did to o: from the keys o remembers, or else from c.Seen

@@ -53,7 +53,9 @@ func wantReplay(tb testing.TB, o *Order, c Command) KeyResult {
 // role (403), not found or invisible (404), key reused (422), illegal (409), content (422).
 // Each case breaks several rules at once; the earliest must win.
 func TestDecideCheckOrder(t *testing.T) {
-	paid := orderIn(t, StatusPaid) // keys setup-0 (Create), setup-1 (SubmitPayment), setup-2 (ConfirmPayment)
+	// keys setup-0 (Create), setup-1 (ConfirmStock), setup-2 (SubmitPayment), setup-3 (ConfirmPayment)
+	paid := orderIn(t, StatusPaid)
+	rejected := orderIn(t, StatusRejected) // keys setup-0 (Create), setup-1 (RejectStock)
 	var none Order
 	long := strings.Repeat("r", MaxReason+1)
 	at := t0.Add(time.Hour)
@@ -71,20 +73,34 @@ func TestDecideCheckOrder(t *testing.T) {
 		{"400 unknown command before long reason", paid, with(cmdOn(&paid, "Teleport", oper, "k", at), func(c *Command) { c.Reason = long }), CodeInvalidRequest},
 		{"403 role before 404 (missing)", none, cmdOn(&none, CmdShip, alice, "k", at), CodeForbidden},
 		{"403 role before 404 (invisible)", paid, cmdOn(&paid, CmdShip, bob, "k", at), CodeForbidden},
-		{"403 role before key reuse", paid, cmdOn(&paid, CmdExpirePayment, oper, "setup-1", at), CodeForbidden},
+		{"403 role before key reuse", paid, cmdOn(&paid, CmdExpirePayment, oper, "setup-2", at), CodeForbidden},
+		{"403 role before key reuse (confirm stock)", paid, cmdOn(&paid, CmdConfirmStock, oper, "setup-1", at), CodeForbidden},
 		{"403 create by operator on existing order", paid, with(createCmd(oper, "setup-0", at), func(c *Command) { c.OrderID = paid.ID }), CodeForbidden},
 		{"403 role before long reason", paid, with(cmdOn(&paid, CmdRefund, alice, "k", at), func(c *Command) { c.Reason = long }), CodeForbidden},
 		{"404 missing order", none, cmdOn(&none, CmdCancel, oper, "k", at), CodeNotFound},
-		{"404 invisible before key reuse", paid, cmdOn(&paid, CmdCancel, bob, "setup-1", at), CodeNotFound},
-		{"404 invisible before replay", paid, cmdOn(&paid, CmdSubmitPayment, bob, "setup-1", at), CodeNotFound},
+		{"404 invisible before key reuse", paid, cmdOn(&paid, CmdCancel, bob, "setup-2", at), CodeNotFound},
+		{"404 invisible before replay", paid, cmdOn(&paid, CmdSubmitPayment, bob, "setup-2", at), CodeNotFound},
 		{"404 invisible before long reason", paid, with(cmdOn(&paid, CmdCancel, bob, "k", at), func(c *Command) { c.Reason = long }), CodeNotFound},
-		{"422 key reused before 409", paid, cmdOn(&paid, CmdCancel, alice, "setup-1", at), CodeKeyReused},
+		{"422 key reused before 409", paid, cmdOn(&paid, CmdCancel, alice, "setup-2", at), CodeKeyReused},
+		{"422 system key reused before 409", paid, cmdOn(&paid, CmdRejectStock, sys, "setup-1", at), CodeKeyReused},
+		{"422 create key reused with other content before out of stock", rejected,
+			with(createCmd(alice, "setup-0", at), func(c *Command) { c.Lines = c.Lines[:1] }), CodeKeyReused},
+		{"409 rejected order created by another key", rejected,
+			with(createCmd(alice, "fresh", at), func(c *Command) { c.OrderID = rejected.ID }), CodeAlreadyExists},
+		{"409 other shopper's create on a rejected order", rejected,
+			with(createCmd(bob, "setup-0", at), func(c *Command) { c.OrderID = rejected.ID }), CodeAlreadyExists},
 		{"422 create key reused with other content before content check", paid,
 			with(createCmd(alice, "setup-0", at), func(c *Command) { c.Lines = nil }), CodeKeyReused},
 		{"409 existing order before create content", paid,
 			with(createCmd(alice, "fresh", at), func(c *Command) { c.OrderID, c.Lines = paid.ID, nil }), CodeAlreadyExists},
 		{"409 illegal before long reason", paid, with(cmdOn(&paid, CmdCancel, oper, "k", at), func(c *Command) { c.Reason = long }), CodeIllegalTransition},
 		{"400 missing payment timeout before 409", paid, with(cmdOn(&paid, CmdSubmitPayment, alice, "k", at), func(c *Command) { c.PaymentTimeout = 0 }), CodeInvalidRequest},
+		{"400 missing order timeout before 409", paid, with(cmdOn(&paid, CmdConfirmStock, sys, "k", at), func(c *Command) { c.OrderTimeout = 0 }), CodeInvalidRequest},
+		{"400 negative order timeout before 403", paid, with(cmdOn(&paid, CmdConfirmStock, alice, "k", at), func(c *Command) { c.OrderTimeout = -time.Minute }), CodeInvalidRequest},
+		{"400 missing order timeout before 404", none, with(cmdOn(&none, CmdConfirmStock, sys, "k", at), func(c *Command) { c.OrderTimeout = 0 }), CodeInvalidRequest},
+		{"409 expire before 422 long reason", paid, with(cmdOn(&paid, CmdExpire, sys, "k", at), func(c *Command) { c.Reason = long }), CodeIllegalTransition},
+		{"422 long rejection on a reserving order", orderIn(t, StatusReserving),
+			with(cmdOn(&none, CmdRejectStock, sys, "k", at), func(c *Command) { c.Reason = long }), CodeValidation},
 		{"422 long reason on a legal command", paid, with(cmdOn(&paid, CmdRefund, oper, "k", at), func(c *Command) { c.Reason = long }), CodeValidation},
 	}
 	for _, tc := range cases {
@@ -96,9 +112,20 @@ func TestDecideCheckOrder(t *testing.T) {
 		})
 	}
 	t.Run("replay before 409", func(t *testing.T) {
-		r := wantReplay(t, &paid, cmdOn(&paid, CmdSubmitPayment, alice, "setup-1", at))
-		if r.Status != StatusPaying || r.Version != 2 {
-			t.Errorf("replay = %+v, want the PAYING result at version 2", r)
+		r := wantReplay(t, &paid, cmdOn(&paid, CmdSubmitPayment, alice, "setup-2", at))
+		if r.Status != StatusPaying || r.Version != 3 {
+			t.Errorf("replay = %+v, want the PAYING result at version 3", r)
+		}
+		r = wantReplay(t, &paid, cmdOn(&paid, CmdConfirmStock, sys, "setup-1", at))
+		if r.Status != StatusCreated || r.Version != 2 {
+			t.Errorf("replay = %+v, want the CREATED result at version 2", r)
+		}
+	})
+	t.Run("out of stock before 409 and content", func(t *testing.T) {
+		d, err := Decide(&rejected, createCmd(alice, "setup-0", at))
+		wantCode(t, d, err, CodeOutOfStock)
+		if msg := ErrorMessage(err); msg != outOfStock {
+			t.Errorf("message %q, want the rejection %q", msg, outOfStock)
 		}
 	})
 }
@@ -123,7 +150,7 @@ func TestCreate(t *testing.T) {
 	c.Reason = "gift"
 	var o Order
 	n, e := step(t, o, c)
-	if e.Type != EvtCreated || e.Version != 1 || e.From != StatusNone || e.To != StatusCreated {
+	if e.Type != EvtCreated || e.Version != 1 || e.From != StatusNone || e.To != StatusReserving || !e.ExpiresAt.IsZero() {
 		t.Errorf("event = %+v", e)
 	}
 	if e.OrderID != OrderIDFor("alice", "create-1") || e.Customer != "alice" || e.By != "alice" ||
@@ -135,16 +162,27 @@ func TestCreate(t *testing.T) {
 		t.Error("the OrderCreated event aliases the command's Lines")
 	}
 	want := Order{
-		ID: e.OrderID, Customer: "alice", Status: StatusCreated, Version: 1, Lines: testLines(), Currency: "EUR",
+		ID: e.OrderID, Customer: "alice", Status: StatusReserving, Version: 1, Lines: testLines(), Currency: "EUR",
 		Total: testTotal, CreatedAt: t0, UpdatedAt: t0,
-		Keys: []KeyResult{{Key: "create-1", Command: CmdCreate, Fingerprint: e.Fingerprint, Version: 1, Status: StatusCreated, At: t0}},
+		Keys: []KeyResult{{Key: "create-1", Command: CmdCreate, Fingerprint: e.Fingerprint, Version: 1, Status: StatusReserving, At: t0}},
 	}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("order after create:\n got %+v\nwant %+v", n, want)
 	}
 	v := n.View()
-	if v.Total != testTotal || v.Status != StatusCreated || !slices.Equal(v.Actions, []string{"pay", "cancel"}) || !v.PaymentDeadline.IsZero() {
+	if v.Total != testTotal || v.Status != StatusReserving || !slices.Equal(v.Actions, []string{}) ||
+		!v.PaymentDeadline.IsZero() || !v.ExpiresAt.IsZero() {
 		t.Errorf("view = %+v", v)
+	}
+	// Until the node has reserved the stock, the order is due again soon.
+	if n.StockSynced() || !n.Deadline().Equal(t0.Add(StockRetry)) {
+		t.Errorf("a reserving order: synced %v, deadline %v; want unsynced, due at %v", n.StockSynced(), n.Deadline(), t0.Add(StockRetry))
+	}
+	// A retry while the reservation is in flight answers the order as it is: v1 RESERVING.
+	retry := c
+	retry.Lines, retry.At = testLines(), t0.Add(time.Second)
+	if r := wantReplay(t, &n, retry); r.Version != 1 || r.Status != StatusReserving {
+		t.Errorf("create replay while reserving = %+v", r)
 	}
 	for _, r := range []Principal{oper, adm, sys} {
 		d, err := Decide(&o, createCmd(r, "create-1", t0))
@@ -261,6 +299,12 @@ func TestIdempotentReplay(t *testing.T) {
 		history = append(history, done{c, o.View()})
 	}
 	do(createCmd(alice, "c", t0))
+	do(cmdOn(&o, CmdConfirmStock, sys, "stock", t0.Add(30*time.Second)))
+	// The create answers as its reservation left it: v2 CREATED, with its expiry.
+	history[0].view = o.View()
+	if v := history[0].view; v.Version != 2 || v.Status != StatusCreated || !v.ExpiresAt.Equal(t0.Add(orderTimeout)) {
+		t.Fatalf("view after ConfirmStock = %+v", v)
+	}
 	do(cmdOn(&o, CmdSubmitPayment, alice, "pay", t0.Add(1*time.Minute)))
 	do(cmdOn(&o, CmdFailPayment, oper, "fail", t0.Add(2*time.Minute)))
 	do(cmdOn(&o, CmdSubmitPayment, alice, "pay-again", t0.Add(3*time.Minute)))
@@ -295,6 +339,10 @@ func TestIdempotentReplay(t *testing.T) {
 		wantCode(t, d, err, CodeKeyReused)
 		d, err = Decide(&o, cmdOn(&o, CmdSubmitPayment, alice, "c", t0))
 		wantCode(t, d, err, CodeKeyReused)
+		d, err = Decide(&o, cmdOn(&o, CmdRejectStock, sys, "stock", t0))
+		wantCode(t, d, err, CodeKeyReused)
+		d, err = Decide(&o, cmdOn(&o, CmdConfirmStock, sys, "c", t0))
+		wantCode(t, d, err, CodeKeyReused)
 	})
 	t.Run("same key, different content", func(t *testing.T) {
 		c := cmdOn(&o, CmdRefund, oper, "refund", t0)
@@ -309,6 +357,17 @@ func TestIdempotentReplay(t *testing.T) {
 		cc.Currency = "USD"
 		d, err = Decide(&o, cc)
 		wantCode(t, d, err, CodeKeyReused)
+		c = cmdOn(&o, CmdConfirmStock, sys, "stock", t0)
+		c.Reason = "other"
+		d, err = Decide(&o, c)
+		wantCode(t, d, err, CodeKeyReused)
+	})
+	t.Run("any system principal retries the node's own command", func(t *testing.T) {
+		c := cmdOn(&o, CmdConfirmStock, Principal{Subject: "node-2", Role: RoleSystem}, "stock", t0)
+		c.OrderTimeout = time.Hour // not part of the request's fingerprint: the first answer stands
+		if r := wantReplay(t, &o, c); r.Version != 2 || r.Status != StatusCreated {
+			t.Errorf("replay %+v", r)
+		}
 	})
 	t.Run("another user's request with the same key is refused", func(t *testing.T) {
 		// root (admin) shipped; another admin, or an operator, retrying it is not root.
@@ -336,7 +395,7 @@ func TestCreateKeyKeptForever(t *testing.T) {
 		t.Errorf("KeysKept = %d, the design keeps 64 keys", KeysKept)
 	}
 	create := createCmd(alice, "create", t0)
-	o, _ := step(t, Order{}, create)
+	o := confirmed(t, create)
 	created := o.View()
 	at := t0
 	var keys []string
@@ -350,16 +409,16 @@ func TestCreateKeyKeptForever(t *testing.T) {
 		o, _ = step(t, o, cmdOn(&o, typ, by, key, at))
 		keys = append(keys, key)
 		if len(o.Keys) > KeysKept {
-			t.Fatalf("after %d commands %d keys are kept, want at most %d", i+2, len(o.Keys), KeysKept)
+			t.Fatalf("after %d commands %d keys are kept, want at most %d", i+3, len(o.Keys), KeysKept)
 		}
 		if o.Keys[0].Key != "create" {
-			t.Fatalf("after %d commands the first key is %q, want the create key", i+2, o.Keys[0].Key)
+			t.Fatalf("after %d commands the first key is %q, want the create key", i+3, o.Keys[0].Key)
 		}
 	}
 	if len(o.Keys) != KeysKept {
 		t.Fatalf("%d keys kept, want %d", len(o.Keys), KeysKept)
 	}
-	if o.Version != 2*KeysKept+1 {
+	if o.Version != 2*KeysKept+2 {
 		t.Fatalf("version %d", o.Version)
 	}
 	// The kept keys are the create key and the newest KeysKept-1 others, oldest first.
@@ -372,9 +431,12 @@ func TestCreateKeyKeptForever(t *testing.T) {
 			t.Fatalf("Keys not in version order at %d", i)
 		}
 	}
+	if _, ok := o.FindKey("confirm-create"); ok {
+		t.Fatal("the ConfirmStock key should have been forgotten")
+	}
 	r := wantReplay(t, &o, create)
-	if got := o.ViewAt(r); !reflect.DeepEqual(got, created) {
-		t.Errorf("create replay view = %+v, want %+v", got, created)
+	if got := o.ViewAt(r); !reflect.DeepEqual(got, created) || got.Version != 2 || got.Status != StatusCreated {
+		t.Errorf("create replay view = %+v, want %+v (v2 CREATED)", got, created)
 	}
 	// A forgotten key is new again: the first SubmitPayment key, resent now (CREATED), pays.
 	if _, ok := o.FindKey(keys[0]); ok {
@@ -408,12 +470,21 @@ func TestRejectedCommandsDoNotConsumeKeys(t *testing.T) {
 	d, err := Decide(&o, bad)
 	wantCode(t, d, err, CodeValidation)
 	o, _ = step(t, o, createCmd(alice, "k", t0))
+	// Refused while RESERVING: paying, expiring.
+	for _, c := range []Command{cmdOn(&o, CmdSubmitPayment, alice, "k2", t0), cmdOn(&o, CmdExpire, sys, "k2", t0.Add(time.Hour))} {
+		d, err := Decide(&o, c)
+		wantCode(t, d, err, CodeIllegalTransition)
+	}
+	o, _ = step(t, o, cmdOn(&o, CmdConfirmStock, sys, "k1", t0))
 
 	for _, rejected := range []struct {
 		c    Command
 		code Code
 	}{
 		{cmdOn(&o, CmdShip, oper, "k2", t0), CodeIllegalTransition},
+		{cmdOn(&o, CmdConfirmStock, sys, "k2", t0), CodeIllegalTransition},
+		{cmdOn(&o, CmdRejectStock, sys, "k2", t0), CodeIllegalTransition},
+		{cmdOn(&o, CmdExpire, sys, "k2", t0), CodeIllegalTransition},
 		{cmdOn(&o, CmdShip, alice, "k2", t0), CodeForbidden},
 		{cmdOn(&o, CmdCancel, bob, "k2", t0), CodeNotFound},
 		{cmdOn(&o, CmdExpirePayment, sys, "k2", t0), CodeIllegalTransition},
@@ -422,7 +493,7 @@ func TestRejectedCommandsDoNotConsumeKeys(t *testing.T) {
 		wantCode(t, d, err, rejected.code)
 	}
 	n, _ := step(t, o, cmdOn(&o, CmdSubmitPayment, alice, "k2", t0.Add(time.Minute)))
-	if len(n.Keys) != 2 || n.Keys[1].Key != "k2" || n.Keys[1].Command != CmdSubmitPayment {
+	if len(n.Keys) != 3 || n.Keys[2].Key != "k2" || n.Keys[2].Command != CmdSubmitPayment {
 		t.Errorf("keys = %+v", n.Keys)
 	}
 }

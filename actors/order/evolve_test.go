@@ -3,6 +3,7 @@ package order_test
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,8 +48,13 @@ func TestEvolveDoesNotModifyItsInput(t *testing.T) {
 				if tr.Event == EvtCreated {
 					e.OrderID, e.Customer, e.Lines, e.Currency, e.Total = "o_1", "alice", testLines(), "EUR", testTotal
 				}
-				if tr.Event == EvtPaymentSubmitted {
+				switch tr.Event {
+				case EvtPaymentSubmitted:
 					e.PaymentDeadline = e.At.Add(payTimeout)
+				case EvtStockReserved:
+					e.ExpiresAt = base.CreatedAt.Add(orderTimeout)
+				case EvtRejected:
+					e.Reason = outOfStock
 				}
 				t.Run(name+"/"+string(tr.Event), func(t *testing.T) {
 					before := deepCopyOrder(base)
@@ -64,8 +70,15 @@ func TestEvolveDoesNotModifyItsInput(t *testing.T) {
 					if len(n.Keys) > KeysKept || n.Keys[len(n.Keys)-1].Key != "evolve-key" {
 						t.Errorf("keys after evolve: %d, last %+v", len(n.Keys), n.Keys[len(n.Keys)-1])
 					}
-					if base.Exists() && n.Keys[0] != base.Keys[0] {
-						t.Errorf("the create key was dropped: %+v", n.Keys[0])
+					wantFirst := base.Keys
+					if base.Exists() && tr.Event == EvtStockReserved {
+						// The create's answer moves to the reservation.
+						first := base.Keys[0]
+						first.Version, first.Status, first.At = e.Version, e.To, e.At
+						wantFirst = []KeyResult{first}
+					}
+					if base.Exists() && n.Keys[0] != wantFirst[0] {
+						t.Errorf("the create key was dropped or changed: %+v, want %+v", n.Keys[0], wantFirst[0])
 					}
 				})
 			}
@@ -76,6 +89,19 @@ func TestEvolveDoesNotModifyItsInput(t *testing.T) {
 // TestEvolveBranches: two events applied to the same order give independent results (the
 // classic bug: append into a shared backing array makes the second overwrite the first).
 func TestEvolveBranches(t *testing.T) {
+	t.Run("reserving", func(t *testing.T) {
+		base := withSpareCapacity(orderIn(t, StatusReserving))
+		a, _ := step(t, base, cmdOn(&base, CmdConfirmStock, sys, "a", t0.Add(time.Minute)))
+		aCopy := deepCopyOrder(a)
+		b, _ := step(t, base, cmdOn(&base, CmdRejectStock, sys, "b", t0.Add(time.Minute)))
+		assertOrderUnchanged(t, aCopy, a)
+		if a.Keys[0].Status != StatusCreated || a.Keys[0].Version != 2 || b.Keys[0].Status != StatusReserving || b.Keys[0].Version != 1 {
+			t.Errorf("the create answers share memory: a %+v, b %+v", a.Keys[0], b.Keys[0])
+		}
+		if a.Status != StatusCreated || b.Status != StatusRejected || b.Rejection != outOfStock || a.Rejection != "" {
+			t.Errorf("a %s, b %s %q", a.Status, b.Status, b.Rejection)
+		}
+	})
 	for name, base := range map[string]Order{
 		"spare capacity": withSpareCapacity(orderIn(t, StatusPaying)),
 		"full keys":      fullKeys(t),
@@ -121,6 +147,71 @@ func TestEvolveFields(t *testing.T) {
 	}
 	if !n.CreatedAt.Equal(created) || n.Customer != "alice" || n.Total != testTotal {
 		t.Errorf("Evolve changed the creation fields")
+	}
+	if !n.ExpiresAt.Equal(t0.Add(orderTimeout)) || n.StockVersion != 2 || n.Rejection != "" {
+		t.Errorf("Evolve changed the reservation's fields: expires %v, stock version %d, rejection %q", n.ExpiresAt, n.StockVersion, n.Rejection)
+	}
+}
+
+// TestEvolveStockFields: StockReserved sets ExpiresAt and StockVersion and moves the
+// create's answer to itself; OrderRejected sets Rejection and StockVersion; every other
+// event leaves all three as they are, and only a CREATED order shows its expiry.
+func TestEvolveStockFields(t *testing.T) {
+	reserving := orderIn(t, StatusReserving)
+	at := t0.Add(2 * time.Minute)
+	expires := t0.Add(orderTimeout) // from the creation, not from the confirmation
+	c := cmdOn(&reserving, CmdConfirmStock, sys, "stock", at)
+	n, e := step(t, reserving, c)
+	if e.Type != EvtStockReserved || !e.ExpiresAt.Equal(expires) || e.Reason != "" || !e.PaymentDeadline.IsZero() {
+		t.Fatalf("event %+v", e)
+	}
+	want := reserving
+	want.Status, want.Version, want.UpdatedAt, want.ExpiresAt, want.StockVersion = StatusCreated, 2, at, expires, 2
+	want.Keys = []KeyResult{
+		{Key: "setup-0", Command: CmdCreate, Fingerprint: reserving.Keys[0].Fingerprint, Version: 2, Status: StatusCreated, At: at},
+		{Key: "stock", Command: CmdConfirmStock, Fingerprint: Fingerprint(c), Version: 2, Status: StatusCreated, At: at},
+	}
+	if !reflect.DeepEqual(n, want) {
+		t.Errorf("after StockReserved:\n got %+v\nwant %+v", n, want)
+	}
+	if v := n.View(); !v.ExpiresAt.Equal(expires) || v.Version != 2 || !slices.Equal(v.Actions, []string{"pay", "cancel"}) {
+		t.Errorf("view %+v", v)
+	}
+
+	r := cmdOn(&reserving, CmdRejectStock, sys, "stock", at)
+	n, e = step(t, reserving, r)
+	if e.Type != EvtRejected || e.Reason != outOfStock || !e.ExpiresAt.IsZero() {
+		t.Fatalf("event %+v", e)
+	}
+	want = reserving
+	want.Status, want.Version, want.UpdatedAt, want.Rejection, want.StockVersion = StatusRejected, 2, at, outOfStock, 2
+	want.Keys = append(slices.Clone(reserving.Keys), KeyResult{
+		Key: "stock", Command: CmdRejectStock, Fingerprint: Fingerprint(r), Version: 2, Status: StatusRejected, At: at})
+	if !reflect.DeepEqual(n, want) {
+		t.Errorf("after OrderRejected:\n got %+v\nwant %+v", n, want)
+	}
+	if v := n.View(); !v.ExpiresAt.IsZero() || len(v.Actions) != 0 || v.Status != StatusRejected {
+		t.Errorf("view %+v", v)
+	}
+
+	// Every later event keeps ExpiresAt and StockVersion; the view shows the expiry only
+	// while CREATED (also again after a failed payment).
+	for _, st := range []Status{StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered, StatusClosed, StatusRefunded} {
+		o := orderIn(t, st)
+		if !o.ExpiresAt.Equal(expires) || o.StockVersion != 2 || o.Rejection != "" {
+			t.Errorf("%s: expires %v, stock version %d, rejection %q", st, o.ExpiresAt, o.StockVersion, o.Rejection)
+		}
+		if got := o.View().ExpiresAt; got.IsZero() != (st != StatusCreated) {
+			t.Errorf("%s: view shows expires_at %v", st, got)
+		}
+	}
+	paying := orderIn(t, StatusPaying)
+	failed, _ := step(t, paying, cmdOn(&paying, CmdFailPayment, oper, "fail", t0.Add(time.Hour)))
+	if !failed.View().ExpiresAt.Equal(expires) {
+		t.Errorf("after a failed payment the view shows expires_at %v, want %v", failed.View().ExpiresAt, expires)
+	}
+	if r, _ := failed.FindKey("setup-2"); !failed.ViewAt(r).ExpiresAt.IsZero() {
+		t.Errorf("the PAYING answer shows an expiry: %+v", failed.ViewAt(r))
 	}
 }
 

@@ -16,12 +16,15 @@ var (
 	step                 = ordertest.Step
 	pathTo               = ordertest.PathTo
 	orderIn              = ordertest.OrderIn
+	confirmed            = ordertest.Created
 	fullKeys             = ordertest.FullKeys
 	deepCopyOrder        = ordertest.DeepCopyOrder
 	assertOrderUnchanged = ordertest.AssertOrderUnchanged
 )
 
 const (
-	payTimeout = ordertest.PayTimeout
-	testTotal  = ordertest.TestTotal
+	payTimeout   = ordertest.PayTimeout
+	orderTimeout = ordertest.OrderTimeout
+	outOfStock   = ordertest.OutOfStock
+	testTotal    = ordertest.TestTotal
 )

@@ -53,7 +53,7 @@ func TestDecideRefusesUnstorableText(t *testing.T) {
 }
 
 // oldKeyFixture is an order paid with key "pay-1" (by alice) and failed with key "fail-1"
-// (by olga), followed by newer commands, each with a fresh key, so that the order itself
+// (by olga) after its stock was reserved (key "stock"), followed by newer commands, each with a fresh key, so that the order itself
 // no longer remembers either key. It returns the order and its events.
 func oldKeyFixture(t *testing.T, newer int) (Order, []Event) {
 	t.Helper()
@@ -65,6 +65,7 @@ func oldKeyFixture(t *testing.T, newer int) (Order, []Event) {
 		o, e = step(t, o, cmdOn(&o, typ, by, key, at))
 		events = append(events, e)
 	}
+	add(CmdConfirmStock, sys, "stock")
 	add(CmdSubmitPayment, alice, "pay-1")
 	add(CmdFailPayment, oper, "fail-1")
 	for i := range newer {
@@ -101,8 +102,8 @@ func TestOldKeyHonouredThroughSeen(t *testing.T) {
 	if o.Status != StatusCreated {
 		t.Fatalf("fixture ends %s, want CREATED so that a second payment would be legal", o.Status)
 	}
-	pay, fail := events[1], events[2]
-	for _, key := range []string{"pay-1", "fail-1"} {
+	pay, fail := events[2], events[3]
+	for _, key := range []string{"stock", "pay-1", "fail-1"} {
 		if _, ok := o.FindKey(key); ok || !o.NeedsKeyLookup(key) {
 			t.Fatalf("the order still remembers %q, or would not look it up", key)
 		}
@@ -127,13 +128,23 @@ func TestOldKeyHonouredThroughSeen(t *testing.T) {
 		r := wantReplay(t, &o, c)
 		assertOrderUnchanged(t, before, o)
 		v := o.ViewAt(r)
-		if v.Version != 2 || v.Status != StatusPaying || !v.PaymentDeadline.Equal(pay.PaymentDeadline) || !v.UpdatedAt.Equal(pay.At) {
-			t.Errorf("replayed view %+v, want the first answer (v2 PAYING, deadline %v)", v, pay.PaymentDeadline)
+		if v.Version != 3 || v.Status != StatusPaying || !v.PaymentDeadline.Equal(pay.PaymentDeadline) || !v.UpdatedAt.Equal(pay.At) {
+			t.Errorf("replayed view %+v, want the first answer (v3 PAYING, deadline %v)", v, pay.PaymentDeadline)
 		}
 	})
 	t.Run("another user", func(t *testing.T) {
 		c := cmdOn(&o, CmdFailPayment, adm, "fail-1", t0.Add(2*time.Hour))
 		c.Seen = seenFromEvent(t, fail)
+		d, err := Decide(&o, c)
+		wantCode(t, d, err, CodeKeyReused)
+	})
+	t.Run("the node's forgotten ConfirmStock", func(t *testing.T) {
+		c := cmdOn(&o, CmdConfirmStock, Principal{Subject: "node-2", Role: RoleSystem}, "stock", t0.Add(2*time.Hour))
+		c.Seen = seenFromEvent(t, events[1])
+		if r := wantReplay(t, &o, c); r.Version != 2 || r.Status != StatusCreated || r.Command != CmdConfirmStock {
+			t.Errorf("replay %+v", r)
+		}
+		c.Type = CmdRejectStock
 		d, err := Decide(&o, c)
 		wantCode(t, d, err, CodeKeyReused)
 	})
@@ -172,6 +183,14 @@ func TestKeyResultOf(t *testing.T) {
 		want, ok := o.FindKey(e.Key)
 		if !ok {
 			t.Fatalf("key %q not remembered", e.Key)
+		}
+		if e.Type == EvtCreated {
+			// The order answers its create as the reservation left it (StockReserved, v2);
+			// the stored OrderCreated says what it did itself.
+			if want.Version != 2 || want.Status != StatusCreated || !want.At.Equal(events[1].At) {
+				t.Errorf("the create is remembered as %+v, want the StockReserved answer", want)
+			}
+			want.Version, want.Status, want.At = e.Version, e.To, e.At
 		}
 		if !reflect.DeepEqual(*got, want) {
 			t.Errorf("KeyResultOf(%s) = %+v\nwant %+v", e.Type, *got, want)

@@ -143,8 +143,8 @@ type Order struct {
 	// order's holdings; the order's Deadline brings the sweeper back until it has.
 	StockVersion uint64
 	CreatedAt    time.Time
-	UpdatedAt       time.Time
-	Keys            []KeyResult // oldest first, at most KeysKept
+	UpdatedAt    time.Time
+	Keys         []KeyResult // oldest first, at most KeysKept
 }
 
 // Exists reports whether the order has been created.
@@ -194,12 +194,15 @@ func (o *Order) View() View {
 
 // Deadline is when the node must next act on the order by itself, zero if never: while
 // its stock has not followed its status (StockSynced), soon (StockRetry after its last
-// change), so that a node that failed in between is covered by another; else the end of
+// change), so that a node that failed in between is covered by another, and so too while
+// the order is RESERVING, which only the saga's outcome ends; else the end of
 // the payment window while PAYING and the expiry of an unpaid order while CREATED. The
 // store keeps it as the order's deadline, which the sweeper pages through.
 func (o *Order) Deadline() time.Time {
 	switch {
-	case !o.StockSynced():
+	case !o.StockSynced() || o.Status == StatusReserving:
+		// A reservation is never done until ConfirmStock or RejectStock says so, even
+		// once the stock is recorded as reserved.
 		return o.UpdatedAt.Add(StockRetry)
 	case o.Status == StatusPaying:
 		return o.PaymentDeadline
@@ -265,7 +268,7 @@ func (o *Order) view(st Status, version uint64, at, deadline time.Time) View {
 		Lines: o.Lines, Currency: o.Currency, Total: o.Total,
 		PaymentDeadline: deadline, CreatedAt: o.CreatedAt, UpdatedAt: at,
 		ExpiresAt: expiresAt(st, o.ExpiresAt),
-		Actions: ActionsFrom(st),
+		Actions:   ActionsFrom(st),
 	}
 }
 

@@ -19,17 +19,20 @@ import (
 //
 //	b0: command. 0xff: retry the last accepted command (same key and content). High bit set: a command legal in the current state (by index, low 7 bits),
 //	    issued by a role allowed to; otherwise any command type (or an unknown one).
-//	b1: principal, for the unguided case: alice (the owner), bob, operator, admin, system.
+//	b1: low 6 bits: principal, for the unguided case: alice (the owner), bob, operator,
+//	    admin, system. Bit 6: the command carries no OrderTimeout. High bit: before the
+//	    command, the host records that the order's stock follows its current version (what
+//	    a node does once it has sent the order's StockCommands).
 //	b2: high bit: a fresh key; otherwise one of 8 shared keys (low 3 bits). Bits 3-4 pick
 //	    the content: default, reason "r1", reason "r2", or (Create) no lines / reason "r3".
-//	b3: minutes to advance the clock (low 6 bits); high bit while PAYING: jump to the
-//	    payment deadline exactly.
+//	b3: minutes to advance the clock (low 6 bits); high bit: while PAYING, jump to the
+//	    payment deadline exactly; while CREATED, to the order's expiry exactly.
 const stepBytes = 4
 
 var (
 	lcPrincipals = []Principal{alice, bob, oper, adm, sys}
 	lcCommands   = []CommandType{CmdCreate, CmdSubmitPayment, CmdConfirmPayment, CmdFailPayment, CmdExpirePayment,
-		CmdCancel, CmdShip, CmdDeliver, CmdRefund, "Teleport"}
+		CmdCancel, CmdShip, CmdDeliver, CmdRefund, "Teleport", CmdConfirmStock, CmdRejectStock, CmdExpire}
 )
 
 const lcOrderID = "o_lifecycle"
@@ -51,14 +54,47 @@ type modelKey struct {
 	at, deadline time.Time
 }
 
-// model is an independent reference implementation of the README's rules, written from the
+// model is an independent reference implementation of the design's rules, written from the
 // hand-made design table, used as the oracle for Decide.
 type model struct {
-	status   Status
-	version  uint64
-	customer string
-	deadline time.Time
-	accepted []modelKey // every accepted command, oldest first
+	status    Status
+	version   uint64
+	customer  string
+	deadline  time.Time
+	createdAt time.Time
+	updatedAt time.Time
+	expiresAt time.Time // set by the reservation, kept for ever
+	rejection string
+	// stockVersion is the version whose stock the order knows to be applied: set by the
+	// saga's outcome (an event) or by the host (hostStock, not in any event).
+	stockVersion, eventStockVersion uint64
+	accepted                        []modelKey // every accepted command, oldest first
+}
+
+// modelStock is what each status asks of the stock of the order's lines, written from the
+// design independently of StockCommands.
+var modelStock = map[Status][]StockCommand{
+	StatusReserving: {StockReserve},
+	StatusPaid:      {StockSell},
+	StatusShipped:   {StockSell, StockShip},
+	StatusDelivered: {StockSell, StockShip},
+	StatusClosed:    {StockRelease},
+	StatusRejected:  {StockRelease},
+	StatusRefunded:  {StockSell, StockRefund},
+}
+
+// synced: the order's stock follows its status.
+func (m *model) synced() bool {
+	return len(modelStock[m.status]) == 0 || m.stockVersion >= m.version
+}
+
+// due is when the node must next act on the order: soon while a reservation is open or
+// the stock lags behind, else at the end of the payment window or the unpaid order's expiry.
+func (m *model) due() time.Time {
+	if m.status == StatusReserving || !m.synced() {
+		return m.updatedAt.Add(StockRetry) // the saga or the stock still needs the node
+	}
+	return map[Status]time.Time{StatusPaying: m.deadline, StatusCreated: m.expiresAt}[m.status]
 }
 
 // kept is what the order remembers: the create key and the newest KeysKept-1 others.
@@ -98,6 +134,9 @@ func (m *model) expect(c Command, content string, validLines bool) (code Code, r
 	if !ok {
 		return CodeInvalidRequest, nil, "", ""
 	}
+	if c.Type == CmdConfirmStock && c.OrderTimeout <= 0 {
+		return CodeInvalidRequest, nil, "", ""
+	}
 	if !slices.Contains(row.roles, c.By.Role) {
 		return CodeForbidden, nil, "", ""
 	}
@@ -106,6 +145,9 @@ func (m *model) expect(c Command, content string, validLines bool) (code Code, r
 			if k, ok := m.find(c.Key, c.At); ok && k.cmd == CmdCreate && m.customer == c.By.Subject {
 				if k.content != content {
 					return CodeKeyReused, nil, "", ""
+				}
+				if m.status == StatusRejected {
+					return CodeOutOfStock, nil, "", ""
 				}
 				return CodeOK, &k, "", ""
 			}
@@ -131,20 +173,36 @@ func (m *model) expect(c Command, content string, validLines bool) (code Code, r
 	if c.Type == CmdExpirePayment && c.At.Before(m.deadline) {
 		return CodeIllegalTransition, nil, "", ""
 	}
+	if c.Type == CmdExpire && c.At.Before(m.expiresAt) {
+		return CodeIllegalTransition, nil, "", ""
+	}
 	return CodeOK, nil, row.evt, row.to
 }
 
 func (m *model) accept(c Command, content string, to Status) {
 	if c.Type == CmdCreate {
-		m.customer = c.By.Subject
+		m.customer, m.createdAt = c.By.Subject, c.At
 	}
-	m.status, m.version, m.deadline = to, m.version+1, time.Time{}
-	if c.Type == CmdSubmitPayment {
+	m.status, m.version, m.deadline, m.updatedAt = to, m.version+1, time.Time{}, c.At
+	switch c.Type {
+	case CmdSubmitPayment:
 		m.deadline = c.At.Add(c.PaymentTimeout)
+	case CmdConfirmStock:
+		// The unpaid order expires OrderTimeout after its creation; the create now answers
+		// with the order as the reservation left it.
+		m.expiresAt = m.createdAt.Add(c.OrderTimeout)
+		m.stockVersion, m.eventStockVersion = m.version, m.version
+		m.accepted[0].version, m.accepted[0].status, m.accepted[0].at = m.version, to, c.At
+	case CmdRejectStock:
+		m.rejection = c.Reason
+		m.stockVersion, m.eventStockVersion = m.version, m.version
 	}
 	m.accepted = append(m.accepted, modelKey{key: c.Key, content: content, cmd: c.Type, version: m.version,
 		status: to, at: c.At, deadline: m.deadline})
 }
+
+// hostStock is the host recording that the order's stock follows its current version.
+func (m *model) hostStock() { m.stockVersion = m.version }
 
 // lifecycle applies steps to one order through Decide and Evolve and checks the invariants
 // after each of them.
@@ -170,6 +228,7 @@ type lifecycleStats struct {
 	codes    map[Code]int
 	replays  int
 	lookups  int // keys found in the history because the order forgot them
+	synced   int // host stock records
 	maxKeys  int
 	maxSteps int
 }
@@ -197,6 +256,8 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 	// Time.
 	if s[3]&0x80 != 0 && l.o.Status == StatusPaying && l.o.PaymentDeadline.After(l.at) {
 		l.at = l.o.PaymentDeadline
+	} else if s[3]&0x80 != 0 && l.o.Status == StatusCreated && l.o.ExpiresAt.After(l.at) {
+		l.at = l.o.ExpiresAt
 	} else {
 		l.at = l.at.Add(time.Duration(s[3]&0x3f) * time.Minute)
 	}
@@ -206,7 +267,7 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 		return c, l.lastContent, l.lastValid
 	}
 	// Command and principal.
-	typ, by := lcCommands[int(s[0])%len(lcCommands)], lcPrincipals[int(s[1])%len(lcPrincipals)]
+	typ, by := lcCommands[int(s[0])%len(lcCommands)], lcPrincipals[int(s[1]&0x3f)%len(lcPrincipals)]
 	if s[0]&0x80 != 0 {
 		var legal []designRow
 		for _, d := range design {
@@ -217,7 +278,7 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 		if len(legal) > 0 {
 			d := legal[int(s[0]&0x7f)%len(legal)]
 			typ = d.cmd
-			switch r := d.roles[int(s[1])%len(d.roles)]; r {
+			switch r := d.roles[int(s[1]&0x3f)%len(d.roles)]; r {
 			case RoleShopper:
 				by = alice
 			case RoleOperator:
@@ -234,7 +295,10 @@ func (l *lifecycle) command(s [stepBytes]byte) (Command, string, bool) {
 	if s[2]&0x80 != 0 {
 		key = "fresh-" + strconv.Itoa(n)
 	}
-	c := Command{Type: typ, OrderID: lcOrderID, Key: key, By: by, At: l.at, PaymentTimeout: payTimeout}
+	c := Command{Type: typ, OrderID: lcOrderID, Key: key, By: by, At: l.at, PaymentTimeout: payTimeout, OrderTimeout: orderTimeout}
+	if s[1]&0x40 != 0 {
+		c.OrderTimeout = 0
+	}
 	variant := (s[2] >> 3) & 3
 	valid := true
 	switch {
@@ -286,6 +350,13 @@ func (l *lifecycle) step(s [stepBytes]byte) {
 	}
 	l.steps = append(l.steps, s[:]...)
 	l.stats.maxSteps = max(l.stats.maxSteps, len(l.steps)/stepBytes)
+	if s[1]&0x80 != 0 && l.o.Exists() {
+		// The host has sent the order's StockCommands: it records so (not an event).
+		l.o.StockVersion = l.o.Version
+		l.m.hostStock()
+		l.stats.synced++
+		l.check()
+	}
 
 	wantCode, wantReplay, wantEvt, wantTo := l.m.expect(c, content, valid)
 	before := deepCopyOrder(l.o)
@@ -299,8 +370,11 @@ func (l *lifecycle) step(s [stepBytes]byte) {
 		l.fatalf("Decide(%s by %s/%s key %s): code %d (%v), model says %d", c.Type, c.By.Role, c.By.Subject, c.Key, code, err, wantCode)
 	}
 	if err != nil {
-		if code == CodeInternal || d.Replay != nil || d.Events != nil {
+		if code == CodeInternal || d.Replay != nil || d.Events != nil || ErrorMessage(err) == "" {
 			l.fatalf("error %v with decision %+v", err, d)
+		}
+		if code == CodeOutOfStock && l.m.rejection != "" && ErrorMessage(err) != l.m.rejection {
+			l.fatalf("a retried create of a rejected order says %q, want the rejection %q", ErrorMessage(err), l.m.rejection)
 		}
 		return // the order is unchanged (checked above), so its invariants still hold
 	}
@@ -334,6 +408,10 @@ func (l *lifecycle) step(s [stepBytes]byte) {
 	}
 	if e.From != l.o.Status || e.Version != l.o.Version+1 || !Legal(e.From, e.Type, e.To) {
 		l.fatalf("event %s %s -> %s at version %d is not a legal next step", e.Type, e.From, e.To, e.Version)
+	}
+	if wantExp := l.m.createdAt.Add(c.OrderTimeout); (e.Type == EvtStockReserved) != !e.ExpiresAt.IsZero() ||
+		(e.Type == EvtStockReserved && !e.ExpiresAt.Equal(wantExp)) {
+		l.fatalf("event %s carries ExpiresAt %v (created %v, order timeout %v)", e.Type, e.ExpiresAt, l.m.createdAt, c.OrderTimeout)
 	}
 	l.stats.events[e.Type]++
 	l.last, l.lastContent, l.lastValid = &c, content, valid
@@ -386,6 +464,24 @@ func (l *lifecycle) check() {
 	if (o.Status == StatusPaying) == o.PaymentDeadline.IsZero() || !o.PaymentDeadline.Equal(l.m.deadline) {
 		l.fatalf("payment deadline %v in %s (model %v)", o.PaymentDeadline, o.Status, l.m.deadline)
 	}
+	if !o.CreatedAt.Equal(l.m.createdAt) || !o.UpdatedAt.Equal(l.m.updatedAt) || !o.ExpiresAt.Equal(l.m.expiresAt) ||
+		o.Rejection != l.m.rejection || o.StockVersion != l.m.stockVersion {
+		l.fatalf("order created %v updated %v expires %v rejection %q stock v%d; model %v %v %v %q v%d",
+			o.CreatedAt, o.UpdatedAt, o.ExpiresAt, o.Rejection, o.StockVersion,
+			l.m.createdAt, l.m.updatedAt, l.m.expiresAt, l.m.rejection, l.m.stockVersion)
+	}
+	if (o.Status == StatusCreated || o.Status == StatusPaying || o.Status == StatusReserving) == (o.Rejection != "") && o.Rejection != "" {
+		l.fatalf("a %s order has a rejection %q", o.Status, o.Rejection)
+	}
+	if v := o.View(); (o.Status == StatusCreated) == v.ExpiresAt.IsZero() || (o.Status == StatusCreated && !v.ExpiresAt.Equal(l.m.expiresAt)) {
+		l.fatalf("a %s order shows expires_at %v (model %v)", o.Status, v.ExpiresAt, l.m.expiresAt)
+	}
+	if !slices.Equal(StockCommands(o.Status), modelStock[o.Status]) {
+		l.fatalf("StockCommands(%s) = %v, model %v", o.Status, StockCommands(o.Status), modelStock[o.Status])
+	}
+	if o.StockSynced() != l.m.synced() || !o.Deadline().Equal(l.m.due()) {
+		l.fatalf("synced %v, deadline %v; model %v, %v", o.StockSynced(), o.Deadline(), l.m.synced(), l.m.due())
+	}
 	if len(o.Keys) > KeysKept {
 		l.fatalf("%d keys kept, at most %d allowed", len(o.Keys), KeysKept)
 	}
@@ -394,16 +490,30 @@ func (l *lifecycle) check() {
 	if len(o.Keys) != len(kept) {
 		l.fatalf("%d keys kept, model keeps %d", len(o.Keys), len(kept))
 	}
-	if o.Keys[0].Key != l.history[0].Key || o.Keys[0].Command != CmdCreate {
+	if o.Keys[0].Key != l.history[0].Key || o.Keys[0].Command != CmdCreate || o.Keys[0].Fingerprint != l.history[0].Fingerprint {
 		l.fatalf("the create key is gone: Keys[0] = %+v", o.Keys[0])
 	}
 	for i, k := range o.Keys {
-		if k.Key != kept[i].key || k.Version != kept[i].version {
-			l.fatalf("Keys[%d] = %q@%d, model keeps %q@%d", i, k.Key, k.Version, kept[i].key, kept[i].version)
+		if k.Key != kept[i].key || k.Version != kept[i].version || k.Status != kept[i].status || !k.At.Equal(kept[i].at) {
+			l.fatalf("Keys[%d] = %q@%d %s at %v, model keeps %q@%d %s at %v", i, k.Key, k.Version, k.Status, k.At,
+				kept[i].key, kept[i].version, kept[i].status, kept[i].at)
 		}
+		// A key answers with the event it recorded; the create key with the order as its
+		// reservation left it, once that is known.
 		e := l.history[k.Version-1]
-		t, _ := TransitionForEvent(e.Type)
-		if k.Key != e.Key || k.Command != t.Command || k.Fingerprint != e.Fingerprint || k.Status != e.To ||
+		cmd, fp := CommandType(""), e.Fingerprint
+		if t, ok := TransitionForEvent(e.Type); ok {
+			cmd = t.Command
+		}
+		if i == 0 {
+			cmd, fp = CmdCreate, l.history[0].Fingerprint
+			if e.Type != EvtCreated && e.Type != EvtStockReserved {
+				l.fatalf("the create answers with event %s", e.Type)
+			}
+		} else if k.Key != e.Key {
+			l.fatalf("Keys[%d] = %+v does not match event %+v", i, k, e)
+		}
+		if k.Command != cmd || k.Fingerprint != fp || k.Status != e.To ||
 			!k.At.Equal(e.At) || !k.Deadline.Equal(e.PaymentDeadline) {
 			l.fatalf("Keys[%d] = %+v does not match event %+v", i, k, e)
 		}
@@ -418,6 +528,11 @@ func (l *lifecycle) finish() {
 	for _, e := range l.history {
 		folded = Evolve(folded, e)
 	}
+	// What the host recorded of the stock is in no event.
+	if folded.StockVersion != l.m.eventStockVersion {
+		l.fatalf("folding the history gives stock version %d, the events set %d", folded.StockVersion, l.m.eventStockVersion)
+	}
+	folded.StockVersion = l.o.StockVersion
 	if !reflect.DeepEqual(folded, l.o) {
 		l.fatalf("folding the history gives %+v, want %+v", folded, l.o)
 	}
@@ -428,6 +543,7 @@ func (l *lifecycle) finish() {
 func sameOrder(a, b Order) bool {
 	return a.ID == b.ID && a.Customer == b.Customer && a.Status == b.Status && a.Version == b.Version &&
 		a.Currency == b.Currency && a.Total == b.Total && a.PaymentDeadline == b.PaymentDeadline &&
+		a.ExpiresAt == b.ExpiresAt && a.Rejection == b.Rejection && a.StockVersion == b.StockVersion &&
 		a.CreatedAt == b.CreatedAt && a.UpdatedAt == b.UpdatedAt &&
 		(a.Lines == nil) == (b.Lines == nil) && slices.Equal(a.Lines, b.Lines) &&
 		(a.Keys == nil) == (b.Keys == nil) && slices.Equal(a.Keys, b.Keys)
@@ -446,12 +562,25 @@ func runLifecycle(tb testing.TB, data []byte, stats *lifecycleStats) {
 
 // seedLifecycles are readable fuzz seeds: each string is a list of steps "b0.b1.b2.b3".
 var seedLifecycles = []string{
-	// create, pay, confirm, ship, deliver, refund; fresh keys
-	"80.00.80.01 80.00.80.01 80.00.80.01 80.00.80.01 80.00.80.01 80.00.80.01",
-	// create, pay, expire at the deadline exactly, then the timer fires again with its key
-	"80.00.80.01 80.00.80.01 82.00.01.80 82.00.01.01",
-	// create, pay, expire too early (409), fail, pay again, cancel
-	"80.00.80.01 80.00.80.01 04.04.80.01 81.00.80.01 80.00.80.01 83.00.80.01",
+	// create, confirm stock, pay, confirm, ship, deliver, refund; fresh keys; the host
+	// records the stock after the payment and after the refund
+	"80.00.80.01 80.00.80.01 81.00.80.01 80.00.80.01 80.80.80.01 80.00.80.01 80.00.80.01 01.80.80.01",
+	// create, confirm stock, pay, expire at the deadline exactly, then the timer fires again
+	"80.00.80.01 80.00.80.01 81.00.80.01 82.00.01.80 ff.00.00.01",
+	// create, confirm stock, pay, expire too early (409), fail, pay again, cancel
+	"80.00.80.01 80.00.80.01 81.00.80.01 04.04.80.01 81.00.80.01 81.00.80.01 83.00.80.01",
+	// create (k0), reject for want of stock ("r1"), the create retried (40902), pay (409)
+	"80.00.00.01 81.00.88.01 00.00.00.01 01.00.80.01",
+	// create (k0), rejected with no message, the create retried (40902)
+	"80.00.00.01 81.00.80.01 00.00.00.01",
+	// create, confirm stock, expire too early (409), at the expiry exactly, the node again
+	"80.00.80.01 80.00.80.01 80.04.80.01 80.00.81.80 ff.00.00.01 0c.04.80.3f",
+	// confirm stock with no order timeout (400), then with one; create retried (v2 CREATED)
+	"80.00.00.01 80.40.80.01 80.00.80.01 00.00.00.01",
+	// the host records the reservation before ConfirmStock (still due), then confirms
+	"80.00.80.01 01.80.80.01 80.00.80.01",
+	// the node's commands by the wrong roles and in the wrong states
+	"0a.00.80.01 80.00.80.01 0a.02.80.01 0b.03.80.01 0c.00.80.01 0a.04.80.01 0b.04.80.01",
 	// same key reused for different commands and contents, other shopper, wrong roles
 	"00.00.00.00 01.00.00.00 00.00.08.00 01.01.01.00 06.00.02.00 05.01.03.00 09.02.04.00",
 	// create with no lines (422), then with lines, then replay the create
@@ -513,14 +642,14 @@ func randomSteps(r *rand.Rand, mode int) []byte {
 // exercised; then it ends randomly. The first pay and fail use shared keys (k3, k4), so
 // the retries may hit them after the order forgot them.
 func longPayFailLoop(r *rand.Rand) []byte {
-	steps := []byte{0x80, 0x00, 0x80, 0x01}
+	steps := []byte{0x80, 0x00, 0x80, 0x01, 0x80, 0x00, 0x80, 0x01} // create, confirm stock
 	for i := range KeysKept + 10 + r.IntN(40) {
 		key := byte(0x80) // fresh
 		if i < 2 {
 			key = byte(3 + i)
 		}
 		if i%2 == 0 {
-			steps = append(steps, 0x80, 0x00, key, 0x01) // SubmitPayment (only legal row from CREATED by index 0)
+			steps = append(steps, 0x81, 0x00, key, 0x01) // SubmitPayment (index 1 from CREATED)
 		} else {
 			steps = append(steps, 0x81, 0x00, key, 0x01) // FailPayment (index 1 from PAYING)
 		}
@@ -529,6 +658,23 @@ func longPayFailLoop(r *rand.Rand) []byte {
 		}
 	}
 	return append(steps, randomSteps(r, 1)...)
+}
+
+// rejectedRetries creates an order with a shared key, has its stock refused, and then
+// sends creates (and retries of them) from the owner and others with shared keys and
+// contents: a retried create of the rejected order must get the refusal again, anything
+// else its own answer.
+func rejectedRetries(r *rand.Rand) []byte {
+	key := byte(r.UintN(8))
+	steps := []byte{0x80, 0x00, key | byte(r.UintN(4))<<3, 0x01, 0x81, 0x00, 0x80 | byte(r.UintN(3))<<3, 0x01}
+	for range 1 + r.IntN(20) {
+		s := [stepBytes]byte{byte(13 * r.UintN(10)), byte(r.UintN(2)), byte(r.UintN(32)), byte(r.UintN(4))}
+		if r.IntN(3) == 0 {
+			s[2] = key // the create's own key, default content
+		}
+		steps = append(steps, s[:]...)
+	}
+	return append(steps, randomSteps(r, 0)...)
 }
 
 // TestRandomLifecycles runs the lifecycle checker over 2,000 seeded random sequences, so
@@ -551,6 +697,8 @@ func TestRandomLifecycles(t *testing.T) {
 						data = longPayFailLoop(r)
 					case 1, 2, 3, 4, 5:
 						data = randomSteps(r, 1)
+					case 6:
+						data = rejectedRetries(r)
 					default:
 						data = randomSteps(r, 0)
 					}
@@ -569,6 +717,7 @@ func TestRandomLifecycles(t *testing.T) {
 		}
 		stats.replays += s.replays
 		stats.lookups += s.lookups
+		stats.synced += s.synced
 		stats.maxKeys = max(stats.maxKeys, s.maxKeys)
 	}
 	for _, e := range allEvents {
@@ -577,12 +726,12 @@ func TestRandomLifecycles(t *testing.T) {
 		}
 	}
 	for _, c := range []Code{CodeOK, CodeInvalidRequest, CodeForbidden, CodeNotFound, CodeKeyReused,
-		CodeIllegalTransition, CodeAlreadyExists, CodeValidation} {
+		CodeIllegalTransition, CodeAlreadyExists, CodeValidation, CodeOutOfStock} {
 		if stats.codes[c] == 0 {
 			t.Errorf("no run got code %d", c)
 		}
 	}
-	if stats.replays == 0 || stats.maxKeys != KeysKept || stats.lookups == 0 {
+	if stats.replays == 0 || stats.maxKeys != KeysKept || stats.lookups == 0 || stats.synced == 0 {
 		t.Errorf("replays %d, at most %d keys kept in any run (want %d), %d forgotten keys looked up",
 			stats.replays, stats.maxKeys, KeysKept, stats.lookups)
 	}

@@ -21,7 +21,10 @@ type designRow struct {
 }
 
 var design = []designRow{
-	{[]Status{StatusNone}, CmdCreate, StatusCreated, EvtCreated, []Role{RoleShopper}, ""},
+	{[]Status{StatusNone}, CmdCreate, StatusReserving, EvtCreated, []Role{RoleShopper}, ""},
+	{[]Status{StatusReserving}, CmdConfirmStock, StatusCreated, EvtStockReserved, []Role{RoleSystem}, ""},
+	{[]Status{StatusReserving}, CmdRejectStock, StatusRejected, EvtRejected, []Role{RoleSystem}, ""},
+	{[]Status{StatusCreated}, CmdExpire, StatusClosed, EvtExpired, []Role{RoleSystem}, ""},
 	{[]Status{StatusCreated}, CmdSubmitPayment, StatusPaying, EvtPaymentSubmitted, []Role{RoleShopper}, "pay"},
 	{[]Status{StatusPaying}, CmdConfirmPayment, StatusPaid, EvtPaymentConfirmed, []Role{RoleOperator, RoleAdmin}, "confirm-payment"},
 	{[]Status{StatusPaying}, CmdFailPayment, StatusCreated, EvtPaymentFailed, []Role{RoleOperator, RoleAdmin}, "fail-payment"},
@@ -33,12 +36,16 @@ var design = []designRow{
 }
 
 // allStates is every state including "does not exist yet".
-var allStates = []Status{StatusNone, StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered, StatusClosed, StatusRefunded}
+var allStates = []Status{StatusNone, StatusReserving, StatusCreated, StatusPaying, StatusPaid, StatusShipped,
+	StatusDelivered, StatusClosed, StatusRefunded, StatusRejected}
 
 var allRoles = []Role{RoleShopper, RoleOperator, RoleAdmin, RoleSystem}
 
-var allEvents = []EventType{EvtCreated, EvtPaymentSubmitted, EvtPaymentConfirmed, EvtPaymentFailed,
-	EvtPaymentExpired, EvtCancelled, EvtShipped, EvtDelivered, EvtRefunded}
+var allEvents = []EventType{EvtCreated, EvtStockReserved, EvtRejected, EvtExpired, EvtPaymentSubmitted,
+	EvtPaymentConfirmed, EvtPaymentFailed, EvtPaymentExpired, EvtCancelled, EvtShipped, EvtDelivered, EvtRefunded}
+
+// legalPairs is the number of (from, command) pairs of the design.
+const legalPairs = 14
 
 func designFor(c CommandType) (designRow, bool) {
 	for _, r := range design {
@@ -61,20 +68,29 @@ func TestNamesAreStable(t *testing.T) {
 		string(StatusCreated): "CREATED", string(StatusPaying): "PAYING", string(StatusPaid): "PAID",
 		string(StatusShipped): "SHIPPED", string(StatusDelivered): "DELIVERED", string(StatusClosed): "CLOSED",
 		string(StatusRefunded): "REFUNDED", string(StatusNone): "",
+		string(StatusReserving): "RESERVING", string(StatusRejected): "REJECTED",
 		string(CmdCreate): "Create", string(CmdSubmitPayment): "SubmitPayment", string(CmdConfirmPayment): "ConfirmPayment",
 		string(CmdFailPayment): "FailPayment", string(CmdExpirePayment): "ExpirePayment", string(CmdCancel): "Cancel",
 		string(CmdShip): "Ship", string(CmdDeliver): "Deliver", string(CmdRefund): "Refund",
+		string(CmdConfirmStock): "ConfirmStock", string(CmdRejectStock): "RejectStock", string(CmdExpire): "ExpireOrder",
 		string(EvtCreated): "OrderCreated", string(EvtPaymentSubmitted): "PaymentSubmitted",
 		string(EvtPaymentConfirmed): "PaymentConfirmed", string(EvtPaymentFailed): "PaymentFailed",
 		string(EvtPaymentExpired): "PaymentExpired", string(EvtCancelled): "OrderCancelled",
 		string(EvtShipped): "OrderShipped", string(EvtDelivered): "OrderDelivered", string(EvtRefunded): "OrderRefunded",
+		string(EvtStockReserved): "StockReserved", string(EvtRejected): "OrderRejected", string(EvtExpired): "OrderExpired",
 	}
 	for got, want := range names {
 		if got != want {
 			t.Errorf("name %q, want %q", got, want)
 		}
 	}
-	if want := []Status{StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered, StatusClosed, StatusRefunded}; !slices.Equal(Statuses, want) {
+	// The stock commands are package stock's command types.
+	stock := []StockCommand{StockReserve, StockRelease, StockSell, StockShip, StockRefund}
+	if want := []StockCommand{"Reserve", "Release", "Sell", "Ship", "Refund"}; !slices.Equal(stock, want) {
+		t.Errorf("stock commands %v, want %v", stock, want)
+	}
+	if want := []Status{StatusReserving, StatusCreated, StatusPaying, StatusPaid, StatusShipped, StatusDelivered,
+		StatusClosed, StatusRefunded, StatusRejected}; !slices.Equal(Statuses, want) {
 		t.Errorf("Statuses = %v, want %v", Statuses, want)
 	}
 }
@@ -122,7 +138,7 @@ func TestTableMatchesDesign(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "create", "expire-payment", "Ship", "pay "} {
+	for _, bad := range []string{"", "create", "expire-payment", "Ship", "pay ", "confirm-stock", "reject-stock", "expire", "expire-order"} {
 		if c, ok := CommandForAction(bad); ok {
 			t.Errorf("CommandForAction(%q) = %q, want none", bad, c)
 		}
@@ -157,14 +173,16 @@ func TestLegalExhaustive(t *testing.T) {
 			}
 		}
 	}
-	if legal != 11 {
-		t.Errorf("the README has 11 legal (from, event) pairs, counted %d", legal)
+	if legal != legalPairs {
+		t.Errorf("the design has %d legal (from, event) pairs, counted %d", legalPairs, legal)
 	}
 }
 
 func TestActionsFrom(t *testing.T) {
 	want := map[Status][]string{
 		StatusNone:      {},
+		StatusReserving: {},
+		StatusRejected:  {},
 		StatusCreated:   {"pay", "cancel"},
 		StatusPaying:    {"confirm-payment", "fail-payment", "cancel"},
 		StatusPaid:      {"ship", "refund"},
@@ -190,7 +208,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("ParseStatus(%q) = %q, %v", st, got, ok)
 		}
 	}
-	for _, s := range []string{"", "created", "NONE", "PAID "} {
+	for _, s := range []string{"", "created", "NONE", "PAID ", "reserving", "Rejected"} {
 		if got, ok := ParseStatus(s); ok {
 			t.Errorf("ParseStatus(%q) = %q, want not ok", s, got)
 		}
@@ -312,9 +330,10 @@ func TestDecideEveryStateCommandRole(t *testing.T) {
 				if r != RoleShopper {
 					by.Subject = "staff-" + string(r)
 				}
-				// One hour after setup: past any payment deadline armed while building base.
+				// One hour after setup: past any payment deadline armed while building base, and
+				// past the expiry of an unpaid order.
 				c := Command{Type: ct, OrderID: base.ID, Key: "matrix-key", By: by, At: t0.Add(time.Hour),
-					PaymentTimeout: payTimeout}
+					PaymentTimeout: payTimeout, OrderTimeout: orderTimeout}
 				if ct == CmdCreate {
 					c.Lines, c.Currency = testLines(), "EUR"
 					if !base.Exists() {
@@ -336,8 +355,8 @@ func TestDecideEveryStateCommandRole(t *testing.T) {
 			}
 		}
 	}
-	if len(accepted) != 11 {
-		t.Errorf("%d (state, command) pairs were accepted for some role, want the 11 of the README: %v", len(accepted), accepted)
+	if len(accepted) != legalPairs {
+		t.Errorf("%d (state, command) pairs were accepted for some role, want the %d of the design: %v", len(accepted), legalPairs, accepted)
 	}
 }
 
@@ -350,7 +369,8 @@ func TestDecideOtherShoppersOrder(t *testing.T) {
 			if tr.Command == CmdCreate {
 				continue
 			}
-			c := Command{Type: tr.Command, OrderID: base.ID, Key: "bobs-key", By: bob, At: t0.Add(time.Hour), PaymentTimeout: payTimeout}
+			c := Command{Type: tr.Command, OrderID: base.ID, Key: "bobs-key", By: bob, At: t0.Add(time.Hour),
+				PaymentTimeout: payTimeout, OrderTimeout: orderTimeout}
 			t.Run(fmt.Sprintf("%s/%s", st, tr.Command), func(t *testing.T) {
 				want := outcome{code: CodeNotFound}
 				if d, _ := designFor(tr.Command); !slices.Contains(d.roles, RoleShopper) {

@@ -23,6 +23,7 @@ func utc(t time.Time) time.Time {
 // round trip is expected to preserve.
 func normalised(o order.Order) order.Order {
 	o.PaymentDeadline, o.CreatedAt, o.UpdatedAt = utc(o.PaymentDeadline), utc(o.CreatedAt), utc(o.UpdatedAt)
+	o.ExpiresAt = utc(o.ExpiresAt)
 	if len(o.Lines) == 0 {
 		o.Lines = nil
 	}
@@ -53,9 +54,103 @@ func snapshotCases(t testing.TB) map[string]order.Order {
 	c.Lines = append(c.Lines, order.Line{SKU: "free", Qty: order.MaxQty, UnitPrice: 0})
 	c.Reason = "gift"
 	o, _ := step(t, order.Order{}, c)
-	o, _ = step(t, o, cmdOn(&o, order.CmdSubmitPayment, c.By, "pay", at.Add(time.Nanosecond)))
+	o, _ = step(t, o, cmdOn(&o, order.CmdConfirmStock, sys, "stock", at.Add(time.Nanosecond)))
+	o, _ = step(t, o, cmdOn(&o, order.CmdSubmitPayment, c.By, "pay", at.Add(2*time.Nanosecond)))
 	cases["zoned, paying"] = o
+
+	// A rejection in other scripts; stock the host recorded (in no event).
+	r, _ := step(t, order.Order{}, c)
+	reject := cmdOn(&r, order.CmdRejectStock, sys, "stock", at.Add(time.Second))
+	reject.Reason = `sku "free": 1000 wanted, 3 available — ausverkauft ☕`
+	r, _ = step(t, r, reject)
+	cases["zoned, rejected"] = r
+	for _, st := range []order.Status{order.StatusPaid, order.StatusClosed, order.StatusReserving} {
+		o := orderIn(t, st)
+		o.StockVersion = o.Version
+		cases[string(st)+", stock recorded"] = o
+	}
 	return cases
+}
+
+// roundTrip returns o after a snapshot.
+func roundTrip(t *testing.T, o order.Order) order.Order {
+	t.Helper()
+	b, err := EncodeSnapshot(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestSnapshotKeepsTheSaga: what the view does not show of the reservation saga (the
+// expiry outside CREATED, the rejection, the stock version) survives a snapshot.
+func TestSnapshotKeepsTheSaga(t *testing.T) {
+	expires := t0.Add(orderTimeout)
+	cases := []struct {
+		name                string
+		o                   order.Order
+		expires             time.Time
+		rejection           string
+		stockVersion        uint64
+		viewShowsExpiration bool
+	}{
+		{"reserving", orderIn(t, order.StatusReserving), time.Time{}, "", 0, false},
+		{"created", orderIn(t, order.StatusCreated), expires, "", 2, true},
+		{"paying", orderIn(t, order.StatusPaying), expires, "", 2, false},
+		{"closed", orderIn(t, order.StatusClosed), expires, "", 2, false},
+		{"rejected", orderIn(t, order.StatusRejected), time.Time{}, outOfStock, 2, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := EncodeSnapshot(&tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pb Snapshot
+			if err := proto.Unmarshal(b, &pb); err != nil {
+				t.Fatal(err)
+			}
+			if pb.ExpiresAt != unixNano(tc.expires) || pb.Rejection != tc.rejection || pb.StockVersion != tc.stockVersion {
+				t.Errorf("snapshot expires_at %d, rejection %q, stock_version %d; want %d, %q, %d",
+					pb.ExpiresAt, pb.Rejection, pb.StockVersion, unixNano(tc.expires), tc.rejection, tc.stockVersion)
+			}
+			if shown := pb.Order.ExpiresAt != 0; shown != tc.viewShowsExpiration {
+				t.Errorf("the snapshot's view has expires_at %d", pb.Order.ExpiresAt)
+			}
+			got, err := DecodeSnapshot(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ExpiresAt.Equal(tc.expires) || got.Rejection != tc.rejection || got.StockVersion != tc.stockVersion {
+				t.Errorf("decoded expires %v, rejection %q, stock version %d", got.ExpiresAt, got.Rejection, got.StockVersion)
+			}
+			if got.StockSynced() != tc.o.StockSynced() || !got.Deadline().Equal(tc.o.Deadline()) {
+				t.Errorf("decoded: synced %v, deadline %v; before: %v, %v", got.StockSynced(), got.Deadline(), tc.o.StockSynced(), tc.o.Deadline())
+			}
+		})
+	}
+	// A failed payment after the round trip shows the expiry again: it was kept while PAYING.
+	restored := roundTrip(t, orderIn(t, order.StatusPaying))
+	failed, _ := step(t, restored, cmdOn(&restored, order.CmdFailPayment, oper, "fail", t0.Add(5*time.Minute)))
+	if v := failed.View(); !v.ExpiresAt.Equal(expires) || !failed.Deadline().Equal(expires) {
+		t.Errorf("after the round trip and a failed payment: view expires %v, deadline %v; want %v", v.ExpiresAt, failed.Deadline(), expires)
+	}
+	// The retried create of a restored order answers as before: v2 CREATED, or the refusal.
+	for _, st := range []order.Status{order.StatusPaying, order.StatusRejected} {
+		o := orderIn(t, st)
+		restored := roundTrip(t, o)
+		retry := createCmd(alice, "setup-0", t0.Add(time.Hour))
+		d1, err1 := order.Decide(&o, retry)
+		d2, err2 := order.Decide(&restored, retry)
+		if order.ErrorCode(err1) != order.ErrorCode(err2) || order.ErrorMessage(err1) != order.ErrorMessage(err2) ||
+			(d1.Replay == nil) != (d2.Replay == nil) || (d1.Replay != nil && d1.Replay.Version != d2.Replay.Version) {
+			t.Errorf("%s: the create retry answers %+v, %v before the round trip and %+v, %v after", st, d1, err1, d2, err2)
+		}
+	}
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -153,7 +248,9 @@ func TestCommandPBRoundTrip(t *testing.T) {
 	create.Reason = "birthday"
 	cancel := order.Command{Type: order.CmdCancel, OrderID: "o_X", Key: "k", By: oper, At: t0, Reason: "out of stock"}
 	pay := order.Command{Type: order.CmdSubmitPayment, OrderID: "o_X", Key: "k2", By: alice, At: t0, PaymentTimeout: payTimeout}
-	for _, c := range []order.Command{create, cancel, pay, {}} {
+	confirm := order.Command{Type: order.CmdConfirmStock, OrderID: "o_X", Key: "k3", By: sys, At: t0, OrderTimeout: orderTimeout}
+	reject := order.Command{Type: order.CmdRejectStock, OrderID: "o_X", Key: "k4", By: sys, At: t0, Reason: outOfStock}
+	for _, c := range []order.Command{create, cancel, pay, confirm, reject, {}} {
 		t.Run(string(c.Type), func(t *testing.T) {
 			pb := CommandToPB(c, "req-1")
 			if pb.RequestId != "req-1" {
@@ -169,7 +266,7 @@ func TestCommandPBRoundTrip(t *testing.T) {
 			}
 			got := CommandFromPB(&back)
 			want := c
-			want.At, want.PaymentTimeout = time.Time{}, 0 // stamped by the grain, not sent
+			want.At, want.PaymentTimeout, want.OrderTimeout = time.Time{}, 0, 0 // stamped by the grain, not sent
 			if len(want.Lines) == 0 {
 				want.Lines = nil
 			}
@@ -190,7 +287,19 @@ func TestCommandPBRoundTrip(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	o := orderIn(t, order.StatusPaying)
+	for _, st := range []order.Status{order.StatusPaying, order.StatusCreated, order.StatusRejected} {
+		testReplyRoundTrip(t, orderIn(t, st))
+	}
+	if v := ViewFromPB(nil); !reflect.DeepEqual(v, order.View{}) {
+		t.Errorf("ViewFromPB(nil) = %+v", v)
+	}
+}
+
+func testReplyRoundTrip(t *testing.T, o order.Order) {
+	t.Helper()
+	if o.Status == order.StatusCreated && o.View().ExpiresAt.IsZero() {
+		t.Fatal("a CREATED view without expires_at tests nothing")
+	}
 	for _, replayed := range []bool{false, true} {
 		wire, err := proto.Marshal(ReplyOK(o.View(), replayed))
 		if err != nil {
@@ -207,9 +316,6 @@ func TestReplyRoundTrip(t *testing.T) {
 		if res.Replayed != replayed || !reflect.DeepEqual(res.View, o.View()) {
 			t.Errorf("ResultFromReply:\n got %+v\nwant %+v (replayed %v)", res, o.View(), replayed)
 		}
-	}
-	if v := ViewFromPB(nil); !reflect.DeepEqual(v, order.View{}) {
-		t.Errorf("ViewFromPB(nil) = %+v", v)
 	}
 }
 

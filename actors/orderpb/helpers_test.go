@@ -22,6 +22,8 @@ var (
 )
 
 const (
-	payTimeout = ordertest.PayTimeout
-	testTotal  = ordertest.TestTotal
+	payTimeout   = ordertest.PayTimeout
+	orderTimeout = ordertest.OrderTimeout
+	outOfStock   = ordertest.OutOfStock
+	testTotal    = ordertest.TestTotal
 )

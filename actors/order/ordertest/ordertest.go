@@ -24,6 +24,14 @@ var (
 
 const PayTimeout = 15 * time.Minute
 
+// OrderTimeout is the Command.OrderTimeout of the ConfirmStock commands built here: an
+// order created at T0 expires at T0 + OrderTimeout while unpaid.
+const OrderTimeout = 30 * time.Minute
+
+// OutOfStock is the Reason of the RejectStock commands built here: the out-of-stock
+// message a REJECTED order keeps and a retried create is refused with.
+const OutOfStock = `sku "sku-tea": 1 wanted, 0 available`
+
 func TestLines() []Line {
 	return []Line{
 		{SKU: "sku-mug", Name: "Mug", Qty: 2, UnitPrice: 1999},
@@ -38,13 +46,28 @@ func CreateCmd(by Principal, key string, at time.Time) Command {
 		Lines: TestLines(), Currency: "EUR"}
 }
 
-// CmdOn builds a non-create command for order o.
+// CmdOn builds a non-create command for order o: a SubmitPayment carries PayTimeout, a
+// ConfirmStock OrderTimeout and a RejectStock the OutOfStock message.
 func CmdOn(o *Order, typ CommandType, by Principal, key string, at time.Time) Command {
 	c := Command{Type: typ, OrderID: o.ID, Key: key, By: by, At: at}
-	if typ == CmdSubmitPayment {
+	switch typ {
+	case CmdSubmitPayment:
 		c.PaymentTimeout = PayTimeout
+	case CmdConfirmStock:
+		c.OrderTimeout = OrderTimeout
+	case CmdRejectStock:
+		c.Reason = OutOfStock
 	}
 	return c
+}
+
+// Created returns the order of create command c after its stock was reserved: Create
+// at c.At, then ConfirmStock by the node (key "confirm-" + c.Key) at the same time.
+func Created(tb testing.TB, c Command) Order {
+	tb.Helper()
+	o, _ := Step(tb, Order{}, c)
+	o, _ = Step(tb, o, CmdOn(&o, CmdConfirmStock, Sys, "confirm-"+c.Key, c.At))
+	return o
 }
 
 // Step decides c on o, requires exactly one new event and returns the order after it.
@@ -61,18 +84,22 @@ func Step(tb testing.TB, o Order, c Command) (Order, Event) {
 }
 
 // PathTo is a legal way from "does not exist" to each state, with who does each Step.
+// Every order but a RESERVING or REJECTED one had its stock reserved (ConfirmStock by
+// the node) right after its creation.
 var PathTo = map[Status][]struct {
 	cmd CommandType
 	by  Principal
 }{
 	StatusNone:      {},
-	StatusCreated:   {{CmdCreate, Alice}},
-	StatusPaying:    {{CmdCreate, Alice}, {CmdSubmitPayment, Alice}},
-	StatusPaid:      {{CmdCreate, Alice}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}},
-	StatusShipped:   {{CmdCreate, Alice}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdShip, Oper}},
-	StatusDelivered: {{CmdCreate, Alice}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdShip, Oper}, {CmdDeliver, Adm}},
-	StatusClosed:    {{CmdCreate, Alice}, {CmdCancel, Alice}},
-	StatusRefunded:  {{CmdCreate, Alice}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdRefund, Oper}},
+	StatusReserving: {{CmdCreate, Alice}},
+	StatusRejected:  {{CmdCreate, Alice}, {CmdRejectStock, Sys}},
+	StatusCreated:   {{CmdCreate, Alice}, {CmdConfirmStock, Sys}},
+	StatusPaying:    {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdSubmitPayment, Alice}},
+	StatusPaid:      {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}},
+	StatusShipped:   {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdShip, Oper}},
+	StatusDelivered: {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdShip, Oper}, {CmdDeliver, Adm}},
+	StatusClosed:    {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdCancel, Alice}},
+	StatusRefunded:  {{CmdCreate, Alice}, {CmdConfirmStock, Sys}, {CmdSubmitPayment, Alice}, {CmdConfirmPayment, Oper}, {CmdRefund, Oper}},
 }
 
 // OrderIn returns Alice's order in state st, built by Decide/Evolve along PathTo[st]; Step
@@ -99,11 +126,13 @@ func OrderIn(tb testing.TB, st Status) Order {
 	return o
 }
 
-// FullKeys returns Alice's order after enough pay/fail cycles that KeysKept keys are kept.
+// FullKeys returns Alice's PAYING order after enough pay/fail cycles that KeysKept keys
+// are kept.
 func FullKeys(tb testing.TB) Order {
+	tb.Helper()
 	o := OrderIn(tb, StatusCreated)
 	at := T0
-	for i := 0; len(o.Keys) < KeysKept; i++ {
+	for i := 0; len(o.Keys) < KeysKept || o.Status != StatusPaying; i++ {
 		at = at.Add(time.Minute)
 		typ, by := CmdSubmitPayment, Alice
 		if o.Status == StatusPaying {
@@ -142,8 +171,10 @@ func AssertOrderUnchanged(tb testing.TB, before, after Order) {
 	}
 }
 
-// PayingWithKeys returns a PAYING order that has already seen a few keys (two pay/fail rounds).
+// PayingWithKeys returns a PAYING order that has already seen a few keys: its create and
+// ConfirmStock keys, two pay/fail rounds and the payment.
 func PayingWithKeys(tb testing.TB) Order {
+	tb.Helper()
 	o := OrderIn(tb, StatusCreated)
 	at := T0
 	for i := range 4 {
@@ -155,7 +186,7 @@ func PayingWithKeys(tb testing.TB) Order {
 		o, _ = Step(tb, o, CmdOn(&o, typ, by, "bench-"+strconv.Itoa(i), at))
 	}
 	o, _ = Step(tb, o, CmdOn(&o, CmdSubmitPayment, Alice, "bench-pay", at.Add(time.Minute)))
-	if o.Status != StatusPaying || len(o.Keys) != 6 {
+	if o.Status != StatusPaying || len(o.Keys) != 7 {
 		tb.Fatalf("setup: %s with %d keys", o.Status, len(o.Keys))
 	}
 	return o
