@@ -48,7 +48,8 @@ type Config struct {
 	MaxGrains int
 	Grain     *actors.GrainConfig
 	// Stock configures the stock grains (one per sku); nil = no stock grains, and the
-	// order grains do not track stock.
+	// order grains do not track stock. The order grains reach the stock grains through
+	// the node (Node.Stock) unless Grain.Stock is set.
 	Stock *actors.StockConfig
 	Push      *Push // live push; nil = none
 	Logger    *slog.Logger
@@ -151,7 +152,9 @@ func Start(cfg Config) (*Node, error) {
 		if sc.Logger == nil {
 			sc.Logger = cfg.Grain.Logger
 		}
-		cfg.Grain.Stock = StockService{n}
+		if cfg.Grain.Stock == nil {
+			cfg.Grain.Stock = StockService{n}
+		}
 		kinds = append(kinds, pcluster.NewKind(actors.KindStock, actors.NewStockProps(sc).Configure(actor.WithReceiverMiddleware(n.forgetOnStop))))
 	}
 	clusterCfg := pcluster.Configure(cfg.Name, joiner{n}, n.lookup, remote.Configure(host, port, remoteOpts...),
