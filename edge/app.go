@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/stock"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,6 +122,9 @@ type Deps struct {
 	Keys *KeyRing
 	// Live is the node's live push hub; nil = no /ws.
 	Live *live.Hub
+	// Stock serves the inventory endpoints. STUB from branch stockbench (one field, no
+	// routes): the edge branch defines it; on merge keep the edge branch's version.
+	Stock stock.Service
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
