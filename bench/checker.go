@@ -80,6 +80,9 @@ type CheckResult struct {
 	Counts     map[string]int `json:"violations_by_kind"`
 	Violations []Violation    `json:"violations"` // the first maxViolations
 	Races      []RaceStats    `json:"races,omitempty"`
+	// Stock is the stock check of a flash run (stockcheck.go); its violations are
+	// counted above too.
+	Stock *StockCheckResult `json:"stock,omitempty"`
 }
 
 const maxViolations = 50
@@ -126,6 +129,15 @@ func Check(acks []Ack, histories map[string][]Event, races []Race) CheckResult {
 			continue // reported as missing history above
 		}
 		e, found := eventWithKey(h, a.Key)
+		if found && a.Op == OpCreate && e.To == stateReserving && int(e.Version) < len(h) {
+			// A create is answered once its stock is reserved: by the event after its own.
+			e = h[e.Version]
+			if e.Type != "StockReserved" {
+				e.Type = "OrderCreated then " + e.Type
+			} else {
+				e.Type = "OrderCreated"
+			}
+		}
 		switch {
 		case !found:
 			add(ViolationLostAck, a.OrderID, "%s key %q acknowledged at version %d has no event", a.Op, a.Key, a.Version)
@@ -150,7 +162,7 @@ func checkHistory(id string, h []Event, add func(kind, order, format string, arg
 		if e.Version != int64(i+1) {
 			add(ViolationVersionGap, id, "event %d has version %d, want %d", i+1, e.Version, i+1)
 		}
-		to, ok := legal(state, e.Type)
+		to, ok := legalTo(state, e.Type, e.To)
 		if !ok {
 			add(ViolationIllegal, id, "v%d %s is not allowed in %s", e.Version, e.Type, describeState(state))
 		} else if e.To != "" && e.To != to {

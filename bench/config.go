@@ -42,6 +42,12 @@ type Config struct {
 
 	ReadCreateShare float64 // read: share of creates among gets and lists
 
+	FlashSKU    string  // flash, restock: the sku on sale
+	FlashStock  int64   // flash, restock: units available when the sale opens (set through the API)
+	FlashBuyers int     // flash, restock: shoppers of the first wave, one attempt each; later arrivals are late shoppers
+	FlashChurn  float64 // flash, restock: share of winners who cancel, or pay and let the payment expire
+	Restock     int64   // restock: units the operator adds in the middle of the first wave
+
 	Chaos       string      // chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2"
 	ChaosDriver ChaosDriver // executes Chaos; nil uses the API driver (drain only)
 
@@ -50,7 +56,7 @@ type Config struct {
 }
 
 // Scenarios lists the scenario names Run accepts.
-var Scenarios = []string{"lifecycle", "hot", "read", "chaos"}
+var Scenarios = []string{"lifecycle", "hot", "read", "chaos", "flash", "restock"}
 
 // DefaultConfig returns the defaults the CLI shows.
 func DefaultConfig() Config {
@@ -62,6 +68,7 @@ func DefaultConfig() Config {
 		Concurrency: 256, Timeout: 10 * time.Second,
 		CancelShare: 0.1, FailShare: 0.05, RefundShare: 0.1,
 		HotOrders: 8, Racers: 4, ReadCreateShare: 0.05,
+		FlashSKU: "kettle-gooseneck", FlashStock: 500, FlashBuyers: 2000, FlashChurn: 0.2, Restock: 100,
 	}
 }
 
@@ -89,6 +96,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Racers, "racers", c.Racers, "hot: concurrent requests per race")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "hot: the --payment-timeout the system under test runs with; > 0 adds confirm-vs-expiry races (0: unknown, none)")
 	fs.Float64Var(&c.ReadCreateShare, "read-create-share", c.ReadCreateShare, "read: share of creates")
+	fs.StringVar(&c.FlashSKU, "sku", c.FlashSKU, "flash, restock: the sku on sale")
+	fs.Int64Var(&c.FlashStock, "stock", c.FlashStock, "flash, restock: units available when the sale opens (the operator adjusts the sku to it)")
+	fs.IntVar(&c.FlashBuyers, "buyers", c.FlashBuyers, "flash, restock: shoppers of the first wave (one attempt each, at --rate); arrivals after them are late shoppers")
+	fs.Float64Var(&c.FlashChurn, "churn", c.FlashChurn, "flash, restock: share of winners who cancel, or pay and let the payment expire (with --payment-timeout)")
+	fs.Int64Var(&c.Restock, "restock", c.Restock, "restock: units the operator adds in the middle of the first wave")
 	fs.StringVar(&c.Chaos, "chaos", c.Chaos, `chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2" (times from the start of the run, node = index in --targets)`)
 }
 
@@ -117,7 +129,10 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("concurrency must be at least 1"))
 	}
-	for _, s := range []float64{c.CancelShare, c.FailShare, c.RefundShare, c.ReadCreateShare} {
+	if isFlash(c.Scenario) && (c.FlashSKU == "" || c.FlashStock < 0 || c.FlashBuyers < 1 || c.Restock < 0) {
+		errs = append(errs, errors.New("flash needs --sku, --stock >= 0, --buyers >= 1 and --restock >= 0"))
+	}
+	for _, s := range []float64{c.CancelShare, c.FailShare, c.RefundShare, c.ReadCreateShare, c.FlashChurn} {
 		if s < 0 || s > 1 {
 			errs = append(errs, errors.New("shares must be within 0..1"))
 			break

@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ordermesh/ordermesh/actors/order"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,6 +27,12 @@ type fakeAPI struct {
 	paymentTimeout time.Duration
 	expireBoth     bool
 	now            func() time.Time // nil: time.Now
+	// stock, when not nil, turns on inventory as issue 9 has it: creates reserve (or are
+	// REJECTED with 40902), closing releases, and the inventory endpoints answer.
+	// oversell plants a bug: creates never look at what is available.
+	stock     map[string]*InventoryView
+	stockKeys map[string]InventoryView // adjust key -> answer
+	oversell  bool
 }
 
 type fakeOrder struct {
@@ -34,6 +41,29 @@ type fakeOrder struct {
 	events    []Event
 	answers   map[string]orderView // idempotency key -> original answer
 	deadline  time.Time            // payment deadline while PAYING (and after, for expireBoth)
+	items     []StockLine
+	refusal   bool // REJECTED: every replay of the create is 409 40902
+}
+
+func newStockFakeAPI(stock map[string]int64) *fakeAPI {
+	f := newFakeAPI()
+	f.stock, f.stockKeys = map[string]*InventoryView{}, map[string]InventoryView{}
+	for sku, n := range stock {
+		f.stock[sku] = &InventoryView{SKU: sku, OnHand: n, Available: n}
+	}
+	return f
+}
+
+// release gives back o's units when it leaves a live state for CLOSED. Callers hold f.mu.
+func (f *fakeAPI) release(o *fakeOrder, from, to string) {
+	if f.stock == nil || to != stateClosed || (from != stateCreated && from != statePaying) {
+		return
+	}
+	for _, l := range o.items {
+		v := f.stock[l.SKU]
+		v.Reserved -= l.Qty
+		v.Available, v.Version = v.OnHand-v.Reserved, v.Version+1
+	}
 }
 
 func (f *fakeAPI) clock() time.Time {
@@ -53,6 +83,7 @@ func (f *fakeAPI) expire(o *fakeOrder) {
 	}
 	o.events = append(o.events, Event{Version: int64(len(o.events)) + 1, Type: "PaymentExpired", From: o.status, To: stateClosed,
 		IdempotencyKey: "expire-" + o.deadline.Format(time.RFC3339Nano)})
+	f.release(o, o.status, stateClosed)
 	o.status, o.deadline = stateClosed, time.Time{}
 }
 
@@ -78,9 +109,20 @@ func (f *fakeAPI) handler() http.Handler {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		id := "o-" + user + "-" + key
+		if f.stock != nil {
+			id = order.OrderIDFor(user, key)
+		}
 		if o, ok := f.orders[id]; ok {
 			w.Header().Set("Idempotent-Replayed", "true")
+			if o.refusal {
+				reply(w, 409, 40902, nil)
+				return
+			}
 			reply(w, 201, 0, o.answers[key])
+			return
+		}
+		if f.stock != nil {
+			f.createWithStock(w, r, id, user, key)
 			return
 		}
 		o := &fakeOrder{id: id, owner: user, status: stateCreated, answers: map[string]orderView{}}
@@ -90,7 +132,50 @@ func (f *fakeAPI) handler() http.Handler {
 		reply(w, 201, 0, o.answers[key])
 	})
 	mux.HandleFunc("GET /api/v1/orders", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, 0, map[string]any{"orders": []any{}, "next_cursor": ""})
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []StockOrder{}
+		for _, o := range f.orders {
+			f.expire(o)
+			out = append(out, StockOrder{ID: o.id, Status: o.status, Items: o.items})
+		}
+		reply(w, 200, 0, map[string]any{"orders": out, "next_cursor": ""})
+	})
+	mux.HandleFunc("GET /api/v1/inventory/{sku}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if v := f.stock[r.PathValue("sku")]; v != nil {
+			reply(w, 200, 0, v)
+			return
+		}
+		reply(w, 404, 40400, nil)
+	})
+	mux.HandleFunc("POST /api/v1/inventory/{sku}/adjust", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Delta int64 }
+		key := r.Header.Get("Idempotency-Key")
+		if json.NewDecoder(r.Body).Decode(&in) != nil || key == "" || in.Delta == 0 {
+			reply(w, 400, 40000, nil)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		v := f.stock[r.PathValue("sku")]
+		switch {
+		case v == nil:
+			reply(w, 404, 40400, nil)
+			return
+		case f.stockKeys[key] != (InventoryView{}):
+			w.Header().Set("Idempotent-Replayed", "true")
+			reply(w, 200, 0, f.stockKeys[key])
+			return
+		case v.OnHand+in.Delta < v.Reserved:
+			reply(w, 409, 40902, nil)
+			return
+		}
+		v.OnHand += in.Delta
+		v.Available, v.Version = v.OnHand-v.Reserved, v.Version+1
+		f.stockKeys[key] = *v
+		reply(w, 200, 0, v)
 	})
 	mux.HandleFunc("GET /api/v1/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -140,6 +225,7 @@ func (f *fakeAPI) handler() http.Handler {
 			return
 		}
 		f.actions++
+		f.release(o, o.status, to)
 		o.status = to
 		version := int64(len(o.events)) + 1
 		if f.loseEvery == 0 || f.actions%f.loseEvery != 0 {
@@ -171,4 +257,38 @@ func reply(w http.ResponseWriter, status, code int, data any) {
 		msg = fmt.Sprint("error ", code)
 	}
 	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg, "data": data})
+}
+
+// createWithStock is a create under inventory. Callers hold f.mu.
+func (f *fakeAPI) createWithStock(w http.ResponseWriter, r *http.Request, id, user, key string) {
+	var in struct {
+		Items []StockLine `json:"items"`
+	}
+	if json.NewDecoder(r.Body).Decode(&in) != nil {
+		reply(w, 400, 40000, nil)
+		return
+	}
+	o := &fakeOrder{id: id, owner: user, items: in.Items, answers: map[string]orderView{}}
+	o.events = []Event{{Version: 1, Type: "OrderCreated", To: stateReserving, IdempotencyKey: key}}
+	f.orders[id] = o
+	short := false
+	for _, l := range in.Items {
+		v := f.stock[l.SKU]
+		short = short || v == nil || (v.Available < l.Qty && !f.oversell)
+	}
+	if short {
+		o.status, o.refusal = stateRejected, true
+		o.events = append(o.events, Event{Version: 2, Type: "OrderRejected", From: stateReserving, To: stateRejected, IdempotencyKey: "reserve-stock"})
+		reply(w, 409, 40902, nil)
+		return
+	}
+	for _, l := range in.Items {
+		v := f.stock[l.SKU]
+		v.Reserved += l.Qty
+		v.Available, v.Version = v.OnHand-v.Reserved, v.Version+1
+	}
+	o.status = stateCreated
+	o.events = append(o.events, Event{Version: 2, Type: "StockReserved", From: stateReserving, To: stateCreated, IdempotencyKey: "reserve-stock"})
+	o.answers[key] = orderView{ID: id, Status: stateCreated, Version: 2}
+	reply(w, 201, 0, o.answers[key])
 }

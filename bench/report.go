@@ -60,6 +60,7 @@ type Report struct {
 	Chaos       []ChaosLog      `json:"chaos,omitempty"`
 	Check       *CheckResult    `json:"check,omitempty"`
 	Concurrency int             `json:"concurrency"`
+	Flash       *FlashReport    `json:"flash,omitempty"` // flash and restock`
 }
 
 // Op returns the report of op, and whether there was one.
@@ -162,7 +163,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "chaos at %s: %s %d: %s\n", c.At, c.Action, c.Node, status)
 	}
+	if r.Flash != nil {
+		r.Flash.WriteText(w)
+	}
 	if r.Check != nil {
+		if r.Check.Stock != nil {
+			fmt.Fprintf(w, "check %s\n", r.Check.Stock.Summary())
+		}
 		for _, rs := range r.Check.Races {
 			fmt.Fprintln(w, rs)
 		}

@@ -161,6 +161,8 @@ func newScenario(cfg Config) scenario {
 		return &hotScenario{}
 	case "read":
 		return &readScenario{}
+	case "flash", "restock":
+		return &flashScenario{restock: cfg.Scenario == "restock"}
 	default: // lifecycle and chaos: chaos is lifecycle with a chaos schedule beside it
 		return &lifecycleScenario{}
 	}
@@ -192,6 +194,12 @@ func withDefaults(c Config) Config {
 	}
 	if c.Racers == 0 {
 		c.Racers = d.Racers
+	}
+	if c.FlashSKU == "" {
+		c.FlashSKU, c.FlashStock, c.FlashBuyers, c.FlashChurn = d.FlashSKU, d.FlashStock, d.FlashBuyers, d.FlashChurn
+	}
+	if isFlash(c.Scenario) {
+		c.Warmup = 0 // the sale is the measurement: its first seconds are the ones that matter
 	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
@@ -277,10 +285,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bg.Wait()
 
 	rep := buildReport(cfg, r, start, finished, arrivals, chaosLog)
+	fs, isFlashRun := sc.(*flashScenario)
+	if isFlashRun {
+		rep.Flash = fs.report(start)
+	}
 	if ctx := context.WithoutCancel(ctx); !cfg.NoCheck {
 		res, err := r.check(ctx)
 		if err != nil {
 			return rep, fmt.Errorf("bench: checking: %w", err)
+		}
+		if isFlashRun {
+			st, err := fs.check(ctx, r)
+			if err != nil {
+				return rep, fmt.Errorf("bench: checking stock: %w", err)
+			}
+			res.addStock(st)
 		}
 		rep.Check = &res
 	}

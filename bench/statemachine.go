@@ -14,6 +14,16 @@ const (
 	stateDelivered = "DELIVERED"
 	stateClosed    = "CLOSED"
 	stateRefunded  = "REFUNDED"
+	// Issue 9: a create reserves its stock (RESERVING, transient) and then is CREATED,
+	// or REJECTED (final) for want of stock.
+	stateReserving = "RESERVING"
+	stateRejected  = "REJECTED"
+)
+
+// liveStates hold stock reserved; soldStates are the states of sold units.
+var (
+	liveStates = []string{stateCreated, statePaying, statePaid}
+	soldStates = []string{statePaid, stateShipped, stateDelivered}
 )
 
 // transition is one row of the table: an event legal in any of from, leading to to.
@@ -25,7 +35,10 @@ type transition struct {
 }
 
 var table = []transition{
-	{op: OpCreate, event: "OrderCreated", from: []string{stateNone}, to: stateCreated},
+	{op: OpCreate, event: "OrderCreated", from: []string{stateNone}, to: stateReserving},
+	{op: "", event: "StockReserved", from: []string{stateReserving}, to: stateCreated},
+	{op: "", event: "OrderRejected", from: []string{stateReserving}, to: stateRejected},
+	{op: "", event: "OrderExpired", from: []string{stateCreated}, to: stateClosed},
 	{op: OpPay, event: "PaymentSubmitted", from: []string{stateCreated}, to: statePaying},
 	{op: OpConfirm, event: "PaymentConfirmed", from: []string{statePaying}, to: statePaid},
 	{op: OpFailPayment, event: "PaymentFailed", from: []string{statePaying}, to: stateCreated},
@@ -71,16 +84,28 @@ func eventForOp(op string) (string, bool) {
 	return "", false
 }
 
-// legal reports whether event may happen in state and where it leads.
+// legal reports whether event may happen in state and where it leads. A history may
+// also come from a system without inventory, where a create leads straight to CREATED:
+// checkHistory accepts that too (see legalTo).
 func legal(state, event string) (string, bool) {
 	t, ok := transitionForEvent(event)
 	if !ok {
 		return "", false
 	}
+
 	for _, f := range t.from {
 		if f == state {
 			return t.to, true
 		}
 	}
 	return "", false
+}
+
+// legalTo is legal for an event that says where it went (to): it accepts the table
+// before issue 9 as well, whose create leads to CREATED without a reservation.
+func legalTo(state, event, to string) (string, bool) {
+	if state == stateNone && event == "OrderCreated" && to == stateCreated {
+		return stateCreated, true
+	}
+	return legal(state, event)
 }

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/stock"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ordermesh/ordermesh/actors/live"
-	"github.com/ordermesh/ordermesh/actors/stock"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 

@@ -71,6 +71,7 @@ const usersMaxConns = 2
 // Defaults for zero Options fields.
 const (
 	DefaultPaymentTimeout = 15 * time.Minute
+	DefaultOrderTimeout   = 30 * time.Minute
 	DefaultSweepInterval  = time.Second
 	DefaultSweepBatch     = 500
 	DefaultNode           = "baseline"
@@ -87,6 +88,10 @@ type Options struct {
 	// PaymentTimeout is how long a PAYING order waits for its payment, as
 	// `ordermesh node --payment-timeout`.
 	PaymentTimeout time.Duration
+	// OrderTimeout is how long a CREATED order may wait to be paid before the sweeper
+	// closes it (OrderExpired) and releases its stock, as `ordermesh node
+	// --order-timeout`. It runs from the order's creation.
+	OrderTimeout time.Duration
 	// SweepInterval is how often the sweeper looks for passed payment deadlines. A
 	// negative value disables the background sweeper; Sweep can still be called.
 	SweepInterval time.Duration
@@ -106,6 +111,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.PaymentTimeout <= 0 {
 		o.PaymentTimeout = DefaultPaymentTimeout
+	}
+	if o.OrderTimeout <= 0 {
+		o.OrderTimeout = DefaultOrderTimeout
 	}
 	if o.SweepInterval == 0 {
 		o.SweepInterval = DefaultSweepInterval
@@ -136,6 +144,8 @@ type Service struct {
 	// expiryPayload is the payload of every PaymentExpired event the sweeper writes; it
 	// is the same for all of them, so it is built once.
 	expiryPayload []byte
+	// orderExpiryPayload is the payload of every OrderExpired event.
+	orderExpiryPayload []byte
 
 	stopSweep context.CancelFunc
 	swept     chan struct{} // closed when the sweeper goroutine has returned
@@ -190,7 +200,8 @@ func Open(ctx context.Context, url string, opts Options) (*Service, error) {
 		pool.Close()
 		return nil, fmt.Errorf("opening baseline: %w", err)
 	}
-	s := &Service{pool: pool, users: users, opts: opts, expiryPayload: payload, swept: make(chan struct{})}
+	orderExpiry, _ := json.Marshal(order.Payload{By: sweeperSubject})
+	s := &Service{pool: pool, users: users, opts: opts, expiryPayload: payload, orderExpiryPayload: orderExpiry, swept: make(chan struct{})}
 	sweepCtx, stop := context.WithCancel(context.Background())
 	s.stopSweep = stop
 	if opts.SweepInterval > 0 {

@@ -77,6 +77,10 @@ func open(t testing.TB, opts baseline.Options) (*baseline.Service, *clock) {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Every test's orders find stock: the inventory has its own tests (stock_test.go).
+	for _, sku := range []string{"tea-sencha", "mug-stoneware", "kettle-gooseneck"} {
+		adjust(t, s, sku, plenty, "setup-"+sku)
+	}
 	return s, clk
 }
 
@@ -133,7 +137,7 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 		if e.Version != int64(i+1) {
 			t.Fatalf("order %s: event %d has version %d", id, i, e.Version)
 		}
-		if order.Status(e.From) != from || !order.Legal(from, order.EventType(e.Type), order.Status(e.To)) {
+		if order.Status(e.From) != from || !legal(from, order.EventType(e.Type), order.Status(e.To)) {
 			t.Fatalf("order %s: event %d %s %s→%s is not legal after %s", id, e.Version, e.Type, e.From, e.To, from)
 		}
 		if keys[e.IdempotencyKey] {
@@ -159,6 +163,21 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 	return events
 }
 
+// legal is order.Legal plus the transitions of issue 9 that package order may not have
+// yet (the contract's names): a create reserves its stock or is rejected, and a CREATED
+// order that is never paid expires.
+func legal(from order.Status, e order.EventType, to order.Status) bool {
+	switch {
+	case from == order.StatusNone && e == order.EvtCreated:
+		return to == "RESERVING" || order.Legal(from, e, to)
+	case from == "RESERVING":
+		return (e == "StockReserved" && to == order.StatusCreated) || (e == "OrderRejected" && to == "REJECTED")
+	case from == order.StatusCreated && e == "OrderExpired":
+		return to == order.StatusClosed
+	}
+	return order.Legal(from, e, to)
+}
+
 func statuses(events []persistence.Event) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
@@ -170,7 +189,7 @@ func statuses(events []persistence.Event) []string {
 func TestLifecycleToDelivered(t *testing.T) {
 	s, clk := open(t, baseline.Options{PaymentTimeout: 10 * time.Minute, Node: "b1"})
 	v := create(t, s, alice, "k-create")
-	if v.Status != order.StatusCreated || v.Version != 1 || v.Total != 2*1290+1850 || v.Customer != "alice" ||
+	if v.Status != order.StatusCreated || v.Version != 2 || v.Total != 2*1290+1850 || v.Customer != "alice" ||
 		len(v.Lines) != 2 || v.Currency != "EUR" {
 		t.Fatalf("created %+v", v)
 	}
@@ -178,7 +197,7 @@ func TestLifecycleToDelivered(t *testing.T) {
 
 	clk.Advance(time.Second)
 	paying := do(t, s, cmd(order.CmdSubmitPayment, id, "k-pay", alice)).View
-	if paying.Status != order.StatusPaying || paying.Version != 2 || !paying.PaymentDeadline.Equal(clk.Now().Add(10*time.Minute)) {
+	if paying.Status != order.StatusPaying || paying.Version != 3 || !paying.PaymentDeadline.Equal(clk.Now().Add(10*time.Minute)) {
 		t.Fatalf("after pay %+v", paying)
 	}
 	steps := []struct {
@@ -192,7 +211,7 @@ func TestLifecycleToDelivered(t *testing.T) {
 	for i, st := range steps {
 		clk.Advance(time.Second)
 		v := do(t, s, cmd(st.typ, id, fmt.Sprintf("k-%d", i), olga)).View
-		if v.Status != st.want || v.Version != uint64(i+3) || !v.PaymentDeadline.IsZero() || !v.UpdatedAt.Equal(clk.Now()) {
+		if v.Status != st.want || v.Version != uint64(i+4) || !v.PaymentDeadline.IsZero() || !v.UpdatedAt.Equal(clk.Now()) {
 			t.Fatalf("after %s: %+v", st.typ, v)
 		}
 		if got, want := fmt.Sprint(v.Actions), fmt.Sprint(order.ActionsFrom(st.want)); got != want {
@@ -200,11 +219,11 @@ func TestLifecycleToDelivered(t *testing.T) {
 		}
 	}
 	got, err := s.Get(context.Background(), id, alice, "test")
-	if err != nil || got.Status != order.StatusDelivered || got.Version != 5 || got.Total != v.Total {
+	if err != nil || got.Status != order.StatusDelivered || got.Version != 6 || got.Total != v.Total {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 	events := checkHistory(t, s, id)
-	if fmt.Sprint(statuses(events)) != "[CREATED PAYING PAID SHIPPED DELIVERED]" {
+	if fmt.Sprint(statuses(events)) != "[RESERVING CREATED PAYING PAID SHIPPED DELIVERED]" {
 		t.Fatalf("history %v", statuses(events))
 	}
 	if events[0].Node != "b1" || events[0].IdempotencyKey != "k-create" {
@@ -215,8 +234,8 @@ func TestLifecycleToDelivered(t *testing.T) {
 		By       string    `json:"by"`
 		Deadline time.Time `json:"payment_deadline"`
 	}
-	if err := json.Unmarshal(events[1].Payload, &pay); err != nil || pay.By != "alice" || !pay.Deadline.Equal(paying.PaymentDeadline) {
-		t.Fatalf("pay payload %s (%v)", events[1].Payload, err)
+	if err := json.Unmarshal(events[2].Payload, &pay); err != nil || pay.By != "alice" || !pay.Deadline.Equal(paying.PaymentDeadline) {
+		t.Fatalf("pay payload %s (%v)", events[2].Payload, err)
 	}
 	var created struct {
 		Items []order.Line `json:"items"`
@@ -233,10 +252,10 @@ func TestLifecycleToRefundedAndCancel(t *testing.T) {
 	do(t, s, cmd(order.CmdSubmitPayment, id, "p", alice))
 	do(t, s, cmd(order.CmdConfirmPayment, id, "c", olga))
 	v := do(t, s, order.Command{Type: order.CmdRefund, OrderID: id, Key: "r", By: olga, Reason: "damaged"}).View
-	if v.Status != order.StatusRefunded || v.Version != 4 || len(v.Actions) != 0 {
+	if v.Status != order.StatusRefunded || v.Version != 5 || len(v.Actions) != 0 {
 		t.Fatalf("after refund %+v", v)
 	}
-	if got := fmt.Sprint(statuses(checkHistory(t, s, id))); got != "[CREATED PAYING PAID REFUNDED]" {
+	if got := fmt.Sprint(statuses(checkHistory(t, s, id))); got != "[RESERVING CREATED PAYING PAID REFUNDED]" {
 		t.Fatalf("history %s", got)
 	}
 
@@ -277,8 +296,8 @@ func TestReplay(t *testing.T) {
 	// A key is its caller's: the same request from another user is not a replay.
 	ada := order.Principal{Subject: "ada", Role: order.RoleAdmin}
 	wantCode(t, s, cmd(order.CmdConfirmPayment, id, "conf", ada), order.CodeKeyReused, "")
-	if n := len(checkHistory(t, s, id)); n != 3 {
-		t.Fatalf("%d events, want 3", n)
+	if n := len(checkHistory(t, s, id)); n != 4 {
+		t.Fatalf("%d events, want 4", n)
 	}
 }
 
@@ -386,10 +405,17 @@ func TestMatchesDecide(t *testing.T) {
 		case wantErr != nil:
 		case d.Replay != nil:
 			want = order.Result{View: o.ViewAt(*d.Replay), Replayed: true}
+			if c.Type == order.CmdCreate { // answered as the create's stock reservation left it
+				want.View.Status, want.View.Version = order.StatusCreated, 2
+				want.View.Actions = order.ActionsFrom(order.StatusCreated)
+			}
 		default:
 			next := *o
 			for _, e := range d.Events {
 				next = order.Evolve(next, e)
+			}
+			if c.Type == order.CmdCreate { // and its stock reserved (StockReserved, v2)
+				next.Status, next.Version = order.StatusCreated, 2
 			}
 			ref[c.OrderID] = &next
 			if !o.Exists() {
@@ -469,7 +495,7 @@ func TestRacePayVersusCancel(t *testing.T) {
 			}
 		}
 		events := checkHistory(t, s, id)
-		if pays > 1 || cancels != 1 || len(events) != 1+pays+cancels {
+		if pays > 1 || cancels != 1 || len(events) != 2+pays+cancels {
 			t.Fatalf("round %d: %d pays and %d cancels won, %d events (%v)", round, pays, cancels, len(events), statuses(events))
 		}
 	}
@@ -498,15 +524,15 @@ func TestRaceSameKey(t *testing.T) {
 		if !res[i].Replayed {
 			applied++
 		}
-		if res[i].View.Version != 2 || res[i].View.Status != order.StatusPaying {
+		if res[i].View.Version != 3 || res[i].View.Status != order.StatusPaying {
 			t.Fatalf("racer %d saw %+v", i, res[i].View)
 		}
 	}
 	if applied != 1 {
 		t.Fatalf("%d racers applied the key, want 1", applied)
 	}
-	if n := len(checkHistory(t, s, id)); n != 2 {
-		t.Fatalf("%d events, want 2", n)
+	if n := len(checkHistory(t, s, id)); n != 3 {
+		t.Fatalf("%d events, want 3", n)
 	}
 }
 
@@ -549,7 +575,7 @@ func TestRaceKeyAcrossCycle(t *testing.T) {
 			if !res[i].Replayed {
 				applied++
 			}
-			if res[i].View.Version != 2 || res[i].View.Status != order.StatusPaying {
+			if res[i].View.Version != 3 || res[i].View.Status != order.StatusPaying {
 				t.Fatalf("round %d racer %d saw %+v", round, i, res[i].View)
 			}
 		}
@@ -594,7 +620,7 @@ func TestSweeperExpiresPassedDeadlines(t *testing.T) {
 	}
 	// Expiring one through Execute is the same statement for one order.
 	v := do(t, s, cmd(order.CmdExpirePayment, ids[0], "-", timer)).View
-	if v.Status != order.StatusClosed || v.Version != 3 || !v.PaymentDeadline.IsZero() {
+	if v.Status != order.StatusClosed || v.Version != 4 || !v.PaymentDeadline.IsZero() {
 		t.Fatalf("expired %+v", v)
 	}
 	// Batches of 2: the sweep loops until a short batch.

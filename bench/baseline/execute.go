@@ -14,20 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// createSQL inserts a new order and its OrderCreated event in one statement. The id is
-// derived from the customer and the idempotency key, so a retried create hits ON CONFLICT,
-// inserts nothing (the event insert reads the empty RETURNING) and goes to the slow path,
-// which answers it as a replay.
-const createSQL = `
-WITH o AS (
-	INSERT INTO baseline_orders (id, customer, status, version, lines, currency, total, created_at, updated_at)
-	VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $7)
-	ON CONFLICT (id) DO NOTHING
-	RETURNING id
-)
-INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
-SELECT id, 1, $8, '', $3, $9, $10, $7, $11 FROM o`
-
 // transitionSQL is the classic conditional update and its event, in one statement.
 //
 // prev locks the row only if it is in one of the transition's From states (and, for a
@@ -58,6 +44,20 @@ WITH prev AS (
 ), ev AS (
 	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
 	SELECT $1, version, $8, from_status, $4, $7, $9, $6, $10 FROM u
+), st AS (
+	-- The stock of the order's lines, in the same statement: released (reserved -= n)
+	-- when the order leaves one of the statuses $11 (cancel, refund before shipping),
+	-- and shipped (on_hand -= n too) when $12.
+	UPDATE baseline_stock s
+	SET reserved = s.reserved - l.qty, on_hand = s.on_hand - CASE WHEN $12 THEN l.qty ELSE 0 END,
+		version = s.version + 1, updated_at = $6
+	FROM (
+		SELECT x.sku, sum(x.qty)::bigint AS qty
+		FROM u, jsonb_to_recordset(u.lines) AS x(sku text, qty bigint)
+		WHERE u.from_status = ANY($11::text[])
+		GROUP BY x.sku
+	) l
+	WHERE s.sku = l.sku
 )
 SELECT customer, version, lines, currency, total, created_at FROM u`
 
@@ -125,8 +125,9 @@ func (s *Service) Execute(ctx context.Context, c order.Command, requestID string
 		"order %s changed while the command ran; retry with the same Idempotency-Key", c.OrderID)
 }
 
-// create inserts a new order. Decide on the empty order validates the lines and computes
-// the OrderCreated event, exactly as for a grain's first command.
+// create inserts a new order and reserves its stock (createWithStock). Decide on the
+// empty order validates the lines and computes the OrderCreated event, exactly as for a
+// grain's first command.
 func (s *Service) create(ctx context.Context, c order.Command) (order.Result, error) {
 	if want := order.OrderIDFor(c.By.Subject, c.Key); c.OrderID != want {
 		return order.Result{}, order.Errorf(order.CodeInvalidRequest, "a new order's id must be derived from its customer and key")
@@ -136,33 +137,7 @@ func (s *Service) create(ctx context.Context, c order.Command) (order.Result, er
 	if err != nil {
 		return order.Result{}, err
 	}
-	e := d.Events[0]
-	lines, err := json.Marshal(e.Lines)
-	if err != nil {
-		return order.Result{}, fmt.Errorf("creating order %s: encoding lines: %w", c.OrderID, err)
-	}
-	payload, err := json.Marshal(order.PayloadOf(e))
-	if err != nil {
-		return order.Result{}, fmt.Errorf("creating order %s: encoding payload: %w", c.OrderID, err)
-	}
-	tag, err := s.pool.Exec(ctx, createSQL,
-		e.OrderID, e.Customer, string(e.To), lines, e.Currency, e.Total, e.At,
-		string(e.Type), e.Key, s.opts.Node, payload)
-	if err != nil && !isUniqueViolation(err) {
-		return order.Result{}, storeError(c.OrderID, "creating", err)
-	}
-	if err == nil && tag.RowsAffected() == 1 {
-		o := order.Evolve(order.Order{}, e)
-		return order.Result{View: o.View()}, nil
-	}
-	// The id exists: a retried create (a replay), or the key reused for other items.
-	res, retry, err := s.resolve(ctx, c)
-	if retry {
-		// The order vanished between the insert and the read: only possible if someone
-		// deleted it by hand.
-		return order.Result{}, order.Unavailable(order.ReasonStore, "order %s could not be saved; retry", c.OrderID)
-	}
-	return res, err
+	return s.createWithStock(ctx, c, d.Events[0])
 }
 
 // transition runs transitionSQL. applied is false when it changed nothing, for whatever
@@ -195,9 +170,10 @@ func (s *Service) transition(ctx context.Context, c order.Command) (order.Result
 	var version int64
 	var lines []byte
 	var created pgtype.Timestamptz
+	release, ship := stockEffect(c.Type)
 	err = s.pool.QueryRow(ctx, transitionSQL,
 		c.OrderID, from, customer, string(t.To), timestamptz(deadline), c.At, c.Key,
-		string(t.Event), s.opts.Node, payload,
+		string(t.Event), s.opts.Node, payload, release, ship,
 	).Scan(&o.Customer, &version, &lines, &o.Currency, &o.Total, &created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), isUniqueViolation(err):

@@ -126,7 +126,7 @@ func TestBehindTheEdge(t *testing.T) {
 			To      string `json:"to"`
 		} `json:"events"`
 	}
-	if status != 200 || json.Unmarshal(env.Data, &hist) != nil || len(hist.Events) != 2 || hist.Events[1].To != "PAYING" {
+	if status != 200 || json.Unmarshal(env.Data, &hist) != nil || len(hist.Events) != 3 || hist.Events[2].To != "PAYING" {
 		t.Fatalf("events: %d %s", status, env.Data)
 	}
 	status, env, _ = call("GET", "/api/v1/orders?limit=1", tok, "", "")

@@ -48,3 +48,43 @@ CREATE TABLE IF NOT EXISTS baseline_order_events (
     PRIMARY KEY (order_id, version),
     CONSTRAINT baseline_order_events_key UNIQUE (order_id, idempotency_key)
 );
+
+-- Inventory, the classic way: one row per sku, changed by conditional UPDATEs in the same
+-- transaction as the order they serve. reserved counts the units of live orders (CREATED,
+-- PAYING, PAID); on_hand drops only when an order ships or an operator adjusts it. The
+-- CHECK constraints are the last line of defence: no statement may oversell, even a wrong one.
+CREATE TABLE IF NOT EXISTS baseline_stock (
+    sku        text        NOT NULL PRIMARY KEY,
+    on_hand    bigint      NOT NULL DEFAULT 0,
+    reserved   bigint      NOT NULL DEFAULT 0,
+    version    bigint      NOT NULL DEFAULT 0,
+    updated_at timestamptz,
+    CONSTRAINT baseline_stock_counts CHECK (reserved >= 0 AND on_hand >= reserved)
+) WITH (
+    -- A hot sku's row is updated by every buyer: vacuum it as eagerly as the orders.
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+-- The operators' adjustments, keyed by their Idempotency-Key per sku: the fingerprint
+-- tells a retry from a different request, and the stock as the adjustment left it is the
+-- answer to every retry.
+CREATE TABLE IF NOT EXISTS baseline_stock_adjustments (
+    sku         text        NOT NULL,
+    key         text        NOT NULL,
+    fingerprint bigint      NOT NULL,
+    delta       bigint      NOT NULL,
+    reason      text        NOT NULL,
+    by_subject  text        NOT NULL,
+    on_hand     bigint      NOT NULL,
+    reserved    bigint      NOT NULL,
+    version     bigint      NOT NULL,
+    at          timestamptz NOT NULL,
+    PRIMARY KEY (sku, key)
+);
+
+-- The orders the sweeper may have to expire for want of payment (CREATED for longer than
+-- the order timeout), by creation time.
+CREATE INDEX IF NOT EXISTS baseline_orders_created_open ON baseline_orders (created_at)
+    WHERE status = 'CREATED';

@@ -46,8 +46,46 @@ WITH due AS (
 	SELECT id, version, 'PaymentExpired', 'PAYING', 'CLOSED',
 		'expire:' || ((EXTRACT(EPOCH FROM deadline) * 1000000)::bigint * 1000)::text, $4, $1, $5
 	FROM u
+), st AS (
+	` + releaseCTE + `
 )
 SELECT id, customer, version, lines, currency, total, created_at FROM u`
+
+// releaseCTE gives back the units of the orders u closed (reserved -= n per sku), in the
+// statement that closes them.
+const releaseCTE = `UPDATE baseline_stock s
+	SET reserved = s.reserved - l.qty, version = s.version + 1, updated_at = $1
+	FROM (
+		SELECT x.sku, sum(x.qty)::bigint AS qty
+		FROM u, jsonb_to_recordset(u.lines) AS x(sku text, qty bigint)
+		GROUP BY x.sku
+	) l
+	WHERE s.sku = l.sku`
+
+// expireOrdersSQL closes CREATED orders older than the order timeout ($2 is now minus
+// the timeout) with their OrderExpired events, releasing their stock, in one statement;
+// SKIP LOCKED as expireSQL. $3 is the batch size.
+const expireOrdersSQL = `
+WITH due AS (
+	SELECT id FROM baseline_orders
+	WHERE status = 'CREATED' AND created_at <= $2
+	ORDER BY created_at, id
+	LIMIT $3
+	FOR UPDATE SKIP LOCKED
+), u AS (
+	UPDATE baseline_orders o
+	SET status = 'CLOSED', version = o.version + 1, updated_at = $1
+	FROM due
+	WHERE o.id = due.id
+	RETURNING o.id, o.version, o.lines
+), ev AS (
+	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
+	SELECT id, version, $6, 'CREATED', 'CLOSED', $7, $4, $1, $5
+	FROM u
+), st AS (
+	` + releaseCTE + `
+)
+SELECT count(*) FROM u`
 
 // expire runs expireSQL at time at for up to limit orders (only order id, unless empty).
 func (s *Service) expire(ctx context.Context, at time.Time, id string, limit int) ([]order.Order, error) {
@@ -87,10 +125,24 @@ func (s *Service) expireOne(ctx context.Context, c order.Command) (order.Result,
 	return order.Result{View: xs[0].View()}, true, nil
 }
 
-// Sweep expires every payment whose deadline has passed by the service's clock, in
-// statements of up to Options.SweepBatch orders, and returns how many it expired.
+// Sweep expires every payment whose deadline has passed by the service's clock, and
+// every CREATED order older than the order timeout, in statements of up to
+// Options.SweepBatch orders, and returns how many orders it closed.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	total := 0
+	for {
+		var n int
+		now := s.now()
+		err := s.pool.QueryRow(ctx, expireOrdersSQL, now, now.Add(-s.opts.OrderTimeout), s.opts.SweepBatch,
+			s.opts.Node, s.orderExpiryPayload, string(evtOrderExpired), orderExpiryKey).Scan(&n)
+		if err != nil {
+			return total, fmt.Errorf("sweeping order deadlines: %w", err)
+		}
+		total += n
+		if n < s.opts.SweepBatch {
+			break
+		}
+	}
 	for {
 		xs, err := s.expire(ctx, s.now(), "", s.opts.SweepBatch)
 		if err != nil {

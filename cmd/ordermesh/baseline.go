@@ -26,6 +26,7 @@ type baselineConfig struct {
 	JWTSecret      string
 	Catalog        string
 	PaymentTimeout time.Duration
+	OrderTimeout   time.Duration
 	SweepInterval  time.Duration
 	AccessTTL      time.Duration
 	RefreshTTL     time.Duration
@@ -45,6 +46,7 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store (default: the store's keys, shared with the nodes on the same database)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", baseline.DefaultPaymentTimeout, "how long a PAYING order waits for its payment before it is closed")
+	fs.DurationVar(&c.OrderTimeout, "order-timeout", baseline.DefaultOrderTimeout, "how long a CREATED order may wait to be paid before it is closed and its stock released")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", baseline.DefaultSweepInterval, "how often passed payment deadlines are expired")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token (at most 1h)")
 	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", 7*24*time.Hour, "lifetime of a refresh token; each refresh hands out a new one with a new lifetime")
@@ -80,7 +82,7 @@ func runBaseline(args []string) error {
 	defer stop()
 
 	svc, err := baseline.Open(ctx, cfg.Store, baseline.Options{
-		PaymentTimeout: cfg.PaymentTimeout, SweepInterval: cfg.SweepInterval, Node: cfg.Node, Logger: logger,
+		PaymentTimeout: cfg.PaymentTimeout, OrderTimeout: cfg.OrderTimeout, SweepInterval: cfg.SweepInterval, Node: cfg.Node, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -99,6 +101,7 @@ func runBaseline(args []string) error {
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
 	}, edge.Deps{
+		Stock:  svc.Stock(), // issue 9: the baseline's inventory (edge.Deps.Stock comes with the edge's inventory endpoints)
 		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight, Keys: keys,
 		// Ready while the database answers: a balancer then stops sending to a process
 		// that lost it, and to one that is shutting down.

@@ -96,9 +96,12 @@ const hotPaymentTimeout = 2 * time.Second
 // localExtras returns the extra arguments of the nodes (and baseline) bench starts itself
 // for cfg, and sets cfg.PaymentTimeout to match. hot runs them with a short payment
 // timeout (--payment-timeout, or hotPaymentTimeout) so that it can race confirm against
-// expiry; other scenarios keep the nodes' default unless --payment-timeout is given.
+// expiry, and so do flash and restock (expired payments release units that sell again);
+// other scenarios keep the nodes' default unless --payment-timeout is given.
 func localExtras(cfg *bench.Config) []string {
-	if cfg.Scenario == "hot" && cfg.PaymentTimeout == 0 {
+	if (cfg.Scenario == "hot" || isFlash(cfg.Scenario)) && cfg.PaymentTimeout == 0 {
+		// flash: winners who churn by letting the payment expire free their unit within
+		// the run, for the late shoppers.
 		cfg.PaymentTimeout = hotPaymentTimeout
 	}
 	if cfg.PaymentTimeout <= 0 {

@@ -154,7 +154,8 @@ func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *
 		return systemResult{}, err
 	}
 	res := systemResult{Name: name, Report: rep}
-	if !cc.search || cfg.Scenario == "chaos" {
+	if !cc.search || cfg.Scenario == "chaos" || isFlash(cfg.Scenario) {
+		// A flash sale is measured by the sale itself (sold/s), not by a rate search.
 		return res, nil
 	}
 	// Highest sustained rate: double until a step fails the objectives, then bisect.
@@ -227,13 +228,33 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 	row("p99.9", a.Report.Total.P999Ms, b.Report.Total.P999Ms, " ms", false)
 	row("max", a.Report.Total.MaxMs, b.Report.Total.MaxMs, " ms", false)
 	row("error rate", 100*a.Report.Total.ErrorRate, 100*b.Report.Total.ErrorRate, " %", false)
-	if cc.search && cc.run.Scenario != "chaos" {
+	if a.Report.Flash != nil && b.Report.Flash != nil {
+		fa, fb := a.Report.Flash, b.Report.Flash
+		row("flash: sold/s", fa.SoldPerSec, fb.SoldPerSec, "", true)
+		row("flash: attempts/s", fa.AttemptsPerSec, fb.AttemptsPerSec, "", true)
+		row("flash: units sold", float64(fa.Sold), float64(fb.Sold), "", true)
+		row("flash: first sold out at", fa.FirstSellout, fb.FirstSellout, " ms", false)
+		row("flash: sold out for good at", fa.FinalSellout, fb.FinalSellout, " ms", false)
+		row("flash: create p50", fa.CreateP50Ms, fb.CreateP50Ms, " ms", false)
+		row("flash: create p99", fa.CreateP99Ms, fb.CreateP99Ms, " ms", false)
+		row("flash: refused out of stock", float64(fa.Refused), float64(fb.Refused), "", false)
+	}
+	if cc.search && cc.run.Scenario != "chaos" && !isFlash(cc.run.Scenario) {
 		row(fmt.Sprintf("highest rate with p99 <= %s, errors <= %.1f%%", cc.slo, 100*cc.maxErrors), a.Sustained, b.Sustained, "/s", true)
 	}
 	tw.Flush()
 	for _, r := range rs {
 		if r.Report.Check != nil {
 			fmt.Fprintf(w, "%s: check %s\n", r.Name, strings.TrimSpace(r.Report.Check.Summary()))
+			if r.Report.Check.Stock != nil {
+				fmt.Fprintf(w, "%s: %s\n", r.Name, r.Report.Check.Stock.Summary())
+			}
+		}
+	}
+	for _, r := range rs {
+		if r.Report.Flash != nil {
+			fmt.Fprintf(w, "\n%s:\n", r.Name)
+			r.Report.Flash.WriteText(w)
 		}
 	}
 	for _, r := range rs {
@@ -246,3 +267,6 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 		}
 	}
 }
+
+// isFlash reports whether scenario is a flash sale (flash, restock).
+func isFlash(scenario string) bool { return scenario == "flash" || scenario == "restock" }
