@@ -80,13 +80,6 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 		panic("injected panic")
 	}
 	o := s.orders[c.OrderID]
-	if c.Type == order.CmdCreate && !o.Exists() {
-		for _, l := range c.Lines {
-			if s.soldOut[l.SKU] {
-				return order.Result{}, order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", l.SKU, l.Qty)
-			}
-		}
-	}
 	c.At = s.now().UTC()
 	c.PaymentTimeout = 15 * time.Minute // the grain's setting
 	d, err := order.Decide(&o, c)
@@ -97,8 +90,28 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 		return order.Result{View: o.ViewAt(*d.Replay), Replayed: true}, nil
 	}
 	next := o
+	events := d.Events
+	var refused error
+	if c.Type == order.CmdCreate {
+		// The reservation saga, as the grain runs it: the order stands, or is rejected
+		// when a line's sku is sold out.
+		created := order.Evolve(o, events[0])
+		saga := order.Command{Type: order.CmdConfirmStock, OrderID: c.OrderID, Key: "reserve-stock",
+			By: order.Principal{Subject: "saga", Role: order.RoleSystem}, At: c.At, OrderTimeout: 30 * time.Minute}
+		for _, l := range c.Lines {
+			if s.soldOut[l.SKU] && refused == nil {
+				refused = order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", l.SKU, l.Qty)
+				saga.Type, saga.Reason = order.CmdRejectStock, order.ErrorMessage(refused)
+			}
+		}
+		sd, err := order.Decide(&created, saga)
+		if err != nil {
+			return order.Result{}, err
+		}
+		events = append(events, sd.Events...)
+	}
 	w := persistence.Write{ExpectedVersion: int64(o.Version)}
-	for _, e := range d.Events {
+	for _, e := range events {
 		next = order.Evolve(next, e)
 		payload, err := json.Marshal(order.PayloadOf(e)) // as the grain stores it
 		if err != nil {
@@ -115,12 +128,15 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 	}
 	w.Order = persistence.Order{
 		ID: next.ID, Customer: next.Customer, Status: string(next.Status), Version: int64(next.Version),
-		Snapshot: snap, PaymentDeadline: next.PaymentDeadline, CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
+		Snapshot: snap, PaymentDeadline: next.Deadline(), CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
 	}
 	if err := s.store.WriteOrder(ctx, w); err != nil {
 		return order.Result{}, fmt.Errorf("writing order %s: %w", next.ID, err)
 	}
 	s.orders[next.ID] = next
+	if refused != nil {
+		return order.Result{}, refused
+	}
 	return order.Result{View: next.View()}, nil
 }
 

@@ -167,14 +167,6 @@ func checkHistory(t *testing.T, s *baseline.Service, id string) []persistence.Ev
 // yet (the contract's names): a create reserves its stock or is rejected, and a CREATED
 // order that is never paid expires.
 func legal(from order.Status, e order.EventType, to order.Status) bool {
-	switch {
-	case from == order.StatusNone && e == order.EvtCreated:
-		return to == "RESERVING" || order.Legal(from, e, to)
-	case from == "RESERVING":
-		return (e == "StockReserved" && to == order.StatusCreated) || (e == "OrderRejected" && to == "REJECTED")
-	case from == order.StatusCreated && e == "OrderExpired":
-		return to == order.StatusClosed
-	}
 	return order.Legal(from, e, to)
 }
 

@@ -30,15 +30,8 @@ import (
 // data-modifying CTE in the transition's own statement, so stock and order never
 // disagree after a commit.
 //
-// The order domain's new names (RESERVING, REJECTED, StockReserved, OrderRejected,
-// OrderExpired) are spelled here as the contract gives them, so the baseline writes the
-// same histories as a node whether or not package order has them yet.
+// The histories are a node's: OrderCreated then StockReserved or OrderRejected.
 const (
-	statusReserving  = order.Status("RESERVING")
-	statusRejected   = order.Status("REJECTED")
-	evtStockReserved = order.EventType("StockReserved")
-	evtOrderRejected = order.EventType("OrderRejected")
-	evtOrderExpired  = order.EventType("OrderExpired")
 	// reserveKey is the idempotency key of a create's second event, StockReserved or
 	// OrderRejected, as a node records it.
 	reserveKey = "reserve-stock"
@@ -116,8 +109,8 @@ func (s *Service) createWithStock(ctx context.Context, c order.Command, e order.
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
 	b := &pgx.Batch{}
 	b.Queue(createOrderSQL, e.OrderID, e.Customer, string(order.StatusCreated), lines, e.Currency, e.Total, e.At,
-		string(order.EvtCreated), string(statusReserving), e.Key, s.opts.Node, created,
-		string(evtStockReserved), reserveKey, reserved)
+		string(order.EvtCreated), string(order.StatusReserving), e.Key, s.opts.Node, created,
+		string(order.EvtStockReserved), reserveKey, reserved)
 	for _, q := range qs {
 		b.Queue(reserveSQL, q.sku, q.qty, e.At)
 	}
@@ -169,9 +162,9 @@ const rejectSQL = createOrderSQL
 func (s *Service) reject(ctx context.Context, c order.Command, e order.Event, lines, created []byte, short *lineQty) (order.Result, error) {
 	refusal := outOfStock(short.sku, short.qty)
 	payload, _ := json.Marshal(order.Payload{By: stockSubject, Reason: refusal.Message})
-	tag, err := s.pool.Exec(ctx, rejectSQL, e.OrderID, e.Customer, string(statusRejected), lines, e.Currency, e.Total, e.At,
-		string(order.EvtCreated), string(statusReserving), e.Key, s.opts.Node, created,
-		string(evtOrderRejected), reserveKey, payload)
+	tag, err := s.pool.Exec(ctx, rejectSQL, e.OrderID, e.Customer, string(order.StatusRejected), lines, e.Currency, e.Total, e.At,
+		string(order.EvtCreated), string(order.StatusReserving), e.Key, s.opts.Node, created,
+		string(order.EvtRejected), reserveKey, payload)
 	if err != nil && !isUniqueViolation(err) {
 		return order.Result{}, storeError(c.OrderID, "creating", err)
 	}
@@ -192,14 +185,16 @@ func (s *Service) createReplay(ctx context.Context, c order.Command) (order.Resu
 		// deleted it by hand.
 		return order.Result{}, order.Unavailable(order.ReasonStore, "order %s could not be saved; retry", c.OrderID)
 	}
-	if err != nil {
+	// A rejected order's create is refused again (order.Decide), with the message its
+	// OrderRejected event recorded: the order row does not keep it.
+	if err != nil && order.ErrorCode(err) != order.CodeOutOfStock {
 		return res, err
 	}
 	ev, err := s.EventByKey(ctx, c.OrderID, reserveKey)
 	if err != nil {
 		return order.Result{}, storeError(c.OrderID, "reading", err)
 	}
-	if order.EventType(ev.Type) == evtOrderRejected {
+	if order.EventType(ev.Type) == order.EvtRejected {
 		var p order.Payload
 		if err := json.Unmarshal(ev.Payload, &p); err != nil {
 			return order.Result{}, fmt.Errorf("reading order %s: decoding payload: %w", c.OrderID, err)

@@ -134,7 +134,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		var n int
 		now := s.now()
 		err := s.pool.QueryRow(ctx, expireOrdersSQL, now, now.Add(-s.opts.OrderTimeout), s.opts.SweepBatch,
-			s.opts.Node, s.orderExpiryPayload, string(evtOrderExpired), orderExpiryKey).Scan(&n)
+			s.opts.Node, s.orderExpiryPayload, string(order.EvtExpired), orderExpiryKey).Scan(&n)
 		if err != nil {
 			return total, fmt.Errorf("sweeping order deadlines: %w", err)
 		}

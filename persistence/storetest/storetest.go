@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"CreateAndLoad", testCreateAndLoad},
 		{"ConflictingCreate", testConflictingCreate},
 		{"Update", testUpdate},
+		{"RewriteInPlace", testRewriteInPlace},
 		{"InvalidWrites", testInvalidWrites},
 		{"InvalidContentFailsAlone", testInvalidContent},
 		{"EventByKey", testEventByKey},
@@ -268,7 +269,9 @@ func testInvalidWrites(t *testing.T, s persistence.Store) {
 	}{
 		{"empty id", persistence.Write{Order: order("", 1, "S1")}},
 		{"negative expected", persistence.Write{Order: order("o1", 1, "S1"), ExpectedVersion: -1}},
-		{"version not above expected", persistence.Write{Order: order("o1", 1, "S1"), ExpectedVersion: 1}},
+		{"version below expected", persistence.Write{Order: order("o1", 1, "S1"), ExpectedVersion: 2}},
+		{"in place with events", persistence.Write{Order: order("o1", 1, "S1"), ExpectedVersion: 1,
+			Events: []persistence.Event{event("o1", 1, "", "S1", "n1")}}},
 		{"event version too high", persistence.Write{Order: order("o1", 1, "S1"),
 			Events: []persistence.Event{event("o1", 2, "", "S1", "n1")}}},
 		{"event version too low", persistence.Write{Order: order("o1", 1, "S1"),
@@ -913,5 +916,32 @@ func testObserveBatches(t *testing.T, s persistence.Store) {
 	defer mu.Unlock()
 	if writes != orders || batches < 1 || batches > orders {
 		t.Fatalf("observed %d writes in %d batches, want %d writes", writes, batches, orders)
+	}
+}
+
+// testRewriteInPlace: a write without events at the stored version replaces the row (its
+// snapshot and deadline) and adds no event; at a stale version it is a conflict.
+func testRewriteInPlace(t *testing.T, s persistence.Store) {
+	ctx := context.Background()
+	first := persistence.Write{Order: order("o1", 1, "S1"), Events: []persistence.Event{event("o1", 1, "", "S1", "n1")}}
+	if err := s.WriteOrder(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	again := order("o1", 1, "S1")
+	again.Snapshot = []byte("rewritten")
+	again.PaymentDeadline = time.Time{}
+	if err := s.WriteOrder(ctx, persistence.Write{Order: again, ExpectedVersion: 1}); err != nil {
+		t.Fatalf("rewrite in place: %v", err)
+	}
+	got, err := s.LoadOrder(ctx, "o1")
+	if err != nil || got.Version != 1 || string(got.Snapshot) != "rewritten" {
+		t.Fatalf("after the rewrite: %+v, %v", got, err)
+	}
+	if events, err := s.OrderEvents(ctx, "o1"); err != nil || len(events) != 1 {
+		t.Fatalf("events after the rewrite: %d, %v; want 1", len(events), err)
+	}
+	stale := order("o1", 2, "S1")
+	if err := s.WriteOrder(ctx, persistence.Write{Order: stale, ExpectedVersion: 2}); !errors.Is(err, persistence.ErrConflict) {
+		t.Fatalf("rewrite at a version the order does not have: %v, want ErrConflict", err)
 	}
 }
