@@ -45,6 +45,16 @@ type fakeOrder struct {
 	refusal   bool // REJECTED: every replay of the create is 409 40902
 }
 
+// newCatalogFakeAPI is a fake with inventory whose basket skus start with no stock, as a
+// new cluster's do: the bench stocks them before a run.
+func newCatalogFakeAPI() *fakeAPI {
+	stock := map[string]int64{}
+	for _, sku := range basketSKUs {
+		stock[sku] = 0
+	}
+	return newStockFakeAPI(stock)
+}
+
 func newStockFakeAPI(stock map[string]int64) *fakeAPI {
 	f := newFakeAPI()
 	f.stock, f.stockKeys = map[string]*InventoryView{}, map[string]InventoryView{}

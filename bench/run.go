@@ -119,9 +119,12 @@ func command(op, order string, as *Account, key string) call {
 	return call{op: op, order: order, as: as, method: http.MethodPost, path: "/api/v1/orders/" + order + "/" + op, key: key}
 }
 
+// basketSKUs are the skus of the bench's baskets: the demo catalog's.
+var basketSKUs = []string{"tea-sencha", "tea-earlgrey", "mug-stoneware", "kettle-gooseneck", "filter-paper", "scale-digital"}
+
 // createCall builds a create of a small random basket.
 func createCall(as *Account, key string, rng *mrand.Rand) call {
-	skus := []string{"tea-sencha", "tea-earlgrey", "mug-stoneware", "kettle-gooseneck", "filter-paper", "scale-digital"}
+	skus := basketSKUs
 	n := 1 + rng.IntN(3)
 	items := make([]map[string]any, 0, n)
 	for _, i := range rng.Perm(len(skus))[:n] {
@@ -249,6 +252,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.reqCtx = reqCtx
 	start := r.clock.Now()
 	r.rec = NewRecorder(start, start.Add(cfg.Warmup))
+	if !isFlash(cfg.Scenario) {
+		if err := stockCatalog(ctx, r); err != nil {
+			return nil, fmt.Errorf("bench: stocking the catalog: %w", err)
+		}
+	}
 	if err := sc.setup(ctx, r); err != nil {
 		return nil, fmt.Errorf("bench: setting up %s: %w", cfg.Scenario, err)
 	}

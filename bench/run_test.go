@@ -26,7 +26,7 @@ func quickConfig(url, scenario string) Config {
 }
 
 func TestRunLifecycleAgainstAFakeAPIPasses(t *testing.T) {
-	srv := httptest.NewServer(newFakeAPI().handler())
+	srv := httptest.NewServer(newCatalogFakeAPI().handler())
 	defer srv.Close()
 	cfg := quickConfig(srv.URL, "lifecycle")
 	cfg.Out = t.TempDir()
@@ -69,7 +69,7 @@ func TestRunLifecycleAgainstAFakeAPIPasses(t *testing.T) {
 }
 
 func TestRunHotAgainstAFakeAPIHasOneWinnerPerRace(t *testing.T) {
-	srv := httptest.NewServer(newFakeAPI().handler())
+	srv := httptest.NewServer(newCatalogFakeAPI().handler())
 	defer srv.Close()
 	cfg := quickConfig(srv.URL, "hot")
 	cfg.HotOrders = 2
@@ -88,7 +88,7 @@ func TestRunHotAgainstAFakeAPIHasOneWinnerPerRace(t *testing.T) {
 }
 
 func TestRunCatchesAServerThatLosesAcknowledgedCommands(t *testing.T) {
-	api := newFakeAPI()
+	api := newCatalogFakeAPI()
 	api.loseEvery = 7
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()
@@ -119,7 +119,7 @@ func hotExpiryConfig(url string) Config {
 }
 
 func TestRunHotRacesConfirmAgainstExpiry(t *testing.T) {
-	api := newFakeAPI()
+	api := newCatalogFakeAPI()
 	api.paymentTimeout = 200 * time.Millisecond
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()
@@ -147,7 +147,7 @@ func TestRunHotRacesConfirmAgainstExpiry(t *testing.T) {
 }
 
 func TestRunHotCatchesAConfirmThatIgnoresTheExpiry(t *testing.T) {
-	api := newFakeAPI()
+	api := newCatalogFakeAPI()
 	api.paymentTimeout, api.expireBoth = 200*time.Millisecond, true
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()

@@ -83,24 +83,9 @@ func (s *flashScenario) setup(ctx context.Context, r *runner) error {
 // adjust changes the units on hand of the sku by delta as the operator (nothing for 0)
 // and returns the inventory after it.
 func (s *flashScenario) adjust(ctx context.Context, r *runner, delta int64, key string) (InventoryView, error) {
-	if delta == 0 {
-		return GetInventory(ctx, r.lb, r.operator, s.sku)
-	}
-	req := Request{Method: http.MethodPost, Path: "/api/v1/inventory/" + url.PathEscape(s.sku) + "/adjust",
-		Token: r.operator.Token(), Key: key, Body: map[string]any{"delta": delta, "reason": "bench " + r.cfg.Scenario}}
-	var resp Response
-	for try := range 3 { // same key: a retry is safe
-		if resp = r.lb.Do(ctx, req); resp.OK() || (resp.HTTP != 0 && resp.HTTP < 500) {
-			break
-		}
-		_ = sleepCtx(ctx, time.Duration(try+1)*200*time.Millisecond)
-	}
-	if !resp.OK() {
-		return InventoryView{}, fmt.Errorf("adjusting sku %s by %+d: %s", s.sku, delta, describe(resp))
-	}
-	var v InventoryView
-	if err := json.Unmarshal(resp.Data, &v); err != nil {
-		return InventoryView{}, fmt.Errorf("adjusting sku %s: %w", s.sku, err)
+	v, err := adjustStock(ctx, r, s.sku, delta, key)
+	if err != nil || delta == 0 {
+		return v, err
 	}
 	s.mu.Lock()
 	s.adjusted += delta
@@ -280,4 +265,52 @@ func (f *FlashReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  sold out first at %.0f ms, for good at %.0f ms; create p50 %.2f ms, p99 %.2f ms\n",
 		f.FirstSellout, f.FinalSellout, f.CreateP50Ms, f.CreateP99Ms)
 	fmt.Fprintf(w, "  refusals by code: %s; churn: %v\n", codes(f.ByCode), f.Churn)
+}
+
+// adjustStock changes the units on hand of sku by delta as the operator (nothing for 0)
+// and returns the inventory after it.
+func adjustStock(ctx context.Context, r *runner, sku string, delta int64, key string) (InventoryView, error) {
+	if delta == 0 {
+		return GetInventory(ctx, r.lb, r.operator, sku)
+	}
+	req := Request{Method: http.MethodPost, Path: "/api/v1/inventory/" + url.PathEscape(sku) + "/adjust",
+		Token: r.operator.Token(), Key: key, Body: map[string]any{"delta": delta, "reason": "bench " + r.cfg.Scenario}}
+	var resp Response
+	for try := range 3 { // same key: a retry is safe
+		if resp = r.lb.Do(ctx, req); resp.OK() || (resp.HTTP != 0 && resp.HTTP < 500) {
+			break
+		}
+		_ = sleepCtx(ctx, time.Duration(try+1)*200*time.Millisecond)
+	}
+	if !resp.OK() {
+		return InventoryView{}, fmt.Errorf("adjusting sku %s by %+d: %s", sku, delta, describe(resp))
+	}
+	var v InventoryView
+	if err := json.Unmarshal(resp.Data, &v); err != nil {
+		return InventoryView{}, fmt.Errorf("adjusting sku %s: %w", sku, err)
+	}
+	return v, nil
+}
+
+// catalogStock is the stock the bench makes available of every sku its baskets draw from
+// before a scenario other than flash runs: more than any run here can sell, so stock is
+// never what refuses a lifecycle or hot order.
+const catalogStock = 10_000_000
+
+// stockCatalog tops up the skus of the bench's baskets to catalogStock available units,
+// as an operator would before a sale.
+func stockCatalog(ctx context.Context, r *runner) error {
+	for _, sku := range basketSKUs {
+		v, err := GetInventory(ctx, r.lb, r.operator, sku)
+		if err != nil {
+			return err
+		}
+		if v.Available >= catalogStock/2 {
+			continue
+		}
+		if _, err := adjustStock(ctx, r, sku, catalogStock-v.Available, r.key("stock-"+sku)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/actors/live"
+	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/stock"
 	"github.com/ordermesh/ordermesh/cluster"
 	"github.com/ordermesh/ordermesh/edge"
 	"github.com/ordermesh/ordermesh/persistence"
@@ -161,6 +163,9 @@ func runNode(args []string) error {
 		}
 		defer stopMetrics()
 	}
+	if cfg.Demo {
+		go seedStock(sweepCtx, node.Stock(), catalog, demoStock, logger)
+	}
 	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "gossip", cfg.Gossip, "store", redact(cfg.Store))
 
 	select {
@@ -288,4 +293,45 @@ func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// demoStock is how many units of each catalog sku a --demo cluster starts with.
+const demoStock = 100
+
+// seedStock gives every catalog sku whose stock was never set n units, once per cluster:
+// every node of a --demo cluster runs it, with one idempotency key, so however many run
+// it (or run it again after a restart) the units are added once; a sku an operator has
+// adjusted is left alone. It retries until the cluster answers or ctx ends.
+func seedStock(ctx context.Context, svc stock.Service, catalog *edge.Catalog, n int64, logger *slog.Logger) {
+	seeder := order.Principal{Subject: "demo", Role: order.RoleAdmin}
+	for _, p := range catalog.Products() {
+		for try := 0; ; try++ {
+			err := seedSKU(ctx, svc, p.SKU, n, seeder)
+			if err == nil {
+				break
+			}
+			if !order.ErrorCode(err).Retryable() || try == 50 {
+				logger.Warn("stocking the demo catalog", "sku", p.SKU, "err", err)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func seedSKU(ctx context.Context, svc stock.Service, sku string, n int64, by order.Principal) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := svc.Get(cctx, sku, "demo-stock")
+	if err != nil || v.Version > 0 {
+		return err
+	}
+	_, err = svc.Execute(cctx, stock.Command{
+		Type: stock.CmdAdjust, SKU: sku, Delta: n, Key: "demo-stock", Reason: "demo catalog", By: by,
+	}, "demo-stock")
+	return err
 }
