@@ -93,7 +93,7 @@ func TestBadBodiesAre400(t *testing.T) {
 	h.act("alice", id, "pay", "p").expect(t, 200, order.CodeOK)
 	h.do(req{method: "POST", path: "/api/v1/orders/" + id + "/cancel", token: h.token("alice"), key: "c", body: `{"reason":"changed my mind"}`}).
 		expect(t, 200, order.CodeOK)
-	if ev := h.events("alice", id); len(ev) != 3 || ev[2].Reason != "changed my mind" {
+	if ev := h.events("alice", id); len(ev) != 4 || ev[3].Reason != "changed my mind" {
 		t.Fatalf("events %+v", ev)
 	}
 }

@@ -28,7 +28,8 @@ func (h *harness) rawEvents(t *testing.T, user, id string) ([]map[string]any, st
 
 func TestEventsShopperAndStaffViews(t *testing.T) {
 	h := newHarness(t)
-	id := h.createOrder("alice", "create", twoTeas).ID
+	v := h.createOrder("alice", "create", twoTeas)
+	id := v.ID
 	withReason := func(user, action, key, reason string) {
 		h.clock.Advance(time.Second)
 		h.do(req{method: "POST", path: "/api/v1/orders/" + id + "/" + action, token: h.token(user), key: key,
@@ -40,10 +41,10 @@ func TestEventsShopperAndStaffViews(t *testing.T) {
 	withReason("ada", "cancel", "ada-cancel", "stock write-off")
 
 	events, raw := h.rawEvents(t, "alice", id)
-	if len(events) != 5 {
+	if len(events) != 6 {
 		t.Fatalf("%d events: %s", len(events), raw)
 	}
-	for _, secret := range []string{"olga", "ada", "node-test", "fingerprint", "fraud", "write-off", "olga-fail", "ada-cancel"} {
+	for _, secret := range []string{"olga", "ada", "node-test", "fingerprint", "fraud", "write-off", "olga-fail", "ada-cancel", "saga", "reserve-stock"} {
 		if strings.Contains(raw, secret) {
 			t.Errorf("the shopper's history shows %q: %s", secret, raw)
 		}
@@ -53,6 +54,7 @@ func TestEventsShopperAndStaffViews(t *testing.T) {
 		payload              []string // members of the payload; nil = no payload
 	}{
 		{"OrderCreated", "alice", "", "create", []string{"items", "currency", "total"}},
+		{"StockReserved", bySystem, "", "", nil}, // the node's, like an expired payment
 		{"PaymentSubmitted", "alice", "first try", "alice-pay-1", []string{"payment_deadline"}},
 		{"PaymentFailed", byStaff, "", "", nil},
 		{"PaymentSubmitted", "alice", "second try", "alice-pay-2", []string{"payment_deadline"}},
@@ -85,7 +87,13 @@ func TestEventsShopperAndStaffViews(t *testing.T) {
 	// Staff see everything, whoever acted.
 	for _, staff := range []string{"olga", "ada"} {
 		events := h.events(staff, id)
-		failed, cancelled, created := events[2], events[4], events[0]
+		created, reserved, failed, cancelled := events[0], events[1], events[3], events[5]
+		var rp order.Payload
+		if err := json.Unmarshal(reserved.Payload, &rp); err != nil || reserved.Type != string(order.EvtStockReserved) ||
+			reserved.By != "saga" || reserved.IdempotencyKey != "reserve-stock" || reserved.Node != "node-test" ||
+			rp.By != "saga" || rp.ExpiresAt.IsZero() || !rp.ExpiresAt.Equal(v.ExpiresAt) {
+			t.Errorf("%s sees the reservation as %+v (%v)", staff, reserved, err)
+		}
 		if failed.By != "olga" || failed.Reason != "issuer flagged: fraud score 97" || failed.IdempotencyKey != "olga-fail" || failed.Node != "node-test" {
 			t.Errorf("%s sees the failed payment as %+v", staff, failed)
 		}

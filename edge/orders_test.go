@@ -17,8 +17,12 @@ const twoTeas = `[{"sku":"tea-sencha","qty":2},{"sku":"mug-stoneware","qty":1}]`
 func TestCreateOrderPricesFromCatalog(t *testing.T) {
 	h := newHarness(t)
 	v := h.createOrder("alice", "k1", twoTeas)
-	if v.ID != order.OrderIDFor("alice", "k1") || v.Customer != "alice" || v.Status != order.StatusCreated || v.Version != 1 {
+	if v.ID != order.OrderIDFor("alice", "k1") || v.Customer != "alice" || v.Status != order.StatusCreated || v.Version != 2 {
 		t.Fatalf("view %+v", v)
+	}
+	// CREATED once its stock is reserved (v2), and closed unless paid by its expiry.
+	if want := v.CreatedAt.Add(30 * time.Minute); !v.ExpiresAt.Equal(want) || !v.PaymentDeadline.IsZero() {
+		t.Errorf("expires_at %v, payment_deadline %v; want %v and none", v.ExpiresAt, v.PaymentDeadline, want)
 	}
 	want := []order.Line{
 		{SKU: "tea-sencha", Name: "Sencha green tea, 100 g", Qty: 2, UnitPrice: 1290},
@@ -49,7 +53,11 @@ func TestCreateOrderSameKeyTwice(t *testing.T) {
 	if first.Header.Get("Location") != "/api/v1/orders/"+first.view(t).ID {
 		t.Errorf("Location %q", first.Header.Get("Location"))
 	}
-	if ev := h.events("alice", first.view(t).ID); len(ev) != 1 || ev[0].Version != 1 {
+	if v := second.view(t); v.Status != order.StatusCreated || v.Version != 2 {
+		t.Errorf("replayed view %+v", v)
+	}
+	if ev := h.events("alice", first.view(t).ID); len(ev) != 2 || ev[0].Version != 1 || ev[0].Type != string(order.EvtCreated) ||
+		ev[1].Version != 2 || ev[1].Type != string(order.EvtStockReserved) {
 		t.Fatalf("events after a replay: %+v", ev)
 	}
 	// The same key for a different order is refused, not silently replayed.
@@ -66,11 +74,11 @@ func TestActionSameKeyTwice(t *testing.T) {
 	if !bytes.Equal(first.Data, second.Data) || second.Header.Get(HeaderReplayed) != "true" {
 		t.Errorf("replay differs or is unmarked:\n%s\n%s", first.Data, second.Data)
 	}
-	if v := second.view(t); v.Status != order.StatusPaying || v.Version != 2 {
+	if v := second.view(t); v.Status != order.StatusPaying || v.Version != 3 {
 		t.Errorf("view %+v", v)
 	}
-	if ev := h.events("alice", id); len(ev) != 2 {
-		t.Fatalf("%d events, want 2", len(ev))
+	if ev := h.events("alice", id); len(ev) != 3 {
+		t.Fatalf("%d events, want 3", len(ev))
 	}
 }
 
@@ -178,9 +186,9 @@ func TestActionErrors(t *testing.T) {
 			h.act(tt.user, id, tt.action, tt.key).expect(t, tt.status, tt.code)
 		})
 	}
-	// Nothing above changed the order.
-	if ev := h.events("alice", id); len(ev) != 1 {
-		t.Fatalf("%d events, want 1", len(ev))
+	// Nothing above changed the order: its create and its reservation only.
+	if ev := h.events("alice", id); len(ev) != 2 {
+		t.Fatalf("%d events, want 2", len(ev))
 	}
 }
 
@@ -225,8 +233,9 @@ func TestWalkthroughs(t *testing.T) {
 			for i, s := range tt.steps {
 				h.clock.Advance(time.Second)
 				v := h.act(s.user, id, s.action, "step-"+string(rune('a'+i))).expect(t, 200, order.CodeOK).view(t)
-				if v.Status != s.want || v.Version != uint64(i+2) {
-					t.Fatalf("after %s: %s v%d, want %s v%d", s.action, v.Status, v.Version, s.want, i+2)
+				// Versions 1 and 2 are the create and its reservation.
+				if v.Status != s.want || v.Version != uint64(i+3) {
+					t.Fatalf("after %s: %s v%d, want %s v%d", s.action, v.Status, v.Version, s.want, i+3)
 				}
 				if !slices.Equal(v.Actions, order.ActionsFrom(s.want)) {
 					t.Errorf("after %s: actions %v", s.action, v.Actions)
@@ -237,8 +246,11 @@ func TestWalkthroughs(t *testing.T) {
 				t.Errorf("GET says %s", got.Status)
 			}
 			events := h.events("olga", id)
-			if len(events) != len(tt.steps)+1 {
-				t.Fatalf("%d events, want %d", len(events), len(tt.steps)+1)
+			if len(events) != len(tt.steps)+2 {
+				t.Fatalf("%d events, want %d", len(events), len(tt.steps)+2)
+			}
+			if events[1].Type != string(order.EvtStockReserved) || events[1].IdempotencyKey != "reserve-stock" {
+				t.Errorf("event 1 is not the reservation: %+v", events[1])
 			}
 			for i, e := range events {
 				if e.Version != int64(i+1) || !order.Legal(order.Status(e.From), order.EventType(e.Type), order.Status(e.To)) {
@@ -329,8 +341,8 @@ func TestRetriesWhileGrainIsUnavailable(t *testing.T) {
 	v := h.createOrder("alice", "k", twoTeas)
 	h.svc.failNext(2)
 	h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).expect(t, 200, order.CodeOK)
-	if ev := h.events("alice", v.ID); len(ev) != 1 {
-		t.Fatalf("%d events, want 1", len(ev))
+	if ev := h.events("alice", v.ID); len(ev) != 2 {
+		t.Fatalf("%d events, want 2", len(ev))
 	}
 
 	quick := newHarness(t, func(c *Config, _ *Deps) { c.RetryFor = 30 * time.Millisecond })

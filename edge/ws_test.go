@@ -272,19 +272,40 @@ func TestWSShopperFollowsOwnOrder(t *testing.T) {
 	if first.Event.By != "alice" || first.Event.Node != "" || first.Order.Customer != "alice" {
 		t.Fatalf("replayed event as a shopper sees it: %s", first.Raw)
 	}
-	if f := c.expect("subscribed"); f.versions(t)[v.ID] != 1 {
-		t.Fatalf("subscribed frame %s", f.Raw)
+	// The reservation is the node's: "system" to the shopper, its key and node hidden,
+	// and the order as the create answered it (CREATED, with its expiry).
+	reserved := c.expectEvent(v.ID, 2, "store")
+	if reserved.Event.Type != string(order.EvtStockReserved) || reserved.Event.By != bySystem || reserved.Event.IdempotencyKey != "" ||
+		reserved.Event.Node != "" || reserved.Order.Status != order.StatusCreated || reserved.Order.ExpiresAt.IsZero() ||
+		!reserved.Order.ExpiresAt.Equal(v.ExpiresAt) {
+		t.Fatalf("replayed reservation as a shopper sees it: %s", reserved.Raw)
+	}
+	if f := c.expect("subscribed"); f.versions(t)[v.ID] != v.Version {
+		t.Fatalf("subscribed frame %s, want %s at the created version %d", f.Raw, v.ID, v.Version)
 	}
 	w.act("alice", v.ID, "pay", "ws-2").expect(t, 200, order.CodeOK)
 	w.publish(v.ID)
 	w.publish(v.ID) // a duplicate from the fan-out: not sent twice
 	w.act("olga", v.ID, "fail-payment", "ws-3").expect(t, 200, order.CodeOK)
 	w.publish(v.ID)
-	c.expectEvent(v.ID, 2, "live")
-	staff := c.expectEvent(v.ID, 3, "live")
-	if staff.Event.By != byStaff || staff.Event.IdempotencyKey != "" || staff.Order.Status != order.StatusCreated {
+	c.expectEvent(v.ID, 3, "live")
+	staff := c.expectEvent(v.ID, 4, "live")
+	if staff.Event.By != byStaff || staff.Event.IdempotencyKey != "" || staff.Order.Status != order.StatusCreated ||
+		!staff.Order.ExpiresAt.Equal(v.ExpiresAt) {
 		t.Fatalf("an operator's event as the shopper sees it: %s", staff.Raw)
 	}
+	// A gap after a PAYING view is filled from the store: the failed payment's CREATED
+	// view shows the order's expiry again, as the grain's does.
+	w.act("alice", v.ID, "pay", "ws-4").expect(t, 200, order.CodeOK)
+	w.publish(v.ID)
+	c.expectEvent(v.ID, 5, "live")
+	w.act("olga", v.ID, "fail-payment", "ws-5").expect(t, 200, order.CodeOK)
+	w.act("alice", v.ID, "pay", "ws-6").expect(t, 200, order.CodeOK)
+	w.publish(v.ID) // version 7 after 5
+	if f := c.expectEvent(v.ID, 6, "store"); f.Order.Status != order.StatusCreated || !f.Order.ExpiresAt.Equal(v.ExpiresAt) {
+		t.Fatalf("a failed payment read back from the store: %s", f.Raw)
+	}
+	c.expectEvent(v.ID, 7, "store")
 
 	bob := w.login("bob")
 	bob.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:0,"no-such-order":0}}`, v.ID))
@@ -295,8 +316,8 @@ func TestWSShopperFollowsOwnOrder(t *testing.T) {
 		t.Fatalf("second refusal %s", f.Raw)
 	}
 	own := w.createOrder("bob", "ws-bob", `[{"sku":"tea-sencha","qty":1}]`)
-	bob.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1}}`, own.ID))
-	if f := bob.expect("subscribed"); f.versions(t)[own.ID] != 1 {
+	bob.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:%d}}`, own.ID, own.Version))
+	if f := bob.expect("subscribed"); f.versions(t)[own.ID] != own.Version {
 		t.Fatalf("subscribed frame %s", f.Raw)
 	}
 }
@@ -317,7 +338,7 @@ func TestWSOperatorFollowsAll(t *testing.T) {
 	c.expect("subscribed")
 	w.act("alice", v.ID, "pay", "all-2").expect(t, 200, order.CodeOK)
 	w.publish(v.ID)
-	f := c.expectEvent(v.ID, 2, "live")
+	f := c.expectEvent(v.ID, v.Version+1, "live")
 	if f.Event.IdempotencyKey != "all-2" || f.Event.Node == "" {
 		t.Fatalf("staff see every field: %s", f.Raw)
 	}
@@ -328,7 +349,7 @@ func TestWSUnsubscribe(t *testing.T) {
 	a := w.createOrder("alice", "un-1", `[{"sku":"tea-sencha","qty":1}]`)
 	b := w.createOrder("alice", "un-2", `[{"sku":"tea-sencha","qty":1}]`)
 	c := w.login("alice")
-	c.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1,%q:1}}`, a.ID, b.ID))
+	c.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:%d,%q:%d}}`, a.ID, a.Version, b.ID, b.Version))
 	c.expect("subscribed")
 	c.send(fmt.Sprintf(`{"type":"unsubscribe","orders":[%q]}`, a.ID))
 	c.expect("unsubscribed")
@@ -336,7 +357,7 @@ func TestWSUnsubscribe(t *testing.T) {
 	w.publish(a.ID)
 	w.act("alice", b.ID, "pay", "un-4").expect(t, 200, order.CodeOK)
 	w.publish(b.ID)
-	c.expectEvent(b.ID, 2, "live") // and nothing of a before it
+	c.expectEvent(b.ID, b.Version+1, "live") // and nothing of a before it
 }
 
 func TestWSMalformedFramesGetErrors(t *testing.T) {
@@ -382,10 +403,10 @@ func TestWSSlowClientIsClosed(t *testing.T) {
 	v := w.createOrder("alice", "slow-1", `[{"sku":"tea-sencha","qty":1}]`)
 	other := w.createOrder("bob", "slow-other", `[{"sku":"tea-sencha","qty":1}]`)
 	fast := w.login("bob")
-	fast.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1}}`, other.ID))
+	fast.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:%d}}`, other.ID, other.Version))
 	fast.expect("subscribed")
 	slow := w.login("alice")
-	slow.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1}}`, v.ID))
+	slow.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:%d}}`, v.ID, v.Version))
 	slow.expect("subscribed")
 
 	// The slow session is kept busy filling a gap (its store read waits) while more
@@ -394,7 +415,7 @@ func TestWSSlowClientIsClosed(t *testing.T) {
 	w.act("alice", v.ID, "pay", "slow-2").expect(t, 200, order.CodeOK)
 	w.act("olga", v.ID, "fail-payment", "slow-3").expect(t, 200, order.CodeOK)
 	c3 := w.latest(v.ID)
-	w.hub.Publish(c3) // version 3 after 1: a gap, filled from the (held) store
+	w.hub.Publish(c3) // two versions on: a gap, filled from the (held) store
 	w.hub.Publish(c3)
 	w.hub.Publish(c3)
 	slow.expectClose(CloseTooSlow)
@@ -402,7 +423,7 @@ func TestWSSlowClientIsClosed(t *testing.T) {
 
 	w.act("bob", other.ID, "pay", "slow-other-2").expect(t, 200, order.CodeOK)
 	w.publish(other.ID)
-	fast.expectEvent(other.ID, 2, "live")
+	fast.expectEvent(other.ID, other.Version+1, "live")
 	metrics := w.do(req{method: "GET", path: "/metrics"})
 	for _, want := range []string{"ordermesh_ws_slow_closed_total 1", `ordermesh_ws_closes_total{code="4408"} 1`} {
 		if !strings.Contains(string(metrics.Raw), want) {
@@ -457,7 +478,7 @@ func TestWSReauthExtendsTheSocket(t *testing.T) {
 	c.send(`{"type":"auth","token":"` + w.token("alice") + `"}`) // expires at +90s
 	c.expect("ready")
 	w.clock.Advance(45 * time.Second) // past the first token's expiry
-	c.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:1}}`, v.ID))
+	c.send(fmt.Sprintf(`{"type":"subscribe","orders":{%q:%d}}`, v.ID, v.Version))
 	c.expect("subscribed")
 	w.clock.Advance(15 * time.Second) // at the second token's expiry
 	c.send(`{"type":"unsubscribe","all":true}`)

@@ -81,7 +81,7 @@ func History(o order.Order, events []persistence.Event) ([]Change, error) {
 func OrderOf(v order.View) order.Order {
 	return order.Order{
 		ID: v.ID, Customer: v.Customer, Status: v.Status, Version: v.Version, Lines: v.Lines, Currency: v.Currency,
-		Total: v.Total, PaymentDeadline: v.PaymentDeadline, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
+		Total: v.Total, PaymentDeadline: v.PaymentDeadline, ExpiresAt: v.ExpiresAt, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
 	}
 }
 
@@ -91,14 +91,17 @@ func eventOf(se persistence.Event) (order.Event, error) {
 	if err := json.Unmarshal(se.Payload, &p); err != nil {
 		return order.Event{}, fmt.Errorf("order %s: payload of event %d: %w", se.OrderID, se.Version, err)
 	}
-	at, deadline := se.At.UTC(), p.PaymentDeadline
+	at, deadline, expires := se.At.UTC(), p.PaymentDeadline, p.ExpiresAt
 	if !deadline.IsZero() {
 		deadline = deadline.UTC()
+	}
+	if !expires.IsZero() {
+		expires = expires.UTC()
 	}
 	return order.Event{
 		Type: order.EventType(se.Type), OrderID: se.OrderID, Version: uint64(se.Version),
 		From: order.Status(se.From), To: order.Status(se.To), At: at, Key: se.IdempotencyKey,
 		By: p.By, Fingerprint: p.Fingerprint, Customer: p.Customer, Lines: p.Lines, Currency: p.Currency,
-		Total: p.Total, PaymentDeadline: deadline, Reason: p.Reason,
+		Total: p.Total, PaymentDeadline: deadline, ExpiresAt: expires, Reason: p.Reason,
 	}, nil
 }

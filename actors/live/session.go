@@ -282,8 +282,8 @@ func (s *Session) handle(ctx context.Context, c Change) {
 // fill delivers what the store has of order id after t.last. It reads only those events
 // (OrderEventsAfter); their views are replayed from the view last delivered, or, when
 // the session has delivered nothing of the order at t.last (the version a client
-// subscribed with), from the order's snapshot, whose unchanging fields are all a view
-// needs besides the events.
+// subscribed with) or that view was PAYING, from the order's snapshot, whose unchanging
+// fields (and expiry) are all a view needs besides the events.
 func (s *Session) fill(ctx context.Context, id string, t *track) error {
 	rctx, cancel := context.WithTimeout(ctx, s.hub.cfg.StoreTimeout)
 	defer cancel()
@@ -317,7 +317,9 @@ func (s *Session) base(ctx context.Context, id string, t *track) (order.Order, e
 	switch {
 	case t.last == 0:
 		return order.Order{}, nil
-	case t.view.Version == t.last && t.view.ID == id:
+	case t.view.Version == t.last && t.view.ID == id && t.view.Status != order.StatusPaying:
+		// A PAYING view hides the order's expiry, which a failed payment shows again:
+		// that base comes from the snapshot, which keeps it.
 		return OrderOf(t.view), nil
 	}
 	row, err := s.hub.cfg.Store.LoadOrder(ctx, id)
