@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ordermesh/ordermesh/edge"
 )
 
 // These tests start real node processes on 127.0.0.1 sharing one real PostgreSQL, and
@@ -143,8 +145,10 @@ func TestThreeNodesFormAClusterAndShareOrders(t *testing.T) {
 			t.Errorf("node %s holds %d orders, more than 15%% off a third of %d", m.ID, m.Activations, orders)
 		}
 	}
-	if total != orders {
-		t.Errorf("%d activations in all, want %d", total, orders)
+	// Every order has a grain, and so has the stock of every catalog sku (--demo stocks
+	// them all at start).
+	if skus := int64(len(edge.DemoCatalog().Products())); total != orders+skus {
+		t.Errorf("%d activations in all, want %d orders and %d skus", total, orders, skus)
 	}
 }
 

@@ -22,6 +22,7 @@ type nodeConfig struct {
 	Fast           bool
 	Insecure       bool
 	Demo           bool
+	DemoStock      int64
 	JWTSecret      string
 	Catalog        string
 	PaymentTimeout time.Duration
@@ -73,7 +74,8 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.StringVar(&c.Join, "join", "", "comma-separated gossip addresses (host:port) of running nodes; empty starts a new cluster")
 	fs.BoolVar(&c.Fast, "fast-failure-detection", false, "detect dead nodes within about a second (for local clusters and tests; more gossip traffic)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "run actor remoting and gossip without TLS or encryption: anyone reaching those ports controls the node (experiments only; secure nodes refuse it)")
-	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"; and stock 100 units of each catalog sku whose stock was never set")
+	fs.BoolVar(&c.Demo, "demo", false, "seed the demo users alice and bob (shoppers), olga (operator), ada (admin); password \"ordermesh\"; and stock the catalog (see --demo-stock)")
+	fs.Int64Var(&c.DemoStock, "demo-stock", 100, "with --demo: units of each catalog sku a new cluster starts with (a sku whose stock was ever set is left alone)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for access tokens, at least 32 bytes, overriding the signing keys in the store; every node must then get the same one (default: the store's keys, see ordermesh keys)")
 	fs.StringVar(&c.Catalog, "catalog", "", "product catalog JSON file (default: the built-in demo catalog)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")

@@ -148,6 +148,12 @@ func runNode(args []string) error {
 		node.Stop(context.Background())
 		return err
 	}
+	if cfg.Demo && cfg.DemoStock > 0 {
+		// Before serving, so that the demo shop has stock from its first request on.
+		seedCtx, cancelSeed := context.WithTimeout(ctx, 15*time.Second)
+		seedStock(seedCtx, node.Stock(), catalog, cfg.DemoStock, logger)
+		cancelSeed()
+	}
 	ln, err := listenHTTP(cfg.HTTP, cfg.MaxConns, reg)
 	if err != nil {
 		node.Stop(context.Background())
@@ -162,9 +168,6 @@ func runNode(args []string) error {
 			return err
 		}
 		defer stopMetrics()
-	}
-	if cfg.Demo {
-		go seedStock(sweepCtx, node.Stock(), catalog, demoStock, logger)
 	}
 	logger.Info("node started", "http", cfg.HTTP, "remote", node.Address(), "gossip", cfg.Gossip, "store", redact(cfg.Store))
 
@@ -295,9 +298,6 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// demoStock is how many units of each catalog sku a --demo cluster starts with.
-const demoStock = 100
-
 // seedStock gives every catalog sku whose stock was never set n units, once per cluster:
 // every node of a --demo cluster runs it, with one idempotency key, so however many run
 // it (or run it again after a restart) the units are added once; a sku an operator has
@@ -310,7 +310,7 @@ func seedStock(ctx context.Context, svc stock.Service, catalog *edge.Catalog, n 
 			if err == nil {
 				break
 			}
-			if !order.ErrorCode(err).Retryable() || try == 50 {
+			if !order.ErrorCode(err).Retryable() || ctx.Err() != nil {
 				logger.Warn("stocking the demo catalog", "sku", p.SKU, "err", err)
 				break
 			}

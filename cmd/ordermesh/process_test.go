@@ -112,7 +112,7 @@ func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 }
 
 func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error) {
-	args := append([]string{"node", "--demo", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
+	args := append([]string{"node", "--demo", "--demo-stock", "1000000", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
 		"--fast-failure-detection", "--store", store, "--log-level", "warn",
 		// The tests drive a few users hard from one address: the abuse limits have tests of their own.
 		"--auth-rate", "0", "--api-rate", "0"}, extra...)
@@ -277,7 +277,10 @@ var legal = map[string]struct {
 	from []string
 	to   string
 }{
-	"OrderCreated":     {[]string{""}, "CREATED"},
+	"OrderCreated":     {[]string{""}, "RESERVING"},
+	"StockReserved":    {[]string{"RESERVING"}, "CREATED"},
+	"OrderRejected":    {[]string{"RESERVING"}, "REJECTED"},
+	"OrderExpired":     {[]string{"CREATED"}, "CLOSED"},
 	"PaymentSubmitted": {[]string{"CREATED"}, "PAYING"},
 	"PaymentConfirmed": {[]string{"PAYING"}, "PAID"},
 	"PaymentFailed":    {[]string{"PAYING"}, "CREATED"},
@@ -326,7 +329,8 @@ var steps = []struct {
 	event  string
 	by     string // "shopper" or "operator"
 }{
-	{"", "OrderCreated", "shopper"},
+	// A create is answered once its stock is reserved: at the version of StockReserved.
+	{"", "StockReserved", "shopper"},
 	{"pay", "PaymentSubmitted", "shopper"},
 	{"confirm-payment", "PaymentConfirmed", "operator"},
 	{"ship", "OrderShipped", "operator"},
@@ -481,8 +485,8 @@ func TestPaymentDeadlineAcrossPassivationAndRestart(t *testing.T) {
 			waitFor(t, 15*time.Second, "the order to close", func() bool { return shopper.order(t, v.ID).Status == "CLOSED" })
 			events := login(t, node.base, "olga").events(t, v.ID)
 			checkHistory(t, v.ID, events)
-			if len(events) != 3 || events[2].Type != "PaymentExpired" {
-				t.Fatalf("history %+v, want created, submitted, expired", events)
+			if len(events) != 4 || events[3].Type != "PaymentExpired" {
+				t.Fatalf("history %+v, want created, stock reserved, submitted, expired", events)
 			}
 		})
 	}

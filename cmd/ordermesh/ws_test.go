@@ -158,8 +158,9 @@ func (r *wsReader) expectVersions(id string, from, to uint64) []wsFrame {
 // leaving or dead is skipped, and the same key makes the retries safe.
 func actUntilDone(t testing.TB, shopper, operator *client, bases []string, id string, v uint64) {
 	t.Helper()
+	// A new order is CREATED at version 2: odd versions pay, even ones fail the payment.
 	action, by := "fail-payment", operator
-	if v%2 == 0 {
+	if v%2 == 1 {
 		action, by = "pay", shopper
 	}
 	key := fmt.Sprintf("%s-v%d", id, v)
@@ -258,7 +259,7 @@ func testLivePush(t *testing.T, dsn string) {
 	// On B: the shopper follows the order, an operator the stream of all changes, and a
 	// client that never reads (with a tiny receive buffer) follows it all too.
 	sock := followWS(t, b.base, login(t, b.base, "alice").token)
-	sock.subscribe(id, 1)
+	sock.subscribe(id, 2)
 	if f := sock.next(); f.Type != "subscribed" {
 		t.Fatalf("got %+v, want subscribed", f)
 	}
@@ -276,13 +277,13 @@ func testLivePush(t *testing.T, dsn string) {
 	const changes = 1000
 	sent := make(map[uint64]time.Time, changes)
 	start := time.Now()
-	for v := uint64(2); v <= changes+1; v++ {
+	for v := uint64(3); v <= changes+2; v++ {
 		sent[v] = time.Now()
 		actUntilDone(t, shopper, operator, []string{a.base}, id, v)
 	}
 	took := time.Since(start)
-	got := sock.expectVersions(id, 2, changes+1)
-	all.expectVersions(id, 2, changes+1)
+	got := sock.expectVersions(id, 3, changes+2)
+	all.expectVersions(id, 3, changes+2)
 	var fromCommit, fromRequest []time.Duration
 	live := 0
 	for _, f := range got {
@@ -302,7 +303,7 @@ func testLivePush(t *testing.T, dsn string) {
 
 	// The client that stopped reading is dropped as too slow (more changes until its
 	// buffers overflow, if 1,000 were not enough); the others were never held up.
-	v := uint64(changes + 1)
+	v := uint64(changes + 2)
 	for metric(t, b.base, "ordermesh_ws_slow_closed_total") < 1 {
 		if v > 10*changes {
 			t.Fatal("the client that stopped reading was never closed")
@@ -321,8 +322,8 @@ func testLivePush(t *testing.T, dsn string) {
 			break
 		}
 	}
-	sock.expectVersions(id, changes+2, v)
-	all.expectVersions(id, changes+2, v)
+	sock.expectVersions(id, changes+3, v)
+	all.expectVersions(id, changes+3, v)
 
 	// A client that resubscribes with its last version gets exactly what it missed.
 	missedFrom := v + 1
@@ -364,10 +365,10 @@ func testLivePush(t *testing.T, dsn string) {
 	d := c.add()
 	c.waitConverged(10*time.Second, 3, a, b, d)
 	victim := orderOn(t, shopper, operator, nodeID(t, d))
-	sock.subscribe(victim, 1)
+	sock.subscribe(victim, 2)
 	for f := sock.next(); f.Type != "subscribed"; f = sock.next() {
 	}
-	vv := uint64(1)
+	vv := uint64(2)
 	for range 10 {
 		vv++
 		actUntilDone(t, shopper, operator, []string{a.base}, victim, vv)
@@ -377,6 +378,6 @@ func testLivePush(t *testing.T, dsn string) {
 		vv++
 		actUntilDone(t, shopper, operator, []string{a.base, b.base}, victim, vv)
 	}
-	sock.expectVersions(victim, 2, vv)
+	sock.expectVersions(victim, 3, vv)
 	t.Logf("after the kill the order is on %s", hostOf(t, operator, victim))
 }
