@@ -227,6 +227,7 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 	if c.Type == order.CmdCreate {
 		// The reservation saga: the order stands (CREATED) only once every line's stock is
 		// reserved; out of stock, it is REJECTED and the create refused.
+		crashAt("saga-recorded")
 		if err := g.reserve(ctx, requestID); err != nil {
 			g.cfg.Logger.Warn("reserving the stock of a new order", "order_id", g.id, "request_id", requestID, "err", err)
 			return orderpb.ReplyError(retryStock(err, g.id)), order.CodeUnavailable
@@ -237,6 +238,7 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 		}
 		return orderpb.ReplyOK(g.order.View(), false), order.CodeOK
 	}
+	crashAt("stock-pending")
 	if err := g.syncStock(ctx, requestID); err != nil {
 		// The command is applied and durable; a sweeper moves the stock later.
 		g.cfg.Logger.Warn("moving the stock of an order", "order_id", g.id, "request_id", requestID, "err", err)

@@ -78,6 +78,7 @@ func (g *grain) reserve(ctx actor.Context, requestID string) error {
 			}
 		}
 	}
+	crashAt("saga-reserved")
 	c := order.Command{Type: order.CmdConfirmStock, OrderID: g.id, Key: sagaKey, By: systemPrincipal}
 	if refused != nil {
 		for i, r := range g.tellLines(order.StockRelease, requestID) {
@@ -85,6 +86,7 @@ func (g *grain) reserve(ctx actor.Context, requestID string) error {
 				return fmt.Errorf("releasing sku %s of a refused order: %w", g.order.Lines[i].SKU, r.err)
 			}
 		}
+		crashAt("saga-released")
 		c.Type, c.Reason = order.CmdRejectStock, refused.Message
 	}
 	reply, code := g.transition(ctx, c, requestID)
@@ -119,6 +121,7 @@ func (g *grain) syncStock(ctx actor.Context, requestID string) error {
 			}
 		}
 	}
+	crashAt("stock-applied")
 	next := g.order
 	next.StockVersion = next.Version
 	if err := g.persist(next, int64(g.order.Version), nil); err != nil {

@@ -323,6 +323,9 @@ func (g *stockGrain) done(ctx actor.Context, m *written) {
 	}
 	switch {
 	case m.err == nil:
+		if len(m.from) > 0 && m.from[0].cmd.Type == stock.CmdReserve {
+			crashAt("stock-written")
+		}
 		g.s = m.batch.State
 		g.prune()
 		g.answer(ctx, m.from, m.batch)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,13 +112,28 @@ func startMember(t testing.TB, store string, a addrs, extra ...string) *proc {
 	return p
 }
 
+// envArg marks an extra argument of launch that is an environment variable of the node
+// (envArg+"NAME=value"), not a flag.
+const envArg = "env:"
+
 func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error) {
+	var env []string
+	extra = slices.DeleteFunc(slices.Clone(extra), func(x string) bool {
+		if v, ok := strings.CutPrefix(x, envArg); ok {
+			env = append(env, v)
+			return true
+		}
+		return false
+	})
 	args := append([]string{"node", "--demo", "--demo-stock", "1000000", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
 		"--fast-failure-detection", "--store", store, "--log-level", "warn",
 		// The tests drive a few users hard from one address: the abuse limits have tests of their own.
 		"--auth-rate", "0", "--api-rate", "0"}, extra...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
