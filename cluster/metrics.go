@@ -112,7 +112,7 @@ func (m *Metrics) Watch(reg prometheus.Registerer, n *Node) {
 	}, func() float64 { return float64(n.Activations()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ordermesh_grains_max",
-		Help: "The bound on order grains active on this node (--max-grains; 0 = none).",
+		Help: "The bound on grains (orders and skus) active on this node (--max-grains; 0 = none).",
 	}, func() float64 { return float64(n.MaxGrains()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "ordermesh_grains_evicted_total",

@@ -42,7 +42,7 @@ type Config struct {
 	// exceed three times Grain.WriteTimeout (which defaults to WriteTimeoutFor of it): see
 	// Timeouts.
 	RequestTimeout time.Duration
-	// MaxGrains bounds the order grains active on this node (0 = no bound). Activating
+	// MaxGrains bounds the grains (orders and skus) active on this node (0 = no bound). Activating
 	// one more passivates the least recently used first; it reactivates from the store
 	// on its next message.
 	MaxGrains int
@@ -317,7 +317,7 @@ func (n *Node) ID() string { return n.system.ID }
 // Address is the remoting address of this node.
 func (n *Node) Address() string { return n.system.Address() }
 
-// Activations is the number of order grains active on this node.
+// Activations is the number of grains (orders and skus) active on this node.
 func (n *Node) Activations() int64 { return n.lookup.Activations() }
 
 // MaxGrains is the bound on Activations (0 = none).

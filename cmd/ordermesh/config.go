@@ -81,7 +81,7 @@ func parseNodeConfig(args []string) (nodeConfig, error) {
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", 15*time.Minute, "how long a PAYING order waits for its payment before it is closed")
 	fs.DurationVar(&c.OrderTimeout, "order-timeout", 30*time.Minute, "how long after its creation an unpaid (CREATED) order is closed and its stock released")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Minute, "an order grain with no messages for this long is passivated")
-	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most order grains active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
+	fs.IntVar(&c.MaxGrains, "max-grains", 1_000_000, "most grains (orders and skus) active on this node at once; past it the least recently used is passivated (about 3 KiB of heap each; 0 = no bound)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often the store is searched for payment deadlines that passed")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", 15*time.Minute, "lifetime of an access token (at most 1h)")
 	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", 7*24*time.Hour, "lifetime of a refresh token; each refresh hands out a new one with a new lifetime")
