@@ -162,7 +162,7 @@ func checkHistory(id string, h []Event, add func(kind, order, format string, arg
 		if e.Version != int64(i+1) {
 			add(ViolationVersionGap, id, "event %d has version %d, want %d", i+1, e.Version, i+1)
 		}
-		to, ok := legalTo(state, e.Type, e.To)
+		to, ok := legal(state, e.Type)
 		if !ok {
 			add(ViolationIllegal, id, "v%d %s is not allowed in %s", e.Version, e.Type, describeState(state))
 		} else if e.To != "" && e.To != to {

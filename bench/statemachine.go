@@ -84,9 +84,7 @@ func eventForOp(op string) (string, bool) {
 	return "", false
 }
 
-// legal reports whether event may happen in state and where it leads. A history may
-// also come from a system without inventory, where a create leads straight to CREATED:
-// checkHistory accepts that too (see legalTo).
+// legal reports whether event may happen in state and where it leads.
 func legal(state, event string) (string, bool) {
 	t, ok := transitionForEvent(event)
 	if !ok {
@@ -99,13 +97,4 @@ func legal(state, event string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// legalTo is legal for an event that says where it went (to): it accepts the table
-// before issue 9 as well, whose create leads to CREATED without a reservation.
-func legalTo(state, event, to string) (string, bool) {
-	if state == stateNone && event == "OrderCreated" && to == stateCreated {
-		return stateCreated, true
-	}
-	return legal(state, event)
 }
