@@ -61,7 +61,8 @@ func (g *grain) reserve(ctx actor.Context, requestID string) error {
 		return nil
 	}
 	var refused *order.Error
-	for i, r := range g.tellLines(order.StockReserve, requestID) {
+	reserved := g.tellLines(order.StockReserve, requestID)
+	for i, r := range reserved {
 		sku := g.order.Lines[i].SKU
 		switch {
 		case order.ErrorCode(r.err) == order.CodeOutOfStock:
@@ -81,7 +82,11 @@ func (g *grain) reserve(ctx actor.Context, requestID string) error {
 	crashAt("saga-reserved")
 	c := order.Command{Type: order.CmdConfirmStock, OrderID: g.id, Key: sagaKey, By: systemPrincipal}
 	if refused != nil {
-		for i, r := range g.tellLines(order.StockRelease, requestID) {
+		// Release what is held: the lines whose sku reserved. A refused line holds
+		// nothing, so a one-line order refused (a flash sale's usual loser) costs no
+		// second call.
+		held := func(i int) bool { return reserved[i].res.Holding.State == stock.HoldReserved }
+		for i, r := range g.tellLinesIf(order.StockRelease, requestID, held) {
 			if r.err != nil {
 				return fmt.Errorf("releasing sku %s of a refused order: %w", g.order.Lines[i].SKU, r.err)
 			}
@@ -147,12 +152,21 @@ type lineResult struct {
 // tellLines sends the stock command sc for every line of the order, in parallel, and
 // returns the answers in line order. Without a stock service every command succeeds.
 func (g *grain) tellLines(sc order.StockCommand, requestID string) []lineResult {
+	return g.tellLinesIf(sc, requestID, func(int) bool { return true })
+}
+
+// tellLinesIf is tellLines for the lines i for which send(i) holds; the others answer
+// success without a call.
+func (g *grain) tellLinesIf(sc order.StockCommand, requestID string, send func(i int) bool) []lineResult {
 	out := make([]lineResult, len(g.order.Lines))
 	if g.cfg.Stock == nil {
 		return out
 	}
 	var wg sync.WaitGroup
 	for i, l := range g.order.Lines {
+		if !send(i) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
