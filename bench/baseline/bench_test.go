@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/stock"
 
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/persistence/pgtest"
@@ -74,6 +75,56 @@ func BenchmarkTransitions(b *testing.B) {
 				b.Fatal(*err)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
+		})
+	}
+}
+
+// BenchmarkHotSKUCreates is a flash sale without HTTP, the classic way: `buyers`
+// goroutines each create one-unit orders of one sku as fast as they can, every create one
+// transaction (order insert plus the conditional update of the sku's row, which every
+// buyer waits for in turn). The stock never runs out. Its counterpart for ordermesh is
+// cluster's BenchmarkHotSKUCreates; compare their creates/s.
+func BenchmarkHotSKUCreates(b *testing.B) {
+	for _, buyers := range []int{64, 256} {
+		b.Run(fmt.Sprintf("buyers=%d", buyers), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := baseline.Open(ctx, pgtest.URL(b), baseline.Options{SweepInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Stock().Execute(ctx, stock.Command{Type: stock.CmdAdjust, SKU: "hot", Delta: int64(b.N) + 1, Key: "in", By: olga}, ""); err != nil {
+				b.Fatal(err)
+			}
+			lines := []order.Line{{SKU: "hot", Name: "Hot", Qty: 1, UnitPrice: 100}}
+			var next atomic.Int64
+			var failed atomic.Pointer[error]
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range buyers {
+				wg.Go(func() {
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						key := "buy-" + strconv.FormatInt(n, 10)
+						c := order.Command{Type: order.CmdCreate, OrderID: order.OrderIDFor(alice.Subject, key), Key: key, By: alice, Lines: lines, Currency: "EUR"}
+						if _, err := s.Execute(ctx, c, ""); err != nil {
+							failed.CompareAndSwap(nil, &err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "creates/s")
 		})
 	}
 }
