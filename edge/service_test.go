@@ -100,7 +100,7 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 			By: order.Principal{Subject: "saga", Role: order.RoleSystem}, At: c.At, OrderTimeout: 30 * time.Minute}
 		for _, l := range c.Lines {
 			if s.soldOut[l.SKU] && refused == nil {
-				refused = order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", l.SKU, l.Qty)
+				refused = order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has fewer than %d available", l.SKU, l.Qty)
 				saga.Type, saga.Reason = order.CmdRejectStock, order.ErrorMessage(refused)
 			}
 		}

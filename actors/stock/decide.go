@@ -115,7 +115,7 @@ func checkCommand(s *Stock, c Command) error {
 }
 
 func outOfStock(sku string, qty int64) *order.Error {
-	return order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", sku, qty)
+	return order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has fewer than %d available", sku, qty)
 }
 
 // Fingerprint identifies an Adjust's content and its caller (subject and role), so that a

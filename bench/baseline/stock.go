@@ -85,7 +85,7 @@ func quantities(lines []order.Line) []lineQty {
 
 // outOfStock is the refusal of a create, in the words of the stock domain.
 func outOfStock(sku string, qty int64) *order.Error {
-	return order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has not %d units available", sku, qty)
+	return order.Errorf(order.CodeOutOfStock, "out of stock: sku %s has fewer than %d available", sku, qty)
 }
 
 // createWithStock runs a validated create (e is its OrderCreated event): one transaction

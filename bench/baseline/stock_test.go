@@ -83,7 +83,7 @@ func TestFlashSaleSellsExactlyTheStock(t *testing.T) {
 		case order.ErrorCode(err) == order.CodeOutOfStock:
 			refused++
 			loser = i
-			if msg := order.ErrorMessage(err); msg != "out of stock: sku flash-kettle has not 1 units available" {
+			if msg := order.ErrorMessage(err); msg != "out of stock: sku flash-kettle has fewer than 1 available" {
 				t.Fatalf("refusal %q does not name the sku", msg)
 			}
 		default:
@@ -100,7 +100,7 @@ func TestFlashSaleSellsExactlyTheStock(t *testing.T) {
 	do(t, s, cmd(order.CmdCancel, results[winner].View.ID, "cancel", order.Principal{Subject: results[winner].View.Customer, Role: order.RoleShopper}))
 	wantStock(t, s, "flash-kettle", 50, 49)
 	by := order.Principal{Subject: fmt.Sprintf("buyer-%d", loser), Role: order.RoleShopper}
-	wantCode(t, s, createCmd(by, "flash", kettle), order.CodeOutOfStock, "out of stock: sku flash-kettle has not 1 units available")
+	wantCode(t, s, createCmd(by, "flash", kettle), order.CodeOutOfStock, "out of stock: sku flash-kettle has fewer than 1 available")
 	id := order.OrderIDFor(by.Subject, "flash")
 	if got := statuses(checkHistory(t, s, id)); fmt.Sprint(got) != "[RESERVING REJECTED]" {
 		t.Fatalf("rejected order's history %v", got)
