@@ -208,6 +208,8 @@ func (g *grain) apply(ctx actor.Context, c order.Command, requestID string) (*or
 	}
 	if err := g.settle(ctx, requestID); err != nil {
 		// The order is fine, its stock could not be moved: answer "retry" and keep serving.
+		// Nothing may happen to the order before its stock follows it: a refund after
+		// delivery must not meet units that were never shipped.
 		g.cfg.Logger.Warn("moving the stock of an order", "order_id", g.id, "request_id", requestID, "err", err)
 		return orderpb.ReplyError(retryStock(err, g.id)), order.CodeUnavailable
 	}
