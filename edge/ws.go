@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"golang.org/x/time/rate"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -38,6 +39,7 @@ const (
 	CloseNotAuthenticated = 4401 // no valid token in time, a bad one, or the token expired
 	CloseForbidden        = 4403 // the principal may not do what it asked (a shopper subscribing to all orders)
 	CloseTooSlow          = 4408 // the client's send buffer overflowed: it did not read fast enough
+	CloseTooManyFrames    = 4429 // the client sent frames faster than WSConfig.FrameRate allows
 	CloseDraining         = websocket.CloseGoingAway
 	CloseTryAgainLater    = websocket.CloseTryAgainLater // the node has its maximum of connections
 	closeInternal         = websocket.CloseInternalServerErr
@@ -58,6 +60,11 @@ const (
 	DefaultWSWriteTimeout     = 10 * time.Second
 	DefaultWSAuthTimeout      = 10 * time.Second
 	DefaultWSMaxSubscriptions = 1000
+	// A client sends a frame to subscribe, unsubscribe or re-authenticate: a handful a
+	// minute. Each may cost a grain call per order and store reads, so a socket that
+	// floods frames is closed rather than served.
+	DefaultWSFrameRate  = 10 // frames per second, sustained
+	DefaultWSFrameBurst = 50
 )
 
 // WSConfig tunes /ws. Zero values take the defaults above.
@@ -68,6 +75,8 @@ type WSConfig struct {
 	WriteTimeout     time.Duration // for writing one frame
 	AuthTimeout      time.Duration // for the auth frame after the upgrade
 	MaxSubscriptions int           // orders one socket may follow by id
+	FrameRate        rate.Limit    // frames per second a client may send, sustained; more closes it with 4429
+	FrameBurst       int           // frames a client may send at once above FrameRate
 }
 
 func (c WSConfig) withDefaults() WSConfig {
@@ -88,6 +97,12 @@ func (c WSConfig) withDefaults() WSConfig {
 	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = DefaultWSMaxSubscriptions
+	}
+	if c.FrameRate <= 0 {
+		c.FrameRate = DefaultWSFrameRate
+	}
+	if c.FrameBurst <= 0 {
+		c.FrameBurst = DefaultWSFrameBurst
 	}
 	return c
 }
@@ -303,9 +318,14 @@ func (w *wsConn) read(ctx context.Context, sess *live.Session) {
 		}
 		return nil
 	})
+	frames := rate.NewLimiter(w.s.ws.cfg.FrameRate, w.s.ws.cfg.FrameBurst)
 	for {
 		_, data, err := w.conn.ReadMessage()
 		if err != nil || !w.extendRead(keepAlive) {
+			return
+		}
+		if !frames.Allow() {
+			w.close(CloseTooManyFrames, "too many frames; reconnect and resubscribe with your last versions")
 			return
 		}
 		var f wsInbound

@@ -484,3 +484,25 @@ func TestWSReauthExtendsTheSocket(t *testing.T) {
 	c.send(`{"type":"unsubscribe","all":true}`)
 	c.expectClose(CloseNotAuthenticated)
 }
+
+// A client that floods frames is closed with 4429 once it has used its burst; one that
+// keeps to the rate is not.
+func TestWSFrameFloodIsClosed(t *testing.T) {
+	w := newWSHarness(t, WSConfig{FrameRate: 1, FrameBurst: 5})
+	calm := w.login("olga")
+	for range 3 {
+		calm.send(`{"type":"subscribe","all":true}`)
+		calm.expect("subscribed")
+	}
+	flood := w.login("olga")
+	for range 6 { // the burst, and one more at once: nothing after it, which the closed socket would reset
+		flood.send(`{"type":"subscribe","all":true}`)
+	}
+	flood.expectClose(CloseTooManyFrames)
+	calm.send(`{"type":"subscribe","all":true}`) // still open and working
+	calm.expect("subscribed")
+	metrics := w.do(req{method: "GET", path: "/metrics"})
+	if want := `ordermesh_ws_closes_total{code="4429"} 1`; !strings.Contains(string(metrics.Raw), want) {
+		t.Errorf("metrics lack %q:\n%s", want, grep(string(metrics.Raw), "ordermesh_ws"))
+	}
+}
