@@ -47,6 +47,10 @@ type Config struct {
 	FlashBuyers int     // flash, restock: shoppers of the first wave, one attempt each; later arrivals are late shoppers
 	FlashChurn  float64 // flash, restock: share of winners who cancel, or pay and let the payment expire
 	Restock     int64   // restock: units the operator adds in the middle of the first wave
+	// BasketSKU (basket): every attempt also buys one unit of this sku, of which half as
+	// many units as FlashStock are available: one basket in two can get at most one of
+	// its lines, so the all-or-nothing reservation is what decides it.
+	BasketSKU string
 
 	Chaos       string      // chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2"
 	ChaosDriver ChaosDriver // executes Chaos; nil uses the API driver (drain only)
@@ -56,7 +60,7 @@ type Config struct {
 }
 
 // Scenarios lists the scenario names Run accepts.
-var Scenarios = []string{"lifecycle", "hot", "read", "chaos", "flash", "restock"}
+var Scenarios = []string{"lifecycle", "hot", "read", "chaos", "flash", "restock", "basket"}
 
 // DefaultConfig returns the defaults the CLI shows.
 func DefaultConfig() Config {
@@ -68,7 +72,7 @@ func DefaultConfig() Config {
 		Concurrency: 256, Timeout: 10 * time.Second,
 		CancelShare: 0.1, FailShare: 0.05, RefundShare: 0.1,
 		HotOrders: 8, Racers: 4, ReadCreateShare: 0.05,
-		FlashSKU: "kettle-gooseneck", FlashStock: 500, FlashBuyers: 2000, FlashChurn: 0.2, Restock: 100,
+		FlashSKU: "kettle-gooseneck", FlashStock: 500, FlashBuyers: 2000, FlashChurn: 0.2, Restock: 100, BasketSKU: "mug-stoneware",
 	}
 }
 
@@ -101,6 +105,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FlashBuyers, "buyers", c.FlashBuyers, "flash, restock: shoppers of the first wave (one attempt each, at --rate); arrivals after them are late shoppers")
 	fs.Float64Var(&c.FlashChurn, "churn", c.FlashChurn, "flash, restock: share of winners who cancel, or pay and let the payment expire (with --payment-timeout)")
 	fs.Int64Var(&c.Restock, "restock", c.Restock, "restock: units the operator adds in the middle of the first wave")
+	fs.StringVar(&c.BasketSKU, "basket-sku", c.BasketSKU, "basket: the second sku of every attempt (half of --stock available): a flash sale of two-line baskets, all or nothing")
 	fs.StringVar(&c.Chaos, "chaos", c.Chaos, `chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2" (times from the start of the run, node = index in --targets)`)
 }
 
@@ -131,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if isFlash(c.Scenario) && (c.FlashSKU == "" || c.FlashStock < 0 || c.FlashBuyers < 1 || c.Restock < 0) {
 		errs = append(errs, errors.New("flash needs --sku, --stock >= 0, --buyers >= 1 and --restock >= 0"))
+	}
+	if c.Scenario == "basket" && (c.BasketSKU == "" || c.BasketSKU == c.FlashSKU) {
+		errs = append(errs, errors.New("basket needs a --basket-sku other than --sku"))
 	}
 	for _, s := range []float64{c.CancelShare, c.FailShare, c.RefundShare, c.ReadCreateShare, c.FlashChurn} {
 		if s < 0 || s > 1 {

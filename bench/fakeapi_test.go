@@ -33,6 +33,9 @@ type fakeAPI struct {
 	stock     map[string]*InventoryView
 	stockKeys map[string]InventoryView // adjust key -> answer
 	oversell  bool
+	// partial plants another: a refused basket keeps the units of its lines that were
+	// available (no all-or-nothing).
+	partial bool
 }
 
 type fakeOrder struct {
@@ -287,6 +290,12 @@ func (f *fakeAPI) createWithStock(w http.ResponseWriter, r *http.Request, id, us
 		short = short || v == nil || (v.Available < l.Qty && !f.oversell)
 	}
 	if short {
+		for _, l := range in.Items {
+			if v := f.stock[l.SKU]; f.partial && v != nil && v.Available >= l.Qty {
+				v.Reserved += l.Qty
+				v.Available = v.OnHand - v.Reserved
+			}
+		}
 		o.status, o.refusal = stateRejected, true
 		o.events = append(o.events, Event{Version: 2, Type: "OrderRejected", From: stateReserving, To: stateRejected, IdempotencyKey: "reserve-stock"})
 		reply(w, 409, 40902, nil)

@@ -164,7 +164,7 @@ func newScenario(cfg Config) scenario {
 		return &hotScenario{}
 	case "read":
 		return &readScenario{}
-	case "flash", "restock":
+	case "flash", "restock", "basket":
 		return &flashScenario{restock: cfg.Scenario == "restock"}
 	default: // lifecycle and chaos: chaos is lifecycle with a chaos schedule beside it
 		return &lifecycleScenario{}

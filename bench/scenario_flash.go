@@ -30,15 +30,16 @@ import (
 type flashScenario struct {
 	restock bool
 	sku     string
+	skus    []string // of every attempt: sku, and basket's second sku
 
 	// Filled by setup: the inventory before the bench touched it and the units shipped
-	// then, for the stock check.
-	before        InventoryView
-	shippedBefore int64
-	opened        InventoryView // after the opening adjustment
+	// then, for the stock check, by sku.
+	before        map[string]InventoryView
+	shippedBefore map[string]int64
+	opened        InventoryView // of sku, after the opening adjustment
 
 	mu        sync.Mutex
-	adjusted  int64 // acknowledged deltas
+	adjusted  map[string]int64 // acknowledged deltas
 	restocked int64
 	restockAt time.Time
 	attempts  []flashAttempt
@@ -57,38 +58,50 @@ const churnHold = 500 * time.Millisecond
 // stockWait bounds the stock check's wait for orders still RESERVING.
 const stockWait = 30 * time.Second
 
-func isFlash(scenario string) bool { return scenario == "flash" || scenario == "restock" }
+func isFlash(scenario string) bool {
+	return scenario == "flash" || scenario == "restock" || scenario == "basket"
+}
 
 func (s *flashScenario) requestsPerArrival() float64 { return 1 }
 
 func (s *flashScenario) setup(ctx context.Context, r *runner) error {
-	s.sku, s.churn = r.cfg.FlashSKU, map[string]int{}
-	orders, inv, err := stockSnapshot(ctx, r.lb, r.operator, []string{s.sku}, stockWait)
+	s.sku, s.skus, s.churn = r.cfg.FlashSKU, []string{r.cfg.FlashSKU}, map[string]int{}
+	stock := map[string]int64{s.sku: r.cfg.FlashStock}
+	if r.cfg.Scenario == "basket" {
+		s.skus = append(s.skus, r.cfg.BasketSKU)
+		stock[r.cfg.BasketSKU] = r.cfg.FlashStock / 2
+	}
+	orders, inv, err := stockSnapshot(ctx, r.lb, r.operator, s.skus, stockWait)
 	if err != nil {
 		return err
 	}
-	s.before, s.shippedBefore = inv[s.sku], shippedUnits(orders, s.sku)
-	// Available = on_hand - reserved: units held by earlier runs' orders stay held.
-	v, err := s.adjust(ctx, r, r.cfg.FlashStock+s.before.Reserved-s.before.OnHand, r.key("flash-open"))
-	if err != nil {
-		return err
-	}
-	s.opened = v
-	if v.Available != r.cfg.FlashStock {
-		return fmt.Errorf("sku %s has %d units available after the adjustment, want %d", s.sku, v.Available, r.cfg.FlashStock)
+	s.before, s.shippedBefore, s.adjusted = map[string]InventoryView{}, map[string]int64{}, map[string]int64{}
+	for _, sku := range s.skus {
+		s.before[sku], s.shippedBefore[sku] = inv[sku], shippedUnits(orders, sku)
+		// Available = on_hand - reserved: units held by earlier runs' orders stay held.
+		v, err := s.adjust(ctx, r, sku, stock[sku]+inv[sku].Reserved-inv[sku].OnHand, r.key("flash-open-"+sku))
+		if err != nil {
+			return err
+		}
+		if v.Available != stock[sku] {
+			return fmt.Errorf("sku %s has %d units available after the adjustment, want %d", sku, v.Available, stock[sku])
+		}
+		if sku == s.sku {
+			s.opened = v
+		}
 	}
 	return nil
 }
 
 // adjust changes the units on hand of the sku by delta as the operator (nothing for 0)
 // and returns the inventory after it.
-func (s *flashScenario) adjust(ctx context.Context, r *runner, delta int64, key string) (InventoryView, error) {
-	v, err := adjustStock(ctx, r, s.sku, delta, key)
+func (s *flashScenario) adjust(ctx context.Context, r *runner, sku string, delta int64, key string) (InventoryView, error) {
+	v, err := adjustStock(ctx, r, sku, delta, key)
 	if err != nil || delta == 0 {
 		return v, err
 	}
 	s.mu.Lock()
-	s.adjusted += delta
+	s.adjusted[sku] += delta
 	s.mu.Unlock()
 	return v, nil
 }
@@ -96,7 +109,7 @@ func (s *flashScenario) adjust(ctx context.Context, r *runner, delta int64, key 
 func (s *flashScenario) arrive(ctx context.Context, r *runner, i int, intended time.Time) {
 	if s.restock && i == r.cfg.FlashBuyers/2 && r.cfg.Restock > 0 {
 		go func() {
-			if _, err := s.adjust(r.reqCtx, r, r.cfg.Restock, r.key("flash-restock")); err == nil {
+			if _, err := s.adjust(r.reqCtx, r, s.sku, r.cfg.Restock, r.key("flash-restock")); err == nil {
 				s.mu.Lock()
 				s.restocked, s.restockAt = r.cfg.Restock, r.clock.Now()
 				s.mu.Unlock()
@@ -109,7 +122,7 @@ func (s *flashScenario) arrive(ctx context.Context, r *runner, i int, intended t
 		// The order's id is known before the answer, so a refusal's ack names it too
 		// and the stock check can see that a refused create left no live order.
 		order: order.OrderIDFor(shopper.Username, key), expect409: true,
-		body: map[string]any{"items": []map[string]any{{"sku": s.sku, "qty": 1}}}}
+		body: map[string]any{"items": s.basket()}}
 	resp, done := r.exec(c, intended)
 	s.mu.Lock()
 	s.attempts = append(s.attempts, flashAttempt{intended: intended, done: done, late: i >= r.cfg.FlashBuyers, code: resp.CodeString()})
@@ -133,6 +146,15 @@ func (s *flashScenario) arrive(ctx context.Context, r *runner, i int, intended t
 	if resp, _ := r.exec(cancel, at); resp.OK() {
 		s.count("cancel")
 	}
+}
+
+// basket is the items of one attempt: one unit of each sku on sale.
+func (s *flashScenario) basket() []map[string]any {
+	items := make([]map[string]any, len(s.skus))
+	for i, sku := range s.skus {
+		items[i] = map[string]any{"sku": sku, "qty": 1}
+	}
+	return items
 }
 
 func (s *flashScenario) count(way string) {
@@ -238,19 +260,17 @@ func msSince(from, t time.Time) float64 { return float64(t.Sub(from)) / float64(
 // check runs the stock check of the run: waits for the sagas, reads every order and the
 // sku's inventory, and holds them against the bench's adjustments and acks.
 func (s *flashScenario) check(ctx context.Context, r *runner) (StockCheckResult, error) {
-	orders, inv, err := stockSnapshot(ctx, r.lb, r.operator, []string{s.sku}, stockWait)
+	orders, inv, err := stockSnapshot(ctx, r.lb, r.operator, s.skus, stockWait)
 	if err != nil {
 		return StockCheckResult{}, err
 	}
 	s.mu.Lock()
-	adjusted := s.adjusted
+	adjusted := maps.Clone(s.adjusted)
 	s.mu.Unlock()
 	return CheckStock(StockInput{
-		SKUs: []string{s.sku}, Orders: orders, Inventory: inv,
-		Before:        map[string]InventoryView{s.sku: s.before},
-		ShippedBefore: map[string]int64{s.sku: s.shippedBefore},
-		Adjusted:      map[string]int64{s.sku: adjusted},
-		Acks:          r.acks.Snapshot(),
+		SKUs: s.skus, Orders: orders, Inventory: inv,
+		Before: s.before, ShippedBefore: s.shippedBefore, Adjusted: adjusted,
+		Acks: r.acks.Snapshot(),
 	}), nil
 }
 

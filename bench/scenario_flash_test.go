@@ -68,3 +68,30 @@ func TestFlashCheckerCatchesAnOversellingFake(t *testing.T) {
 		t.Fatalf("check: %+v", rep.Check)
 	}
 }
+
+// TestBasketSaleIsAllOrNothing: baskets of two skus, the second with half the stock: no
+// more baskets sell than the scarcer sku has, and the checker passes; a system that keeps
+// the available line of a refused basket is caught.
+func TestBasketSaleIsAllOrNothing(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		f := newStockFakeAPI(map[string]int64{"kettle": 0, "mug": 0})
+		f.partial = partial
+		srv := httptest.NewServer(f.handler())
+		cfg := flashConfig(srv.URL)
+		cfg.Scenario, cfg.BasketSKU, cfg.FlashChurn, cfg.Duration = "basket", "mug", 0, 500*time.Millisecond
+		rep, err := Run(context.Background(), cfg)
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if partial {
+			if rep.Check == nil || rep.Check.Pass || rep.Check.Counts[ViolationReserved] == 0 {
+				t.Fatalf("a partial basket passed the check: %+v", rep.Check)
+			}
+			continue
+		}
+		if rep.Check == nil || !rep.Check.Pass || rep.Flash.Sold != 25 {
+			t.Fatalf("basket sale: sold %d (want the mug's 25), check %+v", rep.Flash.Sold, rep.Check)
+		}
+	}
+}

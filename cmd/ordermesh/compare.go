@@ -268,5 +268,5 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 	}
 }
 
-// isFlash reports whether scenario is a flash sale (flash, restock).
-func isFlash(scenario string) bool { return scenario == "flash" || scenario == "restock" }
+// isFlash reports whether scenario is a flash sale (flash, restock, basket).
+func isFlash(scenario string) bool { return scenario == "flash" || scenario == "restock" || scenario == "basket" }
