@@ -36,10 +36,10 @@ type GrainConfig struct {
 	// Stock is where orders reserve, sell, ship and release the units of their lines
 	// (see the reservation saga in reserve). nil: stock is not tracked and an order's
 	// reservation always succeeds (tests of other parts).
-	Stock stock.Service
-	IdleTimeout    time.Duration    // an idle grain passivates after this long
-	WriteTimeout   time.Duration    // how long a store write may take before the grain gives up
-	Logger         *slog.Logger
+	Stock        stock.Service
+	IdleTimeout  time.Duration // an idle grain passivates after this long
+	WriteTimeout time.Duration // how long a store write may take before the grain gives up
+	Logger       *slog.Logger
 	// Owns, if set, says whether this node owns an order in its current view of the
 	// cluster. A grain whose order moved away answers "retry" and stops, so a stale
 	// activation never serves a command after its node has seen the move.

@@ -134,7 +134,7 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("concurrency must be at least 1"))
 	}
-	if isFlash(c.Scenario) && (c.FlashSKU == "" || c.FlashStock < 0 || c.FlashBuyers < 1 || c.Restock < 0) {
+	if IsFlash(c.Scenario) && (c.FlashSKU == "" || c.FlashStock < 0 || c.FlashBuyers < 1 || c.Restock < 0) {
 		errs = append(errs, errors.New("flash needs --sku, --stock >= 0, --buyers >= 1 and --restock >= 0"))
 	}
 	if c.Scenario == "basket" && (c.BasketSKU == "" || c.BasketSKU == c.FlashSKU) {

@@ -201,7 +201,7 @@ func withDefaults(c Config) Config {
 	if c.FlashSKU == "" {
 		c.FlashSKU, c.FlashStock, c.FlashBuyers, c.FlashChurn = d.FlashSKU, d.FlashStock, d.FlashBuyers, d.FlashChurn
 	}
-	if isFlash(c.Scenario) {
+	if IsFlash(c.Scenario) {
 		c.Warmup = 0 // the sale is the measurement: its first seconds are the ones that matter
 	}
 	if c.Clock == nil {
@@ -252,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.reqCtx = reqCtx
 	start := r.clock.Now()
 	r.rec = NewRecorder(start, start.Add(cfg.Warmup))
-	if !isFlash(cfg.Scenario) {
+	if !IsFlash(cfg.Scenario) {
 		if err := stockCatalog(ctx, r); err != nil {
 			return nil, fmt.Errorf("bench: stocking the catalog: %w", err)
 		}

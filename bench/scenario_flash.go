@@ -58,7 +58,8 @@ const churnHold = 500 * time.Millisecond
 // stockWait bounds the stock check's wait for orders still RESERVING.
 const stockWait = 30 * time.Second
 
-func isFlash(scenario string) bool {
+// IsFlash reports whether scenario is a flash sale (flash, restock, basket).
+func IsFlash(scenario string) bool {
 	return scenario == "flash" || scenario == "restock" || scenario == "basket"
 }
 

@@ -50,10 +50,10 @@ type Config struct {
 	// Stock configures the stock grains (one per sku); nil = no stock grains, and the
 	// order grains do not track stock. The order grains reach the stock grains through
 	// the node (Node.Stock) unless Grain.Stock is set.
-	Stock *actors.StockConfig
-	Push      *Push // live push; nil = none
-	Logger    *slog.Logger
-	Metrics   *Metrics // optional
+	Stock   *actors.StockConfig
+	Push    *Push // live push; nil = none
+	Logger  *slog.Logger
+	Metrics *Metrics // optional
 	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
 	// NewOTelMetrics).
 	OTel *OTelMetrics

@@ -99,7 +99,7 @@ const hotPaymentTimeout = 2 * time.Second
 // expiry, and so do flash and restock (expired payments release units that sell again);
 // other scenarios keep the nodes' default unless --payment-timeout is given.
 func localExtras(cfg *bench.Config) []string {
-	if (cfg.Scenario == "hot" || isFlash(cfg.Scenario)) && cfg.PaymentTimeout == 0 {
+	if (cfg.Scenario == "hot" || bench.IsFlash(cfg.Scenario)) && cfg.PaymentTimeout == 0 {
 		// flash: winners who churn by letting the payment expire free their unit within
 		// the run, for the late shoppers.
 		cfg.PaymentTimeout = hotPaymentTimeout

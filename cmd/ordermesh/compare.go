@@ -154,7 +154,7 @@ func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *
 		return systemResult{}, err
 	}
 	res := systemResult{Name: name, Report: rep}
-	if !cc.search || cfg.Scenario == "chaos" || isFlash(cfg.Scenario) {
+	if !cc.search || cfg.Scenario == "chaos" || bench.IsFlash(cfg.Scenario) {
 		// A flash sale is measured by the sale itself (sold/s), not by a rate search.
 		return res, nil
 	}
@@ -239,7 +239,7 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 		row("flash: create p99", fa.CreateP99Ms, fb.CreateP99Ms, " ms", false)
 		row("flash: refused out of stock", float64(fa.Refused), float64(fb.Refused), "", false)
 	}
-	if cc.search && cc.run.Scenario != "chaos" && !isFlash(cc.run.Scenario) {
+	if cc.search && cc.run.Scenario != "chaos" && !bench.IsFlash(cc.run.Scenario) {
 		row(fmt.Sprintf("highest rate with p99 <= %s, errors <= %.1f%%", cc.slo, 100*cc.maxErrors), a.Sustained, b.Sustained, "/s", true)
 	}
 	tw.Flush()
@@ -267,6 +267,3 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 		}
 	}
 }
-
-// isFlash reports whether scenario is a flash sale (flash, restock, basket).
-func isFlash(scenario string) bool { return scenario == "flash" || scenario == "restock" || scenario == "basket" }
