@@ -18,8 +18,8 @@ import (
 	"github.com/ordermesh/ordermesh/persistence/pgtest"
 )
 
-// stores opens a fresh store of each kind.
-var stockStores = map[string]func(t *testing.T) persistence.Store{
+// bothStores opens a fresh store of each kind.
+var bothStores = map[string]func(t *testing.T) persistence.Store{
 	"embedded": func(t *testing.T) persistence.Store { return openStore(t, filepath.Join(t.TempDir(), "om.db")) },
 	"postgres": func(t *testing.T) persistence.Store { return openPostgres(t, pgtest.URL(t)) },
 }
@@ -110,7 +110,7 @@ func line(sku string, qty int64) order.Line {
 // 200 shoppers race for 50 units: exactly 50 orders stand, 150 are refused with the
 // out-of-stock code naming the sku, and a refused shopper's retry is refused alike.
 func TestFlashSaleNeverOversells(t *testing.T) {
-	for name, open := range stockStores {
+	for name, open := range bothStores {
 		t.Run(name, func(t *testing.T) {
 			store := open(t)
 			n, _ := startStockNode(t, store, nil)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
-	"github.com/ordermesh/ordermesh/persistence/pgtest"
 )
 
 // logBuffer collects a node's log lines.
@@ -141,11 +140,7 @@ func TestRefusedWriteIsPermanent(t *testing.T) {
 // the same answer, marked replayed, and nothing changes. The same key from another
 // user is 42201.
 func TestOldKeyReplayedThroughGrain(t *testing.T) {
-	stores := map[string]func(t *testing.T) persistence.Store{
-		"embedded": func(t *testing.T) persistence.Store { return openStore(t, filepath.Join(t.TempDir(), "om.db")) },
-		"postgres": func(t *testing.T) persistence.Store { return openPostgres(t, pgtest.URL(t)) },
-	}
-	for name, open := range stores {
+	for name, open := range bothStores {
 		t.Run(name, func(t *testing.T) {
 			store := open(t)
 			clock := &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}

@@ -34,47 +34,29 @@ func BenchmarkTransitions(b *testing.B) {
 	for _, orders := range []int{1, 64, 1024} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := baseline.Open(ctx, pgtest.URL(b), baseline.Options{SweepInterval: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := openStocked(b, "tea-sencha")
 			lines := []order.Line{{SKU: "tea-sencha", Name: "Sencha", Qty: 1, UnitPrice: 1290}}
-			var next atomic.Int64
-			var failed atomic.Pointer[error]
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for w := range orders {
-				wg.Go(func() {
-					prefix := "w" + strconv.Itoa(w) + "-"
-					for n := 0; ; n++ {
-						key := prefix + strconv.Itoa(n)
-						id := order.OrderIDFor(alice.Subject, key)
-						cmds := make([]order.Command, 0, 1+len(lifecycle))
-						cmds = append(cmds, order.Command{Type: order.CmdCreate, OrderID: id, Key: key, By: alice, Lines: lines, Currency: "EUR"})
-						for i, st := range lifecycle {
-							cmds = append(cmds, order.Command{Type: st.typ, OrderID: id, Key: key + "/" + strconv.Itoa(i), By: st.by})
+			var worker atomic.Int64
+			measure(b, orders, "transitions/s", func(take func() bool) error {
+				prefix := "w" + strconv.FormatInt(worker.Add(1), 10) + "-"
+				for n := 0; ; n++ {
+					key := prefix + strconv.Itoa(n)
+					id := order.OrderIDFor(alice.Subject, key)
+					cmds := make([]order.Command, 0, 1+len(lifecycle))
+					cmds = append(cmds, order.Command{Type: order.CmdCreate, OrderID: id, Key: key, By: alice, Lines: lines, Currency: "EUR"})
+					for i, st := range lifecycle {
+						cmds = append(cmds, order.Command{Type: st.typ, OrderID: id, Key: key + "/" + strconv.Itoa(i), By: st.by})
+					}
+					for _, c := range cmds {
+						if !take() {
+							return nil
 						}
-						for _, c := range cmds {
-							if next.Add(1) > int64(b.N) {
-								return
-							}
-							if _, err := s.Execute(ctx, c, ""); err != nil {
-								failed.CompareAndSwap(nil, &err)
-								return
-							}
+						if _, err := s.Execute(ctx, c, ""); err != nil {
+							return err
 						}
 					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err := failed.Load(); err != nil {
-				b.Fatal(*err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "transitions/s")
+				}
+			})
 		})
 	}
 }
@@ -88,43 +70,60 @@ func BenchmarkHotSKUCreates(b *testing.B) {
 	for _, buyers := range []int{64, 256} {
 		b.Run(fmt.Sprintf("buyers=%d", buyers), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := baseline.Open(ctx, pgtest.URL(b), baseline.Options{SweepInterval: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.Stock().Execute(ctx, stock.Command{Type: stock.CmdAdjust, SKU: "hot", Delta: int64(b.N) + 1, Key: "in", By: olga}, ""); err != nil {
-				b.Fatal(err)
-			}
+			s := openStocked(b, "hot")
 			lines := []order.Line{{SKU: "hot", Name: "Hot", Qty: 1, UnitPrice: 100}}
-			var next atomic.Int64
-			var failed atomic.Pointer[error]
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range buyers {
-				wg.Go(func() {
-					for {
-						n := next.Add(1)
-						if n > int64(b.N) {
-							return
-						}
-						key := "buy-" + strconv.FormatInt(n, 10)
-						c := order.Command{Type: order.CmdCreate, OrderID: order.OrderIDFor(alice.Subject, key), Key: key, By: alice, Lines: lines, Currency: "EUR"}
-						if _, err := s.Execute(ctx, c, ""); err != nil {
-							failed.CompareAndSwap(nil, &err)
-							return
-						}
+			var n atomic.Int64
+			measure(b, buyers, "creates/s", func(take func() bool) error {
+				for take() {
+					key := "buy-" + strconv.FormatInt(n.Add(1), 10)
+					c := order.Command{Type: order.CmdCreate, OrderID: order.OrderIDFor(alice.Subject, key), Key: key, By: alice, Lines: lines, Currency: "EUR"}
+					if _, err := s.Execute(ctx, c, ""); err != nil {
+						return err
 					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err := failed.Load(); err != nil {
-				b.Fatal(*err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "creates/s")
+				}
+				return nil
+			})
 		})
 	}
+}
+
+// openStocked opens the baseline on a fresh database with more of sku on hand than the
+// benchmark can sell.
+func openStocked(b *testing.B, sku string) *baseline.Service {
+	ctx := context.Background()
+	s, err := baseline.Open(ctx, pgtest.URL(b), baseline.Options{SweepInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if _, err := s.Stock().Execute(ctx, stock.Command{Type: stock.CmdAdjust, SKU: sku, Delta: int64(b.N) + 1, Key: "in", By: olga}, ""); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// measure runs workers goroutines of work and reports b.N operations per second as
+// unit. take hands out the b.N operations, one per call, and says false once they are
+// gone; the first error fails the benchmark.
+func measure(b *testing.B, workers int, unit string, work func(take func() bool) error) {
+	var next atomic.Int64
+	take := func() bool { return next.Add(1) <= int64(b.N) }
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			if err := work(take); err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
 }
