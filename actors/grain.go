@@ -50,6 +50,9 @@ type GrainConfig struct {
 	// Committed, if set, is called after every durable transition (for live updates and
 	// metrics). It runs on the grain's goroutine: it must not block.
 	Committed func(v order.View, e order.Event)
+	// Queued, if set, is told the kind of every job a transition wrote (see outbox), after
+	// the write, so that the node's pool of that kind looks for it at once.
+	Queued func(kind string)
 	// Outcome, if set, is called once per command with its type and result code.
 	Outcome func(c order.CommandType, code order.Code)
 	// AfterFunc, if set, replaces time.AfterFunc for the payment timer, whose delay is
@@ -341,6 +344,11 @@ func (g *grain) persist(next order.Order, expected int64, events []order.Event) 
 		ExpectedVersion: expected,
 		Events:          make([]persistence.Event, len(events)),
 	}
+	if len(events) > 0 {
+		if w.Jobs, w.EndJobs, err = outbox(&g.order, &next, events[len(events)-1].At); err != nil {
+			return err
+		}
+	}
 	for i, e := range events {
 		payload, err := json.Marshal(order.PayloadOf(e))
 		if err != nil {
@@ -353,7 +361,15 @@ func (g *grain) persist(next order.Order, expected int64, events []order.Event) 
 	}
 	wctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
 	defer cancel()
-	return g.cfg.Store.WriteOrder(wctx, w)
+	if err := g.cfg.Store.WriteOrder(wctx, w); err != nil {
+		return err
+	}
+	if g.cfg.Queued != nil {
+		for _, j := range w.Jobs {
+			g.cfg.Queued(j.Kind)
+		}
+	}
+	return nil
 }
 
 // arm sets the in-memory timer for the order's deadline (Order.Deadline: the payment

@@ -63,6 +63,14 @@ type Write struct {
 	Order           Order
 	ExpectedVersion int64
 	Events          []Event
+	// Jobs are inserted in the same transaction (the outbox): work the transition causes,
+	// such as submitting a payment or fulfilling a paid order, which exists if and only if
+	// the transition does. A job whose ID exists already is left as it is.
+	Jobs []Job
+	// EndJobs ends jobs the transition makes moot, in the same transaction (a refund
+	// cancels the order's fulfilment). Each applies only to a job that is pending, running
+	// or dead; one that is done or cancelled already, or unknown, is left alone.
+	EndJobs []JobEnd
 }
 
 // OrderQuery selects orders for listing, newest first, with keyset pagination.
@@ -301,4 +309,105 @@ type Stocks interface {
 	// StockEvents returns up to limit events of a sku with a version above after, in
 	// version order.
 	StockEvents(ctx context.Context, sku string, after int64, limit int) ([]StockEvent, error)
+}
+
+// The states of a job.
+const (
+	JobPending   = "pending"   // waits until NextAt, then any node's pool may claim it
+	JobRunning   = "running"   // claimed by LeaseOwner until LeaseUntil; after that, claimable again
+	JobDone      = "done"      // finished
+	JobDead      = "dead"      // dead-lettered: it failed MaxAttempts times; an operator may retry or cancel it
+	JobCancelled = "cancelled" // will never run (by an operator, or made moot by its order)
+)
+
+// Job is one row of the jobs table: durable work, written in the same transaction as the
+// order transition that causes it (Write.Jobs) and run later by a worker pool on any
+// node, at most one run at a time, under a lease.
+type Job struct {
+	ID         string // unique, chosen by the writer (e.g. "fulfil_<order id>")
+	Kind       string // which pool runs it ("payment", "fulfilment")
+	OrderID    string
+	State      string
+	Attempts   int       // runs started since it was created or last retried by an operator
+	Fence      int64     // incremented by every claim, never reset: the lease's fencing token
+	NextAt     time.Time // a pending job is due at or after it
+	LeaseOwner string    // the node that claimed it last ("" if never claimed)
+	LeaseUntil time.Time // a running job whose lease passed is presumed abandoned
+	LastError  string    // why the last run failed, or the note it was ended with
+	Payload    []byte    // JSON, opaque to the store
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// JobEnd ends a job as part of an order write: State is JobDone or JobCancelled, Note is
+// kept as its LastError.
+type JobEnd struct {
+	ID    string
+	State string
+	Note  string
+}
+
+// JobFinish is the outcome of one run: State JobDone, JobCancelled, JobDead, or JobPending
+// to run again at NextAt. It applies only while the job is running under the same Fence
+// (the run still holds the lease).
+type JobFinish struct {
+	ID     string
+	Fence  int64
+	State  string
+	NextAt time.Time // for JobPending
+	Error  string    // LastError; "" keeps none
+	At     time.Time
+}
+
+// JobQuery selects jobs for listing, newest (by creation) first, with keyset pagination.
+type JobQuery struct {
+	Kind    string // required
+	State   string // "" = every state
+	OrderID string // "" = every order
+	Cursor  string // opaque; from JobPage.NextCursor; "" = first page
+	Limit   int    // 1..1000
+}
+
+// JobPage is one page of a job listing. NextCursor is "" on the last page.
+type JobPage struct {
+	Jobs       []Job
+	NextCursor string
+}
+
+// JobCount is how many jobs of one kind are in one state.
+type JobCount struct {
+	Kind  string
+	State string
+	N     int64
+}
+
+// Jobs stores the jobs of the worker pools. Both stores implement it next to Store.
+type Jobs interface {
+	// ClaimJobs leases up to limit jobs of kind that are due at now: pending with NextAt at
+	// or before now, or running with LeaseUntil at or before now (their worker is presumed
+	// gone), earliest NextAt first. Each becomes running, owned by owner until leaseUntil,
+	// with Attempts and Fence incremented. Concurrent claimers, on any node, never get the
+	// same job.
+	ClaimJobs(ctx context.Context, kind, owner string, now, leaseUntil time.Time, limit int) ([]Job, error)
+	// ClaimJob leases one job by id on the same terms: ErrNotFound if there is no such job,
+	// ErrConflict if it is not claimable at now (not due, leased, or ended).
+	ClaimJob(ctx context.Context, id, owner string, now, leaseUntil time.Time) (Job, error)
+	// FinishJob records the outcome of a run; ErrConflict, changing nothing, if the job is
+	// no longer running under f.Fence (its lease passed and it was claimed again, or its
+	// order ended it); ErrNotFound if there is no such job.
+	FinishJob(ctx context.Context, f JobFinish) error
+	// RetryJob makes a dead or pending job pending, due at now, with Attempts reset to 0
+	// (an operator's retry); ErrConflict if it is running, done or cancelled, ErrNotFound
+	// if unknown. It returns the job as it is now.
+	RetryJob(ctx context.Context, id string, now time.Time) (Job, error)
+	// CancelJob cancels a pending or dead job, keeping note as its LastError; ErrConflict if
+	// it is running, done or cancelled, ErrNotFound if unknown. It returns the job.
+	CancelJob(ctx context.Context, id, note string, now time.Time) (Job, error)
+	// GetJob returns one job, or ErrNotFound.
+	GetJob(ctx context.Context, id string) (Job, error)
+	// ListJobs returns a page of jobs, newest (by creation, then id) first.
+	ListJobs(ctx context.Context, q JobQuery) (JobPage, error)
+	// CountJobs counts the jobs that are pending, running or dead, by kind and state
+	// (the queue depths; done and cancelled jobs are history and not counted).
+	CountJobs(ctx context.Context) ([]JobCount, error)
 }
