@@ -52,6 +52,9 @@ type Config struct {
 	// the node (Node.Stock) unless Grain.Stock is set.
 	Stock   *actors.StockConfig
 	Push    *Push // live push; nil = none
+	// PaymentBreaker, if set, reports the state of the node's payment provider circuit
+	// breaker, for the cluster view.
+	PaymentBreaker func() string
 	Logger  *slog.Logger
 	Metrics *Metrics // optional
 	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
@@ -434,30 +437,41 @@ type Status struct {
 	Self        string
 	View        View
 	Activations map[string]int64 // by member id; -1 = the member did not answer
+	// PaymentBreaker is the state of each member's payment provider circuit breaker, by
+	// member id: "closed", "half-open", "open"; absent for a member that calls no provider
+	// or did not answer.
+	PaymentBreaker map[string]string
 }
 
 // Status asks every member of the view for its live figures (in parallel, bounded by ctx).
 func (n *Node) Status(ctx context.Context) Status {
 	v := n.View()
-	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members))}
+	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members)), PaymentBreaker: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	timeout := min(time.Second, n.cfg.RequestTimeout)
 	for _, m := range v.Members {
 		if m.ID == n.ID() {
-			st.Activations[m.ID] = n.Activations()
+			self := n.stats()
+			st.Activations[m.ID] = self.Activations
+			if self.PaymentBreaker != "" {
+				st.PaymentBreaker[m.ID] = self.PaymentBreaker
+			}
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			count := int64(-1)
+			count, breaker := int64(-1), ""
 			res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.StatsRequest{}, timeout).Result()
 			if r, ok := res.(*clusterpb.StatsReply); err == nil && ok {
-				count = r.Activations
+				count, breaker = r.Activations, r.PaymentBreaker
 			}
 			mu.Lock()
 			st.Activations[m.ID] = count
+			if breaker != "" {
+				st.PaymentBreaker[m.ID] = breaker
+			}
 			mu.Unlock()
 		}()
 	}
@@ -466,7 +480,11 @@ func (n *Node) Status(ctx context.Context) Status {
 }
 
 func (n *Node) stats() *clusterpb.StatsReply {
-	return &clusterpb.StatsReply{Id: n.ID(), Activations: n.Activations(), StartedUnixNano: n.started.UnixNano()}
+	r := &clusterpb.StatsReply{Id: n.ID(), Activations: n.Activations(), StartedUnixNano: n.started.UnixNano()}
+	if f := n.cfg.PaymentBreaker; f != nil {
+		r.PaymentBreaker = f()
+	}
+	return r
 }
 
 // DrainMember asks the member with the given id to drain and exit: this node or a peer.

@@ -67,8 +67,11 @@ type StatsReply struct {
 	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Activations     int64                  `protobuf:"varint,2,opt,name=activations,proto3" json:"activations,omitempty"`
 	StartedUnixNano int64                  `protobuf:"varint,3,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The state of the node's payment provider circuit breaker ("closed", "half-open",
+	// "open"); empty when the node calls no provider.
+	PaymentBreaker string `protobuf:"bytes,4,opt,name=payment_breaker,json=paymentBreaker,proto3" json:"payment_breaker,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsReply) Reset() {
@@ -120,6 +123,13 @@ func (x *StatsReply) GetStartedUnixNano() int64 {
 		return x.StartedUnixNano
 	}
 	return 0
+}
+
+func (x *StatsReply) GetPaymentBreaker() string {
+	if x != nil {
+		return x.PaymentBreaker
+	}
+	return ""
 }
 
 // DrainRequest asks a node to drain and exit.
@@ -224,12 +234,13 @@ var File_cluster_clusterpb_control_proto protoreflect.FileDescriptor
 const file_cluster_clusterpb_control_proto_rawDesc = "" +
 	"\n" +
 	"\x1fcluster/clusterpb/control.proto\x12\x14ordermesh.cluster.v1\"\x0e\n" +
-	"\fStatsRequest\"j\n" +
+	"\fStatsRequest\"\x93\x01\n" +
 	"\n" +
 	"StatsReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vactivations\x18\x02 \x01(\x03R\vactivations\x12*\n" +
-	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"1\n" +
+	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12'\n" +
+	"\x0fpayment_breaker\x18\x04 \x01(\tR\x0epaymentBreaker\"1\n" +
 	"\fDrainRequest\x12!\n" +
 	"\frequested_by\x18\x01 \x01(\tR\vrequestedBy\">\n" +
 	"\n" +

@@ -128,7 +128,10 @@ func launch(t testing.TB, store string, a addrs, extra ...string) (*proc, error)
 	args := append([]string{"node", "--demo", "--demo-stock", "1000000", "--http", a.http, "--gossip", a.gossip, "--remote", "127.0.0.1:0",
 		"--fast-failure-detection", "--store", store, "--log-level", "warn",
 		// The tests drive a few users hard from one address: the abuse limits have tests of their own.
-		"--auth-rate", "0", "--api-rate", "0"}, extra...)
+		"--auth-rate", "0", "--api-rate", "0",
+		// Tests confirm payments and ship themselves unless they put the provider and the
+		// fulfilment pool in the loop (a later flag wins).
+		"--payments", "manual", "--auto-ship=false"}, extra...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), base: "http://" + a.http, addrs: a, logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if env != nil {
