@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -68,36 +67,23 @@ func (s *server) listFulfilment(c *fiber.Ctx) error {
 	if s.fulfil == nil {
 		return errNoFulfilment
 	}
-	q := persistence.JobQuery{Limit: defaultPageSize, State: c.Query("state"), OrderID: c.Query("order_id")}
+	q := persistence.JobQuery{State: c.Query("state"), OrderID: c.Query("order_id")}
 	if q.State != "" && !slices.Contains(jobStates, q.State) {
 		return order.Errorf(order.CodeInvalidRequest, "unknown state %q", truncate(q.State, 32))
 	}
 	if q.OrderID != "" && !validOrderID(q.OrderID) {
 		return order.Errorf(order.CodeInvalidRequest, "order_id is not an order id")
 	}
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxPageSize {
-			return order.Errorf(order.CodeInvalidRequest, "limit must be an integer from 1 to %d", maxPageSize)
-		}
-		q.Limit = n
-	}
 	scope := "fulfilment\x00" + q.State + "\x00" + q.OrderID
-	if cur := c.Query("cursor"); cur != "" {
-		raw, ok := s.cursors.open(cur, scope)
-		if !ok {
-			return order.Errorf(order.CodeInvalidRequest, "invalid cursor; use next_cursor of the previous page with the same filters")
-		}
-		q.Cursor = raw
+	var err error
+	if q.Limit, q.Cursor, err = s.pageParams(c, scope); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	page, err := s.fulfil.List(ctx, q)
-	switch {
-	case errors.Is(err, persistence.ErrBadCursor):
-		return order.Errorf(order.CodeInvalidRequest, "expired cursor; start again from the first page")
-	case err != nil:
-		return fmt.Errorf("listing fulfilment tasks: %w", err)
+	if err != nil {
+		return listError("fulfilment tasks", err)
 	}
 	out := taskListResponse{Tasks: make([]Task, 0, len(page.Jobs)), NextCursor: s.cursors.sign(page.NextCursor, scope)}
 	for _, j := range page.Jobs {
