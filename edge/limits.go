@@ -18,8 +18,9 @@ import (
 )
 
 // Abuse limits: token buckets (golang.org/x/time/rate) per client address and per
-// username on the authentication endpoints, per user on the order API, and a cap on the
-// connections one address may hold open. A refused request is a 429 envelope with code
+// username on the authentication endpoints, per user on the order API, per address on
+// the failed signatures of the payment webhook, and a cap on the connections one address
+// may hold open. A refused request is a 429 envelope with code
 // order.CodeRateLimited and a Retry-After header saying when a token is due.
 
 // Limits configures the abuse limits. A zero rate or cap turns that limit off, so the zero

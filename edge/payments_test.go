@@ -405,3 +405,29 @@ func TestPaySubmitsThePayment(t *testing.T) {
 		t.Errorf("submissions %v", p.submissions())
 	}
 }
+
+// TestWebhookBodyLimit: a webhook body is at most MaxWebhookBody bytes, whatever the
+// node's body limit.
+func TestWebhookBodyLimit(t *testing.T) {
+	h, _ := newPaymentsHarness(t, func(c *Config, _ *Deps) { c.BodyLimit = 4 * MaxWebhookBody })
+	v := payingOrder(h, "big")
+	e := succeeded(v, "evt_big")
+	e.failure = strings.Repeat("x", MaxWebhookBody)
+	e.typ = payment.EventFailed
+	h.signed(e.body()).expect(t, 413, order.CodeTooLarge)
+	if got := h.getOrder("olga", v.ID); got.Status != order.StatusPaying {
+		t.Fatalf("order changed: %+v", got)
+	}
+}
+
+// TestWebhookPassesTheAppMiddleware: with CORS on and the API's per-user limits, a
+// signed delivery without token, origin or client version is taken like any other.
+func TestWebhookPassesTheAppMiddleware(t *testing.T) {
+	h, _ := newPaymentsHarness(t, withLimits(DefaultLimits()), func(c *Config, _ *Deps) {
+		c.CORSOrigins = []string{"https://shop.example"}
+	})
+	v := payingOrder(h, "middleware")
+	if a := h.signed(succeeded(v, "evt_mw").body()).expect(t, 200, order.CodeOK).ack(t); !a.Applied {
+		t.Fatalf("ack %+v", a)
+	}
+}
