@@ -126,6 +126,16 @@ type Deps struct {
 	// endpoints and the catalog's "available". nil = a node without inventory: the
 	// inventory endpoints answer 503 (50300) and the catalog omits "available".
 	Stock stock.Service
+	// Payments submits payment intents after a pay and holds the webhook secrets: nil = a
+	// node without a payment provider, whose webhook answers 503 (50300) and whose pay
+	// sends no Payment-Submission header (see payments.go).
+	Payments Payments
+	// Fulfilment lists, retries and cancels the fulfilment tasks: nil = the fulfilment
+	// endpoints answer 503 (50300) (see fulfilment.go).
+	Fulfilment Fulfilment
+	// Simulation reads and changes this node's simulated provider and warehouse: nil =
+	// the simulation endpoints answer 503 (50300) (see simulation.go).
+	Simulation Simulation
 }
 
 // server holds what the handlers share. It is built once by New and read-only afterwards.
@@ -138,6 +148,9 @@ type server struct {
 	ready    func(ctx context.Context) error
 	cluster  Cluster       // may be nil
 	stock    stock.Service // may be nil
+	payments Payments      // may be nil
+	fulfil   Fulfilment    // may be nil
+	sim      Simulation    // may be nil
 	now      func() time.Time
 	metrics  *metrics
 	registry *prometheus.Registry // served at /metrics
@@ -148,6 +161,7 @@ type server struct {
 	limits   *limiting
 	guard    *guardMetrics
 	versions clientVersions
+	webhooks *webhookMetrics
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -200,12 +214,17 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: registering metrics: %w", err)
 	}
+	webhooks, err := newWebhookMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("edge: registering metrics: %w", err)
+	}
 	s := &server{
 		cfg: cfg, orders: deps.Orders, store: deps.Store, catalog: deps.Catalog,
 		log: deps.Logger, ready: deps.Ready, cluster: deps.Cluster, stock: deps.Stock, now: deps.Clock, metrics: m, registry: deps.Metrics, inflight: deps.InFlight,
 		tokens:  &tokenIssuer{keys: deps.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.AccessTTL, now: deps.Clock},
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 		limits:  limits, guard: guard,
+		payments: deps.Payments, fulfil: deps.Fulfilment, sim: deps.Simulation, webhooks: webhooks,
 	}
 	if deps.Live != nil {
 		wm, err := newWSMetrics(deps.Metrics)

@@ -48,6 +48,10 @@ type MemberStatus struct {
 	Activations   int64     `json:"activations"`    // -1 if the member did not answer
 	UptimeSeconds float64   `json:"uptime_seconds"` // since Started
 	Started       time.Time `json:"started"`
+	// PaymentBreaker is the state of the member's circuit breaker to the payment
+	// provider: "closed", "open", "half-open", or "" when it has no provider or did not
+	// answer.
+	PaymentBreaker string `json:"payment_breaker"`
 }
 
 // FormatTopologyHash is how ClusterStatus.TopologyHash shows cluster.View.Hash: 16

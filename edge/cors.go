@@ -27,7 +27,7 @@ var corsAllowHeaders = strings.Join([]string{
 
 // corsExposeHeaders are the response headers a script may read.
 var corsExposeHeaders = strings.Join([]string{
-	HeaderRequestID, "X-Node-ID", fiber.HeaderRetryAfter, fiber.HeaderLocation, HeaderReplayed,
+	HeaderRequestID, "X-Node-ID", fiber.HeaderRetryAfter, fiber.HeaderLocation, HeaderReplayed, HeaderPaymentSubmission,
 }, ",")
 
 // checkOrigins refuses origins that a browser never sends (a path, a wildcard, no
@@ -50,7 +50,7 @@ func (s *server) corsMiddleware() fiber.Handler {
 	}
 	h := cors.New(cors.Config{
 		AllowOrigins:  strings.ToLower(strings.Join(s.cfg.CORSOrigins, ",")),
-		AllowMethods:  strings.Join([]string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPatch}, ","),
+		AllowMethods:  strings.Join([]string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch}, ","),
 		AllowHeaders:  corsAllowHeaders,
 		ExposeHeaders: corsExposeHeaders,
 		MaxAge:        600,

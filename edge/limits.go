@@ -18,8 +18,9 @@ import (
 )
 
 // Abuse limits: token buckets (golang.org/x/time/rate) per client address and per
-// username on the authentication endpoints, per user on the order API, and a cap on the
-// connections one address may hold open. A refused request is a 429 envelope with code
+// username on the authentication endpoints, per user on the order API, per address on
+// the failed signatures of the payment webhook, and a cap on the connections one address
+// may hold open. A refused request is a 429 envelope with code
 // order.CodeRateLimited and a Retry-After header saying when a token is due.
 
 // Limits configures the abuse limits. A zero rate or cap turns that limit off, so the zero
@@ -32,6 +33,13 @@ type Limits struct {
 	// APIRate and APIBurst limit the order API per authenticated user.
 	APIRate  rate.Limit
 	APIBurst int
+	// WebhookRate and WebhookBurst limit, per client address, the payment webhook
+	// deliveries that fail their signature check. Signed deliveries spend nothing, so a
+	// provider (the simulator, on 127.0.0.1, at hundreds a second) is never held back,
+	// while an address that keeps sending unsigned, forged or stale ones is refused (429)
+	// before its body is looked at.
+	WebhookRate  rate.Limit
+	WebhookBurst int
 	// ConnsPerAddress caps the connections one client address holds open at once.
 	ConnsPerAddress int
 	// Keys bounds the addresses and users each limit remembers (default DefaultLimitKeys);
@@ -46,11 +54,13 @@ const DefaultLimitKeys = 1 << 16
 
 // DefaultLimits are the limits of a production node: 10 authentication attempts a
 // minute (5 at once) per address and per username, 20 order API requests a second (40
-// at once) per user, 256 connections per address.
+// at once) per user, 5 failed webhook signatures a second (20 at once) per address,
+// 256 connections per address.
 func DefaultLimits() Limits {
 	return Limits{
 		AuthRate: rate.Every(6 * time.Second), AuthBurst: 5,
 		APIRate: 20, APIBurst: 40,
+		WebhookRate: 5, WebhookBurst: 20,
 		ConnsPerAddress: 256,
 	}
 }
@@ -60,6 +70,7 @@ const (
 	limitAuthAddress = "auth_address"
 	limitAuthUser    = "auth_user"
 	limitAPIUser     = "api_user"
+	limitWebhook     = "webhook_address"
 )
 
 // limiters are the per-key token buckets of one limit, the least recently used forgotten
@@ -109,6 +120,22 @@ func (l *limiters) reserve(key string, now time.Time) (*rate.Reservation, time.D
 	return r, 0
 }
 
+// wait is how long key must wait for a token at now, taking none: 0 if one is there.
+func (l *limiters) wait(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	v, ok := l.keys.Get(key)
+	l.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	lim := v.(*rate.Limiter)
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(l.rate) * float64(time.Second))
+}
+
 // len is the number of keys remembered.
 func (l *limiters) len() int {
 	l.mu.Lock()
@@ -119,6 +146,7 @@ func (l *limiters) len() int {
 // limiting holds the limits of one server.
 type limiting struct {
 	authAddr, authUser, apiUser *limiters // nil = off
+	webhook                     *limiters // failed webhook signatures per address; nil = off
 }
 
 func newLimiting(l Limits) (*limiting, error) {
@@ -131,6 +159,9 @@ func newLimiting(l Limits) (*limiting, error) {
 		return nil, err
 	}
 	if out.apiUser, err = newLimiters(l.APIRate, l.APIBurst, l.Keys); err != nil {
+		return nil, err
+	}
+	if out.webhook, err = newLimiters(l.WebhookRate, l.WebhookBurst, l.Keys); err != nil {
 		return nil, err
 	}
 	if l.ConnsPerAddress < 0 {
@@ -169,6 +200,25 @@ func (s *server) limitAuth(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Next()
+}
+
+// limitWebhook is the middleware of the payment webhook: it refuses a request (429)
+// while its client address has used up its failed signatures (see Limits.WebhookRate).
+// It takes no token: only a delivery that fails its check does (spendWebhook).
+func (s *server) limitWebhook(c *fiber.Ctx) error {
+	if l := s.limits.webhook; l != nil {
+		if wait := l.wait(addressKey(c), s.now()); wait > 0 {
+			return s.refuse(c, limitWebhook, wait)
+		}
+	}
+	return c.Next()
+}
+
+// spendWebhook counts one failed webhook signature against the client address.
+func (s *server) spendWebhook(c *fiber.Ctx) {
+	if l := s.limits.webhook; l != nil {
+		l.reserve(addressKey(c), s.now())
+	}
 }
 
 // limitUsername counts one authentication attempt against username, for handlers that

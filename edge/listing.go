@@ -44,31 +44,17 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 		}
 		q.Status = string(status)
 	}
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxPageSize {
-			return order.Errorf(order.CodeInvalidRequest, "limit must be an integer from 1 to %d", maxPageSize)
-		}
-		q.Limit = n
-	}
 	scope := q.Customer + "\x00" + q.Status
-	if cur := c.Query("cursor"); cur != "" {
-		raw, ok := s.cursors.open(cur, scope)
-		if !ok {
-			return order.Errorf(order.CodeInvalidRequest, "invalid cursor; use next_cursor of the previous page with the same filters")
-		}
-		q.Cursor = raw
+	var err error
+	if q.Limit, q.Cursor, err = s.pageParams(c, scope); err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	page, err := s.store.ListOrders(ctx, q)
-	switch {
-	case errors.Is(err, persistence.ErrBadCursor):
-		// Signed by us yet refused by the store: a cursor from before a store migration.
-		return order.Errorf(order.CodeInvalidRequest, "expired cursor; start again from the first page")
-	case err != nil:
-		return fmt.Errorf("listing orders: %w", err)
+	if err != nil {
+		return listError("orders", err)
 	}
 	out := orderListResponse{Orders: make([]order.View, 0, len(page.Orders)), NextCursor: s.cursors.sign(page.NextCursor, scope)}
 	for _, row := range page.Orders {
@@ -79,6 +65,37 @@ func (s *server) listOrders(c *fiber.Ctx) error {
 		out.Orders = append(out.Orders, o.View())
 	}
 	return respond(c, fiber.StatusOK, out)
+}
+
+// pageParams reads the limit and cursor query parameters of a listing whose filters make
+// scope: the page size (defaultPageSize when absent) and the store's cursor behind the
+// client's, which must have been issued for the same scope.
+func (s *server) pageParams(c *fiber.Ctx, scope string) (limit int, cursor string, err error) {
+	limit = defaultPageSize
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxPageSize {
+			return 0, "", order.Errorf(order.CodeInvalidRequest, "limit must be an integer from 1 to %d", maxPageSize)
+		}
+		limit = n
+	}
+	if cur := c.Query("cursor"); cur != "" {
+		raw, ok := s.cursors.open(cur, scope)
+		if !ok {
+			return 0, "", order.Errorf(order.CodeInvalidRequest, "invalid cursor; use next_cursor of the previous page with the same filters")
+		}
+		cursor = raw
+	}
+	return limit, cursor, nil
+}
+
+// listError is the error of a listing of what the store refused.
+func listError(what string, err error) error {
+	if errors.Is(err, persistence.ErrBadCursor) {
+		// Signed by us yet refused by the store: a cursor from before a store migration.
+		return order.Errorf(order.CodeInvalidRequest, "expired cursor; start again from the first page")
+	}
+	return fmt.Errorf("listing %s: %w", what, err)
 }
 
 // eventResponse is one event of an order's history. Staff (operators and admins) see every

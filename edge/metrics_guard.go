@@ -14,7 +14,7 @@ func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 	m := &guardMetrics{
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordermesh_ratelimit_refused_total",
-			Help: "Requests refused with 429 by an abuse limit: auth_address, auth_user (login, register, refresh) or api_user (order API).",
+			Help: "Requests refused with 429 by an abuse limit: auth_address, auth_user (login, register, refresh) api_user (order API) or webhook_address (failed payment webhook signatures).",
 		}, []string{"limit"}),
 		clientVersions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordermesh_http_client_version_requests_total",
@@ -22,7 +22,7 @@ func newGuardMetrics(reg prometheus.Registerer) (*guardMetrics, error) {
 		}, []string{"version"}),
 	}
 	// Every limit is exported from the start, so that rate() sees the first refusal.
-	for _, l := range []string{limitAuthAddress, limitAuthUser, limitAPIUser} {
+	for _, l := range []string{limitAuthAddress, limitAuthUser, limitAPIUser, limitWebhook} {
 		m.rateLimited.WithLabelValues(l)
 	}
 	for _, c := range []prometheus.Collector{m.rateLimited, m.clientVersions} {

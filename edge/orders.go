@@ -97,6 +97,9 @@ func (s *server) orderAction(c *fiber.Ctx, cmdType order.CommandType) error {
 		return err
 	}
 	markReplay(c, res.Replayed)
+	if cmdType == order.CmdSubmitPayment && !res.Replayed {
+		s.submitPayment(c, id, res.View.Version)
+	}
 	return respond(c, fiber.StatusOK, res.View)
 }
 
@@ -174,8 +177,11 @@ func (s *server) orderIDParam(c *fiber.Ctx) (string, error) {
 }
 
 // validOrderID accepts ^[A-Za-z0-9_-]{1,64}$, which covers every id OrderIDFor makes.
-func validOrderID(id string) bool {
-	if id == "" || len(id) > order.MaxIDBytes {
+func validOrderID(id string) bool { return validID(id, order.MaxIDBytes) }
+
+// validID accepts ^[A-Za-z0-9_-]{1,maxLen}$.
+func validID(id string, maxLen int) bool {
+	if id == "" || len(id) > maxLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

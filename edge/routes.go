@@ -127,6 +127,15 @@ func Endpoints() []Endpoint {
 		Endpoint{Method: "POST", Path: "/api/v1/inventory/{sku}/adjust", OperationID: "adjustInventory",
 			Roles: tokenRoles(func(r order.Role) bool { return stock.Allows(stock.CmdAdjust, r) }), handler: with((*server).adjustInventory)},
 
+		// The payment provider's webhook: no token, its signature is its authentication.
+		Endpoint{Method: "POST", Path: "/api/v1/payments/webhook", OperationID: "receivePaymentWebhook", Access: AccessPublic,
+			before: func(s *server) []fiber.Handler { return []fiber.Handler{s.limitWebhook} }, handler: with((*server).paymentWebhook)},
+		Endpoint{Method: "GET", Path: "/api/v1/fulfilment", OperationID: "listFulfilment", Roles: staff, handler: with((*server).listFulfilment)},
+		Endpoint{Method: "POST", Path: "/api/v1/fulfilment/{id}/retry", OperationID: "retryFulfilment", Roles: staff, handler: with((*server).retryFulfilment)},
+		Endpoint{Method: "POST", Path: "/api/v1/fulfilment/{id}/cancel", OperationID: "cancelFulfilment", Roles: staff, handler: with((*server).cancelFulfilment)},
+		Endpoint{Method: "GET", Path: "/api/v1/simulation", OperationID: "getSimulation", Roles: []order.Role{order.RoleAdmin}, handler: with((*server).getSimulation)},
+		Endpoint{Method: "PUT", Path: "/api/v1/simulation", OperationID: "putSimulation", Roles: []order.Role{order.RoleAdmin}, handler: with((*server).putSimulation)},
+
 		Endpoint{Method: "GET", Path: "/api/v1/cluster", OperationID: "getCluster", Roles: staff, handler: with((*server).clusterStatus)},
 		Endpoint{Method: "POST", Path: "/api/v1/cluster/nodes/{id}/drain", OperationID: "drainNode", Roles: staff, handler: with((*server).drainNode)},
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type localService struct {
 	panicOn     order.CommandType // a command that makes Execute panic
 	soldOut     map[string]bool   // skus a create is refused for, out of stock (CodeOutOfStock)
 	requestIDs  []string          // request ids seen, newest last
+	commands    []order.Command   // commands Execute got, newest last
 }
 
 func newLocalService(store persistence.Orders, now func() time.Time) *localService {
@@ -61,6 +63,13 @@ func (s *localService) lastRequestID() string {
 	return s.requestIDs[len(s.requestIDs)-1]
 }
 
+// executed returns the commands Execute got so far, oldest first.
+func (s *localService) executed() []order.Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.commands)
+}
+
 func (s *localService) enter(requestID string) error {
 	s.requestIDs = append(s.requestIDs, requestID)
 	if s.unavailable > 0 {
@@ -76,6 +85,7 @@ func (s *localService) Execute(ctx context.Context, c order.Command, requestID s
 	if err := s.enter(requestID); err != nil {
 		return order.Result{}, err
 	}
+	s.commands = append(s.commands, c)
 	if c.Type == s.panicOn && c.Type != "" {
 		panic("injected panic")
 	}
