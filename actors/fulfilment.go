@@ -25,7 +25,7 @@ type FulfilmentConfig struct {
 	// node: it runs no pool, and tasks wait for an operator (or another node's pool).
 	Workers     int
 	MaxAttempts int     // failed runs that dead-letter a task [5]
-	Backoff     Backoff // [1s..1m]
+	Backoff     Backoff // [1s..1m, the pool's]
 	Lease       time.Duration
 	Poll        time.Duration
 	Now         func() time.Time // [time.Now]
@@ -47,9 +47,6 @@ type Fulfilment struct {
 func NewFulfilment(cfg FulfilmentConfig) *Fulfilment {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
-	}
-	if cfg.Backoff == (Backoff{}) {
-		cfg.Backoff = Backoff{Base: time.Second, Max: time.Minute}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
