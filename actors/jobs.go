@@ -160,8 +160,9 @@ func (p *Pool) Start() {
 }
 
 // Stop stops claiming jobs and waits for the runs in flight to finish and record their
-// outcomes. If ctx ends first, it ends their contexts and returns without waiting more:
-// what they do not record is claimed again by some pool once their leases pass.
+// outcomes. If ctx ends first, it ends their contexts (and a claim in flight) and returns
+// without waiting more: an interrupted run makes its job due again at once, and what is
+// not recorded at all is claimed again by some pool once its lease passes.
 func (p *Pool) Stop(ctx context.Context) {
 	p.mu.Lock()
 	if p.stopped {
@@ -172,11 +173,11 @@ func (p *Pool) Stop(ctx context.Context) {
 	started := p.started
 	p.mu.Unlock()
 	close(p.stopping)
-	if started {
-		<-p.loopDone
-	}
 	drained := make(chan struct{})
 	go func() {
+		if started {
+			<-p.loopDone // it claims no more, so it starts no more runs
+		}
 		p.runs.Wait()
 		close(drained)
 	}()
@@ -226,6 +227,11 @@ func (p *Pool) loop() {
 	defer tick.Stop()
 	want, held := true, false // want: jobs may be due; held: the last claim failed
 	for {
+		select {
+		case <-p.stopping:
+			return // and claim nothing more, even if a worker was freed meanwhile
+		default:
+		}
 		if want && !held {
 			if idle := p.idle(); idle > 0 {
 				n, err := p.claim(idle)
@@ -257,8 +263,11 @@ func (p *Pool) idle() int {
 
 // claim leases up to n due jobs and starts a worker for each; it returns how many it got.
 func (p *Pool) claim(n int) (int, error) {
+	// A claim that took half the lease would leave its runs little time: it fails instead.
+	ctx, cancel := context.WithTimeout(p.root, p.cfg.Lease/2)
+	defer cancel()
 	now := p.cfg.Now()
-	jobs, err := p.cfg.Jobs.ClaimJobs(p.root, p.cfg.Kind, p.cfg.Node, now, now.Add(p.cfg.Lease), n)
+	jobs, err := p.cfg.Jobs.ClaimJobs(ctx, p.cfg.Kind, p.cfg.Node, now, now.Add(p.cfg.Lease), n)
 	if err != nil {
 		return 0, err
 	}
@@ -292,7 +301,10 @@ func (p *Pool) release() {
 func (p *Pool) run(ctx context.Context, j persistence.Job) (persistence.Job, error) {
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, j.LeaseUntil.Sub(p.cfg.Now())-p.cfg.Lease/2)
-	err := p.cfg.Run(rctx, j)
+	err := rctx.Err() // a run whose context ended already (the pool stopped) is not started
+	if err == nil {
+		err = p.cfg.Run(rctx, j)
+	}
 	cancel()
 	f, outcome := p.finish(ctx, j, err)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)

@@ -300,3 +300,26 @@ func TestPoolClaimErrorIsRetriedAtThePoll(t *testing.T) {
 		t.Fatalf("%+v", j)
 	}
 }
+
+// hangingClaims is a store whose claims hang until their context ends.
+type hangingClaims struct {
+	*fakeJobs
+	entered chan struct{}
+}
+
+func (h hangingClaims) ClaimJobs(ctx context.Context, _, _ string, _, _ time.Time, _ int) ([]persistence.Job, error) {
+	h.entered <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestPoolStopDoesNotWaitForAHangingStoreBeyondItsContext(t *testing.T) {
+	store := hangingClaims{fakeJobs: newJobs(), entered: make(chan struct{}, 1)}
+	p := NewPool(PoolConfig{Jobs: store, Kind: testKind, Node: "a", Poll: time.Hour, Logger: quiet,
+		Run: func(context.Context, persistence.Job) error { return nil }})
+	p.Start()
+	<-store.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Stop(ctx) // returns: the test would time out otherwise
+}
