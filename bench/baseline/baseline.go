@@ -29,6 +29,10 @@
 //   - The same connection budget as the ordermesh PostgreSQL store (DefaultMaxConns),
 //     the same indexes and vacuum settings, and the same validation: the transition table,
 //     Decide for a create's lines and total, the same idempotency-key and fingerprint rules.
+//   - Payments and fulfilment (tasks.go) are a tasks table that the order statements
+//     write in their own transaction and worker goroutines poll with FOR UPDATE SKIP
+//     LOCKED, under leases: the textbook outbox, with the same provider (a guarded
+//     actors/payment/client), simulated warehouse and dead letters as ordermesh.
 //   - Payment deadlines are an indexed column swept in batches by one statement (FOR
 //     UPDATE SKIP LOCKED, so several processes sweep without blocking each other), and the
 //     expiry uses ordermesh's key (order.ExpiryKey), so histories look alike.
@@ -36,7 +40,7 @@
 // Known and intended differences from ordermesh: the baseline remembers every idempotency
 // key of an order for its life (ordermesh honours each for order.KeyWindow at least: the
 // newest order.KeysKept in the order itself, older ones from its events); it has no live push of changes; and it is the only writer of
-// its tables, baseline_orders and baseline_order_events, which live beside ordermesh's
+// its tables, baseline_orders, baseline_order_events, baseline_stock and baseline_tasks, which live beside ordermesh's
 // tables so both designs can share one database. Users are ordermesh's users table.
 package baseline
 
