@@ -407,3 +407,36 @@ func TestTwoPollersNeverRunATaskTwice(t *testing.T) {
 	}
 	t.Logf("shipped by node: %v", nodes)
 }
+
+// TestLeaseOfALostWorkerPasses: a task claimed by a worker that died is left alone until
+// its lease passes, then another process claims it (a new fence) and ships the order.
+func TestLeaseOfALostWorkerPasses(t *testing.T) {
+	url := pgtest.URL(t)
+	clk := newClock()
+	manual, _ := openAt(t, url, baseline.Options{Now: clk.Now})
+	x := openTasks(t, url)
+	id := create(t, manual, alice, "o1").ID
+	do(t, manual, cmd(order.CmdSubmitPayment, id, "p", alice))
+	do(t, manual, cmd(order.CmdConfirmPayment, id, "c", olga))
+	// As a claim by a process that then died leaves the task.
+	lease := clk.Now().Add(time.Minute)
+	if _, err := x.db.Exec(context.Background(), `UPDATE baseline_tasks SET state = 'running', attempts = 1, fence = 1,
+		lease_owner = 'gone', lease_until = $2, next_at = $2 WHERE id = $1`, fulfilID(id), lease); err != nil {
+		t.Fatal(err)
+	}
+	wh := &failing{calls: map[string]int{}}
+	s, _ := openAt(t, url, baseline.Options{Now: clk.Now, Node: "b2", Warehouse: wh, FulfilmentWorkers: 2, TaskPoll: time.Millisecond})
+	time.Sleep(50 * time.Millisecond) // some polls of the workers (a negative check: it cannot prove more)
+	if n := wh.count()[fulfilID(id)]; n != 0 || status(t, s, id) != order.StatusPaid {
+		t.Fatalf("a leased task ran %d times", n)
+	}
+	clk.Advance(time.Minute)
+	eventually(t, nil, "SHIPPED after the lease passed", func() bool { return status(t, s, id) == order.StatusShipped })
+	page, err := s.Fulfilment().List(context.Background(), persistence.JobQuery{OrderID: id})
+	if err != nil || len(page.Jobs) != 1 {
+		t.Fatal(page, err)
+	}
+	if j := page.Jobs[0]; j.State != persistence.JobDone || j.Attempts != 2 || j.Fence != 2 || j.LeaseOwner != "b2" {
+		t.Fatalf("task %+v", j)
+	}
+}
