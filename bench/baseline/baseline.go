@@ -29,6 +29,10 @@
 //   - The same connection budget as the ordermesh PostgreSQL store (DefaultMaxConns),
 //     the same indexes and vacuum settings, and the same validation: the transition table,
 //     Decide for a create's lines and total, the same idempotency-key and fingerprint rules.
+//   - Payments and fulfilment (tasks.go) are a tasks table that the order statements
+//     write in their own transaction and worker goroutines poll with FOR UPDATE SKIP
+//     LOCKED, under leases: the textbook outbox, with the same provider (a guarded
+//     actors/payment/client), simulated warehouse and dead letters as ordermesh.
 //   - Payment deadlines are an indexed column swept in batches by one statement (FOR
 //     UPDATE SKIP LOCKED, so several processes sweep without blocking each other), and the
 //     expiry uses ordermesh's key (order.ExpiryKey), so histories look alike.
@@ -36,7 +40,7 @@
 // Known and intended differences from ordermesh: the baseline remembers every idempotency
 // key of an order for its life (ordermesh honours each for order.KeyWindow at least: the
 // newest order.KeysKept in the order itself, older ones from its events); it has no live push of changes; and it is the only writer of
-// its tables, baseline_orders and baseline_order_events, which live beside ordermesh's
+// its tables, baseline_orders, baseline_order_events, baseline_stock and baseline_tasks, which live beside ordermesh's
 // tables so both designs can share one database. Users are ordermesh's users table.
 package baseline
 
@@ -52,6 +56,8 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
+	"github.com/ordermesh/ordermesh/actors/payment"
+	"github.com/ordermesh/ordermesh/actors/warehouse"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -104,8 +110,34 @@ type Options struct {
 	// Now is the clock that stamps commands and decides which deadlines passed; nil =
 	// time.Now. Tests move it instead of sleeping.
 	Now func() time.Time
-	// Logger receives sweeper warnings; nil = slog.Default().
+	// Logger receives sweeper and task warnings; nil = slog.Default().
 	Logger *slog.Logger
+
+	// Provider receives the payment intents (tasks.go): a pay submits its intent inline
+	// (Payments.Submit) and PaymentWorkers submit those that wait. Guard it
+	// (client.NewGuard): its calls need a timeout. nil = manual payments: payment tasks
+	// are written and ended with their orders, and never run.
+	Provider payment.Provider
+	// WebhookSecrets verify the provider's webhooks, newest first (Payments.WebhookSecrets).
+	WebhookSecrets [][]byte
+	// PaymentWorkers is how many workers submit queued intents (default
+	// DefaultPaymentWorkers; only with a Provider).
+	PaymentWorkers int
+	// RetryOpen is how long a payment task waits while the provider's breaker is open.
+	RetryOpen time.Duration
+	// Warehouse fulfils the paid orders that FulfilmentWorkers workers ship (auto-ship).
+	Warehouse warehouse.Warehouse
+	// FulfilmentWorkers is how many fulfilment workers run; 0 = auto-ship off: the tasks
+	// wait for operators (the order is shipped by hand, or the task retried or cancelled).
+	FulfilmentWorkers int
+	// FulfilmentAttempts is how many runs a fulfilment task gets before it is
+	// dead-lettered (default DefaultFulfilmentAttempts).
+	FulfilmentAttempts int
+	// TaskPoll is how often an idle worker looks for due tasks (default DefaultTaskPoll).
+	TaskPoll time.Duration
+	// TaskLease is how long a claimed task is its worker's; a run ends at half of it
+	// (default DefaultTaskLease).
+	TaskLease time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -130,6 +162,21 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.PaymentWorkers <= 0 {
+		o.PaymentWorkers = DefaultPaymentWorkers
+	}
+	if o.RetryOpen <= 0 {
+		o.RetryOpen = DefaultRetryOpen
+	}
+	if o.FulfilmentAttempts <= 0 {
+		o.FulfilmentAttempts = DefaultFulfilmentAttempts
+	}
+	if o.TaskPoll <= 0 {
+		o.TaskPoll = DefaultTaskPoll
+	}
+	if o.TaskLease <= 0 {
+		o.TaskLease = DefaultTaskLease
+	}
 	return o
 }
 
@@ -150,6 +197,12 @@ type Service struct {
 	stopSweep context.CancelFunc
 	swept     chan struct{} // closed when the sweeper goroutine has returned
 	closeOnce sync.Once
+
+	// The task workers (tasks.go): a kick wakes an idle one of its kind.
+	stopWorkers    context.CancelFunc
+	workers        sync.WaitGroup
+	kickPayments   chan struct{}
+	kickFulfilment chan struct{}
 }
 
 var (
@@ -201,13 +254,22 @@ func Open(ctx context.Context, url string, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("opening baseline: %w", err)
 	}
 	orderExpiry, _ := json.Marshal(order.Payload{By: sweeperSubject})
-	s := &Service{pool: pool, users: users, opts: opts, expiryPayload: payload, orderExpiryPayload: orderExpiry, swept: make(chan struct{})}
+	s := &Service{pool: pool, users: users, opts: opts, expiryPayload: payload, orderExpiryPayload: orderExpiry, swept: make(chan struct{}),
+		kickPayments: make(chan struct{}, 1), kickFulfilment: make(chan struct{}, 1)}
 	sweepCtx, stop := context.WithCancel(context.Background())
 	s.stopSweep = stop
 	if opts.SweepInterval > 0 {
 		go s.runSweeper(sweepCtx)
 	} else {
 		close(s.swept)
+	}
+	workCtx, stopWork := context.WithCancel(context.Background())
+	s.stopWorkers = stopWork
+	if opts.Provider != nil {
+		s.startWorkers(workCtx, kindPayment, opts.PaymentWorkers, s.kickPayments)
+	}
+	if opts.FulfilmentWorkers > 0 && opts.Warehouse != nil {
+		s.startWorkers(workCtx, kindFulfilment, opts.FulfilmentWorkers, s.kickFulfilment)
 	}
 	return s, nil
 }
@@ -260,12 +322,15 @@ func (s *Service) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the sweeper, waits for it, and closes both pools. Commands still running
-// fail. It always returns nil; later calls do nothing.
+// Close stops the sweeper and the task workers, waits for them (a task being run is cut
+// short and recorded as a failed attempt, to be retried), and closes both pools.
+// Commands still running fail. It always returns nil; later calls do nothing.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopSweep()
+		s.stopWorkers()
 		<-s.swept
+		s.workers.Wait()
 		s.users.Close()
 		s.pool.Close()
 	})

@@ -65,6 +65,12 @@ func (c *clock) Advance(d time.Duration) {
 // clock, unless opts say otherwise.
 func open(t testing.TB, opts baseline.Options) (*baseline.Service, *clock) {
 	t.Helper()
+	return openAt(t, pgtest.URL(t), opts)
+}
+
+// openAt is open on the database at url, which other services may share.
+func openAt(t testing.TB, url string, opts baseline.Options) (*baseline.Service, *clock) {
+	t.Helper()
 	clk := newClock()
 	if opts.Now == nil {
 		opts.Now = clk.Now
@@ -72,7 +78,7 @@ func open(t testing.TB, opts baseline.Options) (*baseline.Service, *clock) {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = -1
 	}
-	s, err := baseline.Open(context.Background(), pgtest.URL(t), opts)
+	s, err := baseline.Open(context.Background(), url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -58,6 +58,34 @@ WITH prev AS (
 		GROUP BY x.sku
 	) l
 	WHERE s.sku = l.sku
+), te AS (
+	-- The tasks the transition makes moot (tasks.go), in the same statement: leaving
+	-- PAYING cancels the payment's task, leaving PAID ends the fulfilment's (done when
+	-- the order ships).
+	UPDATE baseline_tasks t
+	SET state = CASE WHEN t.kind = 'fulfilment' AND $4 = 'SHIPPED' THEN 'done' ELSE 'cancelled' END,
+		last_error = CASE WHEN t.kind = 'fulfilment' AND $4 = 'SHIPPED' THEN 'shipped' ELSE 'the order is ' || $4 END,
+		lease_until = NULL, updated_at = $6
+	FROM u
+	WHERE t.order_id = $1 AND t.state IN ('pending', 'running', 'dead')
+	  AND t.kind = CASE u.from_status WHEN 'PAYING' THEN 'payment' WHEN 'PAID' THEN 'fulfilment' END
+), ti AS (
+	-- The task the transition causes: entering PAYING, the payment intent to submit (its
+	-- id is payment.IntentID of the order at the new version); entering PAID, the
+	-- warehouse.Task to fulfil.
+	INSERT INTO baseline_tasks (id, kind, order_id, state, next_at, payload, created_at, updated_at)
+	SELECT x.id, x.kind, $1, 'pending', $6, x.payload, $6, $6
+	FROM u, LATERAL (
+		SELECT 'pay_' || $1 || '_' || u.version AS id, 'payment' AS kind,
+			jsonb_build_object('id', 'pay_' || $1 || '_' || u.version, 'order_id', $1::text, 'customer', u.customer,
+				'amount', u.total, 'currency', u.currency) AS payload
+		WHERE $4 = 'PAYING'
+		UNION ALL
+		SELECT 'fulfil_' || $1, 'fulfilment',
+			jsonb_build_object('id', 'fulfil_' || $1, 'order_id', $1::text, 'customer', u.customer, 'lines', u.lines)
+		WHERE $4 = 'PAID'
+	) x
+	ON CONFLICT (id) DO NOTHING
 )
 SELECT customer, version, lines, currency, total, created_at FROM u`
 

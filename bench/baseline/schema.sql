@@ -88,3 +88,29 @@ CREATE TABLE IF NOT EXISTS baseline_stock_adjustments (
 -- the order timeout), by creation time.
 CREATE INDEX IF NOT EXISTS baseline_orders_created_open ON baseline_orders (created_at)
     WHERE status = 'CREATED';
+
+-- The work an order's transition causes outside the order, the classic way: a tasks table
+-- written by the transition's own statement (a PAYING order has its payment task, a PAID
+-- one its fulfilment task, and a transition that makes a task moot ends it there too),
+-- polled by worker goroutines with FOR UPDATE SKIP LOCKED. A running task is leased:
+-- lease_until is also copied to next_at, so one index finds both the due pending tasks
+-- and the running ones whose worker is presumed gone. fence counts the claims; a worker
+-- finishes a task only while it still holds the claim it made.
+CREATE TABLE IF NOT EXISTS baseline_tasks (
+    id          text        NOT NULL PRIMARY KEY,
+    kind        text        NOT NULL, -- payment | fulfilment
+    order_id    text        NOT NULL,
+    state       text        NOT NULL, -- pending | running | done | dead | cancelled
+    attempts    integer     NOT NULL DEFAULT 0,
+    next_at     timestamptz NOT NULL,
+    lease_owner text        NOT NULL DEFAULT '',
+    lease_until timestamptz,
+    fence       bigint      NOT NULL DEFAULT 0,
+    last_error  text        NOT NULL DEFAULT '',
+    payload     jsonb       NOT NULL,
+    created_at  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS baseline_tasks_due ON baseline_tasks (kind, state, next_at);
+CREATE INDEX IF NOT EXISTS baseline_tasks_order ON baseline_tasks (order_id);
+CREATE INDEX IF NOT EXISTS baseline_tasks_listing ON baseline_tasks (kind, created_at DESC, id DESC);

@@ -48,6 +48,12 @@ WITH due AS (
 	FROM u
 ), st AS (
 	` + releaseCTE + `
+), te AS (
+	-- The payment's task is moot (tasks.go).
+	UPDATE baseline_tasks t
+	SET state = 'cancelled', last_error = 'the order is CLOSED', lease_until = NULL, updated_at = $1
+	FROM u
+	WHERE t.order_id = u.id AND t.kind = 'payment' AND t.state IN ('pending', 'running', 'dead')
 )
 SELECT id, customer, version, lines, currency, total, created_at FROM u`
 
