@@ -101,7 +101,7 @@ func CheckFulfilment(in FulfilmentInput) FulfilmentCheckResult {
 		ids[id] = true
 	}
 	for id, h := range in.Histories {
-		if slices.ContainsFunc(h, func(e Event) bool { return e.Type == "PaymentConfirmed" }) {
+		if confirmedIn(h) {
 			ids[id] = true
 		}
 	}
@@ -268,19 +268,41 @@ func createdOrders(acks []Ack) []string {
 	return out
 }
 
-// checkFulfilment waits for the run's orders to settle, then reads their tasks and checks
-// them against hist (the histories the history check read).
+// confirmedIn reports whether history h has a confirmed payment.
+func confirmedIn(h []Event) bool {
+	return slices.ContainsFunc(h, func(e Event) bool { return e.Type == "PaymentConfirmed" })
+}
+
+// checkFulfilment reads the tasks of the run's orders and checks them against hist (the
+// histories the history check read, before the tasks). A task whose payment is not in
+// hist may have been written since: its order's history is read again (after the tasks),
+// so that neither a payment confirmed after the history was read nor one confirmed after
+// the tasks were read can look like a violation.
 func checkFulfilment(ctx context.Context, lb *Balancer, operator *Account, acks []Ack, hist map[string][]Event, unsettled int) (FulfilmentCheckResult, error) {
 	in := FulfilmentInput{Created: createdOrders(acks), Histories: hist, Unsettled: unsettled}
 	ids := slices.Clone(in.Created)
 	for id, h := range hist {
-		if !slices.Contains(ids, id) && slices.ContainsFunc(h, func(e Event) bool { return e.Type == "PaymentConfirmed" }) {
+		if !slices.Contains(ids, id) && confirmedIn(h) {
 			ids = append(ids, id)
 		}
 	}
 	var err error
 	if in.Tasks, err = FetchTasks(ctx, lb, operator, ids, 8); err != nil {
 		return FulfilmentCheckResult{}, err
+	}
+	var again []string
+	for id, ts := range in.Tasks {
+		if len(ts) > 0 && !confirmedIn(hist[id]) {
+			again = append(again, id)
+		}
+	}
+	if len(again) > 0 {
+		fresh, err := FetchHistories(ctx, lb, operator, again, 8)
+		if err != nil {
+			return FulfilmentCheckResult{}, err
+		}
+		in.Histories = maps.Clone(hist)
+		maps.Copy(in.Histories, fresh)
 	}
 	return CheckFulfilment(in), nil
 }

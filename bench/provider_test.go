@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,34 @@ func TestProviderNeedsALifecycle(t *testing.T) {
 	cfg.Scenario, cfg.Provider = "hot", true
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--provider") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A payment confirmed between the history read and the tasks read is not a task without
+// its payment: the history of such an order is read again.
+func TestCheckFulfilmentRereadsAHistoryOlderThanItsTask(t *testing.T) {
+	api := newFakeAPI()
+	api.provider = &fakeProvider{}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	api.now = func() time.Time { return now }
+	stale := providerHistory()[:3] // PAYING
+	api.orders["o1"] = &fakeOrder{id: "o1", status: statePaying, events: slices.Clone(stale), due: now}
+	srv := httptest.NewServer(api.handler())
+	defer srv.Close()
+	ctx := context.Background()
+	lb := NewBalancer(srv.Client(), []string{srv.URL})
+	defer lb.Close()
+	lb.Probe(ctx)
+	op, err := Login(ctx, lb, "olga", "ordermesh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := []Ack{{Op: OpCreate, OrderID: "o1", Key: "kc", HTTP: 201, Version: 2, State: stateCreated}}
+	res, err := checkFulfilment(ctx, lb, op, acks, map[string][]Event{"o1": stale}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Pass || res.Paid != 1 || res.TasksByState[taskDone] != 1 {
+		t.Fatalf("%s %+v", res.Summary(), res.Violations)
 	}
 }
