@@ -15,6 +15,7 @@ type Event struct {
 	From           string `json:"from"`
 	To             string `json:"to"`
 	IdempotencyKey string `json:"idempotency_key"`
+	By             string `json:"by,omitempty"` // who: a user, or the system's "payment-provider", "fulfilment", ...
 }
 
 // Race is one contest the hot scenario staged on OrderID: the commands sent with Keys.
@@ -83,6 +84,9 @@ type CheckResult struct {
 	// Stock is the stock check of a flash run (stockcheck.go); its violations are
 	// counted above too.
 	Stock *StockCheckResult `json:"stock,omitempty"`
+	// Fulfilment is the fulfilment check of a --provider run (fulfilcheck.go); its
+	// violations are counted above too.
+	Fulfilment *FulfilmentCheckResult `json:"fulfilment,omitempty"`
 }
 
 const maxViolations = 50

@@ -52,6 +52,17 @@ type Config struct {
 	// its lines, so the all-or-nothing reservation is what decides it.
 	BasketSKU string
 
+	// Provider (lifecycle, chaos): the payment provider and the fulfilment pool are in the
+	// loop. After pay the shopper waits for the system (polling its order) until PAID,
+	// pays again when the provider declined, then waits for SHIPPED and delivers; the
+	// bench sends no confirm-payment or ship. The check adds the fulfilment rules.
+	Provider     bool
+	ProviderWait time.Duration // provider: longest wait for PAID, and again for SHIPPED
+	PayTries     int           // provider: pays of one order at most (the provider may decline each)
+	// SystemArgs are the extra arguments of the systems the bench started itself (--local,
+	// compare), shown in the report's header; nil when it drove running ones.
+	SystemArgs []string
+
 	Chaos       string      // chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2"
 	ChaosDriver ChaosDriver // executes Chaos; nil uses the API driver (drain only)
 
@@ -73,6 +84,7 @@ func DefaultConfig() Config {
 		CancelShare: 0.1, FailShare: 0.05, RefundShare: 0.1,
 		HotOrders: 8, Racers: 4, ReadCreateShare: 0.05,
 		FlashSKU: "kettle-gooseneck", FlashStock: 500, FlashBuyers: 2000, FlashChurn: 0.2, Restock: 100, BasketSKU: "mug-stoneware",
+		ProviderWait: 60 * time.Second, PayTries: 5,
 	}
 }
 
@@ -106,6 +118,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.FlashChurn, "churn", c.FlashChurn, "flash, restock: share of winners who cancel, or pay and let the payment expire (with --payment-timeout)")
 	fs.Int64Var(&c.Restock, "restock", c.Restock, "restock: units the operator adds in the middle of the first wave")
 	fs.StringVar(&c.BasketSKU, "basket-sku", c.BasketSKU, "basket: the second sku of every attempt (half of --stock available): a flash sale of two-line baskets, all or nothing")
+	fs.BoolVar(&c.Provider, "provider", c.Provider, "lifecycle, chaos: the payment provider and the fulfilment pool are in the loop: after pay the shopper polls its order until PAID (paying again, new key, when the provider declined), then until SHIPPED, then delivers; no confirm-payment or ship by the bench; the check adds the fulfilment rules")
+	fs.DurationVar(&c.ProviderWait, "provider-wait", c.ProviderWait, "provider: longest wait for PAID after a pay, and for SHIPPED after PAID")
+	fs.IntVar(&c.PayTries, "pay-tries", c.PayTries, "provider: pays of one order at most (the provider may decline each)")
 	fs.StringVar(&c.Chaos, "chaos", c.Chaos, `chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2" (times from the start of the run, node = index in --targets)`)
 }
 
@@ -151,6 +166,12 @@ func (c Config) Validate() error {
 	}
 	if c.Scenario == "hot" && (c.HotOrders < 1 || c.Racers < 2) {
 		errs = append(errs, errors.New("hot needs --hot-orders >= 1 and --racers >= 2"))
+	}
+	if c.Provider && c.Scenario != "lifecycle" && c.Scenario != "chaos" {
+		errs = append(errs, errors.New("--provider goes with the lifecycle and chaos scenarios"))
+	}
+	if c.Provider && (c.ProviderWait <= 0 || c.PayTries < 1) {
+		errs = append(errs, errors.New("--provider needs a positive --provider-wait and --pay-tries >= 1"))
 	}
 	if _, err := ParseChaos(c.Chaos); err != nil {
 		errs = append(errs, err)

@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+
 	"github.com/ordermesh/ordermesh/actors/order"
 	"net/http"
 	"strings"
@@ -36,6 +37,90 @@ type fakeAPI struct {
 	// partial plants another: a refused basket keeps the units of its lines that were
 	// available (no all-or-nothing).
 	partial bool
+	// provider, when not nil, puts a simulated payment provider and fulfilment pool behind
+	// the fake (issue 10): see fakeProvider.
+	provider *fakeProvider
+}
+
+// fakeProvider is the payment provider and the fulfilment pool of the fake, asynchronous
+// and deterministic: a pay's outcome lands delay after the pay, and the shipment delay
+// after the payment, applied when the fake is next asked about the order (as expire
+// does); every declineEvery-th payment is declined and every deadEvery-th task dies,
+// counted in the order the outcomes land.
+type fakeProvider struct {
+	delay        time.Duration
+	declineEvery int
+	deadEvery    int
+	// Planted bugs, on every order: the pool ships twice, PAID writes no task, or two.
+	shipTwice, loseTask, twoTasks bool
+
+	intents, shipments int
+}
+
+// nth counts *n up and reports whether it is now a multiple of every (never when every is 0).
+func nth(n *int, every int) bool {
+	*n++
+	return every > 0 && *n%every == 0
+}
+
+// advance applies the provider's and the pool's steps that are due on o. Callers hold f.mu.
+func (f *fakeAPI) advance(o *fakeOrder) {
+	p := f.provider
+	if p == nil {
+		return
+	}
+	now := f.clock()
+	for !o.due.IsZero() && !now.Before(o.due) {
+		at := o.due
+		o.due = time.Time{}
+		switch o.status {
+		case statePaying:
+			o.payments++
+			if nth(&p.intents, p.declineEvery) {
+				f.system(o, "PaymentFailed", stateCreated, byProvider, fmt.Sprintf("evt_%s_%d", o.id, o.payments))
+				break
+			}
+			f.system(o, "PaymentConfirmed", statePaid, byProvider, fmt.Sprintf("evt_%s_%d", o.id, o.payments))
+			tasks := 1
+			switch {
+			case p.loseTask:
+				tasks = 0
+			case p.twoTasks:
+				tasks = 2
+			}
+			for i := range tasks {
+				o.tasks = append(o.tasks, FulfilmentTask{ID: fmt.Sprintf("fulfil_%s%s", o.id, strings.Repeat("'", i)), OrderID: o.id, State: taskPending})
+			}
+			if tasks > 0 {
+				o.due = at.Add(p.delay)
+			}
+		case statePaid:
+			t := &o.tasks[0]
+			t.Attempts++
+			if nth(&p.shipments, p.deadEvery) {
+				t.State, t.LastError = taskDead, "warehouse: simulated failure"
+				break
+			}
+			f.system(o, "OrderShipped", stateShipped, byPool, t.ID)
+			if p.shipTwice {
+				f.system(o, "OrderShipped", stateShipped, byPool, t.ID+"-again")
+			}
+			t.State = taskDone
+		}
+	}
+}
+
+// system appends an event by the system. Callers hold f.mu.
+func (f *fakeAPI) system(o *fakeOrder, event, to, by, key string) {
+	o.events = append(o.events, Event{Version: int64(len(o.events)) + 1, Type: event, From: o.status, To: to, IdempotencyKey: key, By: by})
+	o.status = to
+}
+
+// advanceAll advances every order. Callers hold f.mu.
+func (f *fakeAPI) advanceAll() {
+	for _, o := range f.orders {
+		f.advance(o)
+	}
 }
 
 type fakeOrder struct {
@@ -46,6 +131,10 @@ type fakeOrder struct {
 	deadline  time.Time            // payment deadline while PAYING (and after, for expireBoth)
 	items     []StockLine
 	refusal   bool // REJECTED: every replay of the create is 409 40902
+	// provider: when the next system step is due, payments decided, fulfilment tasks
+	due      time.Time
+	payments int
+	tasks    []FulfilmentTask
 }
 
 // newCatalogFakeAPI is a fake with inventory whose basket skus start with no stock, as a
@@ -150,6 +239,7 @@ func (f *fakeAPI) handler() http.Handler {
 		out := []StockOrder{}
 		for _, o := range f.orders {
 			f.expire(o)
+			f.advance(o)
 			out = append(out, StockOrder{ID: o.id, Status: o.status, Items: o.items})
 		}
 		reply(w, 200, 0, map[string]any{"orders": out, "next_cursor": ""})
@@ -190,11 +280,31 @@ func (f *fakeAPI) handler() http.Handler {
 		f.stockKeys[key] = *v
 		reply(w, 200, 0, v)
 	})
+	mux.HandleFunc("GET /api/v1/fulfilment", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.provider == nil {
+			reply(w, 503, 50300, nil)
+			return
+		}
+		f.advanceAll()
+		id, state := r.URL.Query().Get("order_id"), r.URL.Query().Get("state")
+		out := []FulfilmentTask{}
+		for _, o := range f.orders {
+			for _, t := range o.tasks {
+				if (id == "" || t.OrderID == id) && (state == "" || t.State == state) {
+					out = append(out, t)
+				}
+			}
+		}
+		reply(w, 200, 0, map[string]any{"tasks": out, "next_cursor": ""})
+	})
 	mux.HandleFunc("GET /api/v1/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if o := f.orders[r.PathValue("id")]; o != nil {
 			f.expire(o)
+			f.advance(o)
 			reply(w, 200, 0, orderView{ID: o.id, Status: o.status, Version: int64(len(o.events))})
 			return
 		}
@@ -205,6 +315,7 @@ func (f *fakeAPI) handler() http.Handler {
 		defer f.mu.Unlock()
 		if o := f.orders[r.PathValue("id")]; o != nil {
 			f.expire(o)
+			f.advance(o)
 			reply(w, 200, 0, map[string]any{"events": o.events})
 			return
 		}
@@ -232,6 +343,7 @@ func (f *fakeAPI) handler() http.Handler {
 		if !f.expireBoth || event != "PaymentConfirmed" {
 			f.expire(o) // the planted bug: a confirm does not look at the deadline
 		}
+		f.advance(o)
 		to, ok := legal(o.status, event)
 		if !ok {
 			reply(w, 409, 40900, nil)
@@ -242,9 +354,12 @@ func (f *fakeAPI) handler() http.Handler {
 		o.status = to
 		version := int64(len(o.events)) + 1
 		if f.loseEvery == 0 || f.actions%f.loseEvery != 0 {
-			o.events = append(o.events, Event{Version: version, Type: event, To: to, IdempotencyKey: key})
+			o.events = append(o.events, Event{Version: version, Type: event, To: to, IdempotencyKey: key, By: caller(r)})
 		}
 		o.answers[key] = orderView{ID: o.id, Status: to, Version: version}
+		if f.provider != nil {
+			f.handOver(o, to)
+		}
 		switch {
 		case to == statePaying && f.paymentTimeout > 0:
 			o.deadline = f.clock().Add(f.paymentTimeout).Truncate(time.Microsecond)
@@ -256,6 +371,23 @@ func (f *fakeAPI) handler() http.Handler {
 		reply(w, 200, 0, o.answers[key])
 	})
 	return mux
+}
+
+// handOver starts the system's part after a shopper's or operator's command took o to
+// `to`: a pay is handed to the provider; a refund of a PAID order cancels its task.
+// Callers hold f.mu.
+func (f *fakeAPI) handOver(o *fakeOrder, to string) {
+	switch to {
+	case statePaying:
+		o.due = f.clock().Add(f.provider.delay)
+	case stateRefunded, stateClosed:
+		o.due = time.Time{}
+		for i := range o.tasks {
+			if o.tasks[i].State == taskPending {
+				o.tasks[i].State = taskCancelled
+			}
+		}
+	}
 }
 
 func caller(r *http.Request) string {

@@ -14,16 +14,26 @@ import (
 // most parallel requests at once. An order whose history cannot be read is left out, and
 // the checker reports it as a missing history; only a cancelled ctx is an error.
 func FetchHistories(ctx context.Context, lb *Balancer, operator *Account, ids []string, parallel int) (map[string][]Event, error) {
-	out := make(map[string][]Event, len(ids))
+	out, err := fetchEach(ctx, ids, parallel, func(id string) ([]Event, bool) { return fetchHistory(ctx, lb, operator, id) })
+	if err != nil {
+		return nil, fmt.Errorf("reading histories: %w", err)
+	}
+	return out, nil
+}
+
+// fetchEach calls get for every id, with at most parallel calls at once, and returns what
+// the calls that succeeded got, by id. Only a cancelled ctx is an error.
+func fetchEach[T any](ctx context.Context, ids []string, parallel int, get func(id string) (T, bool)) (map[string]T, error) {
+	out := make(map[string]T, len(ids))
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range max(parallel, 1) {
 		wg.Go(func() {
 			for id := range work {
-				if h, ok := fetchHistory(ctx, lb, operator, id); ok {
+				if v, ok := get(id); ok {
 					mu.Lock()
-					out[id] = h
+					out[id] = v
 					mu.Unlock()
 				}
 			}
@@ -40,7 +50,7 @@ feed:
 	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("reading histories: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // Recheck runs the consistency check of a finished run again, from its ack log, against
-// cfg.Targets as cfg.User. Races are rebuilt from the acks (see RacesFromAcks).
+// cfg.Targets as cfg.User (with cfg.Provider, the fulfilment check too). Races are rebuilt from the acks (see RacesFromAcks).
 func Recheck(ctx context.Context, cfg Config, acks []Ack) (CheckResult, error) {
 	cfg = withDefaults(cfg)
 	lb := NewBalancer(&http.Client{Timeout: cfg.Timeout}, cfg.Targets)
@@ -17,9 +17,9 @@ func Recheck(ctx context.Context, cfg Config, acks []Ack) (CheckResult, error) {
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("rechecking: %w", err)
 	}
-	hist, err := FetchHistories(ctx, lb, op, OrdersTouched(acks), 8)
+	res, err := checkRun(ctx, cfg, lb, op, acks, RacesFromAcks(acks))
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("rechecking: %w", err)
 	}
-	return Check(acks, hist, RacesFromAcks(acks)), nil
+	return res, nil
 }

@@ -61,6 +61,10 @@ type Report struct {
 	Check       *CheckResult    `json:"check,omitempty"`
 	Concurrency int             `json:"concurrency"`
 	Flash       *FlashReport    `json:"flash,omitempty"` // flash and restock`
+	// Provider is the shoppers' waits for the provider and the pool (--provider).
+	Provider *ProviderReport `json:"provider,omitempty"`
+	// SystemArgs are the extra arguments of the systems the bench started itself.
+	SystemArgs []string `json:"system_args,omitempty"`
 }
 
 // Op returns the report of op, and whether there was one.
@@ -97,7 +101,10 @@ func buildReport(cfg Config, r *runner, start, finished time.Time, arrivals int,
 	rep := &Report{
 		Scenario: cfg.Scenario, Targets: r.lb.Targets(), Rate: cfg.Rate, Duration: cfg.Duration, Warmup: cfg.Warmup,
 		Started: start, Elapsed: finished.Sub(start), Arrivals: arrivals, Resent: r.lb.Resent(), Chaos: chaos,
-		Concurrency: cfg.Concurrency,
+		Concurrency: cfg.Concurrency, SystemArgs: cfg.SystemArgs,
+	}
+	if cfg.Provider {
+		rep.Provider = r.provider.report()
 	}
 	secs := cfg.Duration.Seconds()
 	rec := r.rec
@@ -137,8 +144,15 @@ func opRank(op string) int {
 // WriteText writes the human report.
 func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "scenario %s against %s\n", r.Scenario, strings.Join(r.Targets, ", "))
-	fmt.Fprintf(w, "intended %.0f req/s for %s after %s warm-up; %d arrivals, %d late, %d resent to another node\n\n",
+	fmt.Fprintf(w, "intended %.0f req/s for %s after %s warm-up; %d arrivals, %d late, %d resent to another node\n",
 		r.Rate, r.Duration, r.Warmup, r.Arrivals, r.Late, r.Resent)
+	if len(r.SystemArgs) > 0 {
+		fmt.Fprintf(w, "systems started by the bench with: %s\n", strings.Join(r.SystemArgs, " "))
+	}
+	if r.Provider != nil {
+		fmt.Fprintln(w, "payment provider and fulfilment pool in the loop: the per-op figures leave out the polls of the waits")
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tcount\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\t")
 	for _, o := range append(slices.Clone(r.Ops), r.Total) {
@@ -166,9 +180,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Flash != nil {
 		r.Flash.WriteText(w)
 	}
+	if r.Provider != nil {
+		r.Provider.WriteText(w)
+	}
 	if r.Check != nil {
 		if r.Check.Stock != nil {
 			fmt.Fprintf(w, "check %s\n", r.Check.Stock.Summary())
+		}
+		if r.Check.Fulfilment != nil {
+			fmt.Fprintf(w, "check %s\n", r.Check.Fulfilment.Summary())
 		}
 		for _, rs := range r.Check.Races {
 			fmt.Fprintln(w, rs)

@@ -44,6 +44,8 @@ type runner struct {
 
 	mu    sync.Mutex
 	races []Race
+
+	provider *providerStats // --provider: the shoppers' waits for the system
 }
 
 // call is one request a scenario makes.
@@ -204,6 +206,12 @@ func withDefaults(c Config) Config {
 	if IsFlash(c.Scenario) {
 		c.Warmup = 0 // the sale is the measurement: its first seconds are the ones that matter
 	}
+	if c.ProviderWait == 0 {
+		c.ProviderWait = d.ProviderWait
+	}
+	if c.PayTries == 0 {
+		c.PayTries = d.PayTries
+	}
 	if c.Clock == nil {
 		c.Clock = RealClock{}
 	}
@@ -224,7 +232,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	chaos, _ := ParseChaos(cfg.Chaos) // validated above
 	idb := make([]byte, 4)
 	_, _ = rand.Read(idb)
-	r := &runner{cfg: cfg, clock: cfg.Clock, sem: make(chan struct{}, cfg.Concurrency), runID: "b" + hex.EncodeToString(idb)}
+	r := &runner{cfg: cfg, clock: cfg.Clock, sem: make(chan struct{}, cfg.Concurrency), runID: "b" + hex.EncodeToString(idb),
+		provider: newProviderStats()}
 	r.lb = NewBalancer(newHTTPClient(cfg.Concurrency, cfg.Timeout), cfg.Targets)
 	defer r.lb.Close()
 
@@ -350,17 +359,38 @@ func waitOrAbandon(wg *sync.WaitGroup, grace time.Duration, abandon func()) {
 	}
 }
 
-// check reads the histories of every order the run touched and runs Check.
+// check reads the histories of every order the run touched and runs Check; with
+// --provider it first waits for the provider and the pool to finish with the run's
+// orders, and adds the fulfilment check.
 func (r *runner) check(ctx context.Context) (CheckResult, error) {
-	acks := r.acks.Snapshot()
-	hist, err := FetchHistories(ctx, r.lb, r.operator, OrdersTouched(acks), 8)
-	if err != nil {
-		return CheckResult{}, err
-	}
 	r.mu.Lock()
 	races := append([]Race(nil), r.races...)
 	r.mu.Unlock()
-	return Check(acks, hist, races), nil
+	return checkRun(ctx, r.cfg, r.lb, r.operator, r.acks.Snapshot(), races)
+}
+
+// checkRun is the check of a run (or of its ack log, again) against lb.
+func checkRun(ctx context.Context, cfg Config, lb *Balancer, operator *Account, acks []Ack, races []Race) (CheckResult, error) {
+	unsettled := 0
+	if cfg.Provider {
+		var err error
+		if unsettled, err = settle(ctx, lb, operator, createdOrders(acks), min(cfg.ProviderWait, settleWait)); err != nil {
+			return CheckResult{}, fmt.Errorf("waiting for the provider and the pool: %w", err)
+		}
+	}
+	hist, err := FetchHistories(ctx, lb, operator, OrdersTouched(acks), 8)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	res := Check(acks, hist, races)
+	if cfg.Provider {
+		f, err := checkFulfilment(ctx, lb, operator, acks, hist, unsettled)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		res.addFulfilment(f)
+	}
+	return res, nil
 }
 
 // ceilDiv is used by scenarios sizing pools.

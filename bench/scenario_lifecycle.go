@@ -52,6 +52,9 @@ func (s *lifecycleScenario) requestsPerArrival() float64 { return s.perArrival }
 // lifecycles turns into the requested rate of commands.
 func (s *lifecycleScenario) setup(_ context.Context, r *runner) error {
 	s.perArrival = meanLifecycleLength(r.cfg)
+	if r.cfg.Provider {
+		s.perArrival = meanProviderLength(r.cfg)
+	}
 	return nil
 }
 
@@ -66,17 +69,18 @@ func meanLifecycleLength(cfg Config) float64 {
 }
 
 func (s *lifecycleScenario) arrive(ctx context.Context, r *runner, i int, intended time.Time) {
+	if r.cfg.Provider {
+		s.arriveProvider(ctx, r, i, intended)
+		return
+	}
 	rng := r.sessionRand(i)
 	shopper := r.shopper(i)
 	steps := planLifecycle(rng, r.cfg)
-	resp, t := r.exec(createCall(shopper, r.key(i, "create"), rng), intended)
-	if !resp.OK() {
+	v, t, ok := r.create(shopper, i, rng, intended)
+	if !ok {
 		return
 	}
-	var v orderView
-	if err := json.Unmarshal(resp.Data, &v); err != nil || v.ID == "" {
-		return
-	}
+	var resp Response
 	for k, st := range steps {
 		if ctx.Err() != nil {
 			return // the run is over: in-flight steps finish, new ones do not start
@@ -93,4 +97,15 @@ func (s *lifecycleScenario) arrive(ctx context.Context, r *runner, i int, intend
 			return
 		}
 	}
+}
+
+// create sends arrival i's create of a random basket as shopper, intended at intended,
+// and returns the order, the create's completion, and whether it was created.
+func (r *runner) create(shopper *Account, i int, rng *mrand.Rand, intended time.Time) (orderView, time.Time, bool) {
+	resp, t := r.exec(createCall(shopper, r.key(i, "create"), rng), intended)
+	var v orderView
+	if !resp.OK() || json.Unmarshal(resp.Data, &v) != nil || v.ID == "" {
+		return v, t, false
+	}
+	return v, t, true
 }

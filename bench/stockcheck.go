@@ -200,15 +200,20 @@ func CheckStock(in StockInput) StockCheckResult {
 // addStock merges a stock check into the run's verdict.
 func (r *CheckResult) addStock(s StockCheckResult) {
 	r.Stock = &s
-	for k, n := range s.Counts {
+	r.merge(s.Counts, s.Violations, s.Pass)
+}
+
+// merge adds another check's violations to the run's verdict.
+func (r *CheckResult) merge(counts map[string]int, vs []Violation, pass bool) {
+	for k, n := range counts {
 		r.Counts[k] += n
 	}
-	for _, v := range s.Violations {
+	for _, v := range vs {
 		if len(r.Violations) < maxViolations {
 			r.Violations = append(r.Violations, v)
 		}
 	}
-	r.Pass = r.Pass && s.Pass
+	r.Pass = r.Pass && pass
 }
 
 // Summary is the stock verdict in one line.
@@ -231,25 +236,39 @@ func (s StockCheckResult) Summary() string {
 
 // ListAllOrders reads every order through GET /api/v1/orders as operator, page by page.
 func ListAllOrders(ctx context.Context, lb *Balancer, operator *Account) ([]StockOrder, error) {
-	var out []StockOrder
+	out, err := listAll[StockOrder](ctx, lb, operator, "/api/v1/orders?limit=200", "orders")
+	if err != nil {
+		return nil, fmt.Errorf("listing orders: %w", err)
+	}
+	return out, nil
+}
+
+// listAll reads path (which has a query) as operator, every page: the items are the
+// array named field of each page, next_cursor leads to the next one.
+func listAll[T any](ctx context.Context, lb *Balancer, operator *Account, path, field string) ([]T, error) {
+	out := []T{}
 	cursor := ""
 	for {
-		path := "/api/v1/orders?limit=200"
+		p := path
 		if cursor != "" {
-			path += "&cursor=" + url.QueryEscape(cursor)
+			p += "&cursor=" + url.QueryEscape(cursor)
 		}
-		var page struct {
-			Orders     []StockOrder `json:"orders"`
-			NextCursor string       `json:"next_cursor"`
+		var page map[string]json.RawMessage
+		if err := getJSON(ctx, lb, operator, p, &page); err != nil {
+			return nil, err
 		}
-		if err := getJSON(ctx, lb, operator, path, &page); err != nil {
-			return nil, fmt.Errorf("listing orders: %w", err)
+		var items []T
+		if err := json.Unmarshal(page[field], &items); err != nil {
+			return nil, fmt.Errorf("GET %s: %s: %w", p, field, err)
 		}
-		out = append(out, page.Orders...)
-		if page.NextCursor == "" || len(page.Orders) == 0 {
+		cursor = ""
+		if raw, ok := page["next_cursor"]; ok {
+			_ = json.Unmarshal(raw, &cursor)
+		}
+		out = append(out, items...)
+		if cursor == "" || len(items) == 0 {
 			return out, nil
 		}
-		cursor = page.NextCursor
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +23,10 @@ const benchUsage = `Usage:
 Example:
   ordermesh bench run --scenario lifecycle --targets http://127.0.0.1:8080,http://127.0.0.1:8081 \
     --rate 300 --duration 30s --out bench/out/lifecycle
+  ordermesh bench run --local 3 --scenario lifecycle --provider --rate 200 --duration 30s
+    (the payment provider and the fulfilment pool in the loop: the shoppers wait for PAID
+    and SHIPPED; the nodes run --payments sim --auto-ship with a 200ms provider and a 50ms
+    warehouse unless --sim-payment-delay / --warehouse-latency say otherwise)
 
 ordermesh bench run --help lists every flag.
 `
@@ -61,12 +67,17 @@ func runBenchRun(ctx context.Context, args []string) error {
 	fs := benchFlags("run", &cfg)
 	local := fs.Int("local", 0, "start this many ordermesh nodes here (a local cluster the chaos scenario can kill, add and drain) instead of using --targets")
 	store := fs.String("store", "", "with --local: postgres:// URL or embedded store file for the nodes (default: a throwaway PostgreSQL)")
+	sim := defaultSimFlags()
+	sim.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg.Progress = os.Stderr
+	if *local == 0 && sim.given(fs) {
+		fmt.Fprintln(os.Stderr, "bench: the --sim-payment-* and --warehouse-* flags apply only to the nodes the bench starts (--local)")
+	}
 	if *local > 0 {
-		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out, localExtras(&cfg)...)
+		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out, localExtras(&cfg, sim)...)
 		if err != nil {
 			return err
 		}
@@ -94,20 +105,71 @@ func runBenchRun(ctx context.Context, args []string) error {
 const hotPaymentTimeout = 2 * time.Second
 
 // localExtras returns the extra arguments of the nodes (and baseline) bench starts itself
-// for cfg, and sets cfg.PaymentTimeout to match. hot runs them with a short payment
-// timeout (--payment-timeout, or hotPaymentTimeout) so that it can race confirm against
-// expiry, and so do flash and restock (expired payments release units that sell again);
-// other scenarios keep the nodes' default unless --payment-timeout is given.
-func localExtras(cfg *bench.Config) []string {
+// for cfg, sets cfg.PaymentTimeout to match, and cfg.SystemArgs for the report's header.
+//
+// Payments and fulfilment: with --provider, the simulated provider and the fulfilment pool
+// (--payments sim --auto-ship, with sim's delays and failure rates); otherwise neither
+// (--payments manual --auto-ship=false), since the bench confirms and ships itself.
+//
+// hot runs them with a short payment timeout (--payment-timeout, or hotPaymentTimeout) so
+// that it can race confirm against expiry, and so do flash and restock (expired payments
+// release units that sell again); other scenarios keep the nodes' default unless
+// --payment-timeout is given.
+func localExtras(cfg *bench.Config, sim simFlags) []string {
+	args := []string{"--payments", "manual", "--auto-ship=false"}
+	if cfg.Provider {
+		args = append([]string{"--payments", "sim", "--auto-ship"}, sim.args()...)
+	}
 	if (cfg.Scenario == "hot" || bench.IsFlash(cfg.Scenario)) && cfg.PaymentTimeout == 0 {
 		// flash: winners who churn by letting the payment expire free their unit within
 		// the run, for the late shoppers.
 		cfg.PaymentTimeout = hotPaymentTimeout
 	}
-	if cfg.PaymentTimeout <= 0 {
-		return nil
+	if cfg.PaymentTimeout > 0 {
+		args = append(args, "--payment-timeout", cfg.PaymentTimeout.String())
 	}
-	return []string{"--payment-timeout", cfg.PaymentTimeout.String()}
+	cfg.SystemArgs = args
+	return args
+}
+
+// simFlags are the simulated provider's and warehouse's settings of the systems the bench
+// starts itself with --provider, passed through as the node's flags of the same names.
+// The defaults are faster than the node's (2s, 500ms), for a quick benchmark.
+type simFlags struct {
+	paymentDelay     time.Duration
+	paymentFailure   float64
+	warehouseLatency time.Duration
+	warehouseFailure float64
+}
+
+func defaultSimFlags() simFlags {
+	return simFlags{paymentDelay: 200 * time.Millisecond, paymentFailure: 0.1,
+		warehouseLatency: 50 * time.Millisecond, warehouseFailure: 0.05}
+}
+
+var simFlagNames = []string{"sim-payment-delay", "sim-payment-failure-rate", "warehouse-latency", "warehouse-failure-rate"}
+
+func (s *simFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&s.paymentDelay, simFlagNames[0], s.paymentDelay, "with --provider, for the systems the bench starts: how long the simulated provider takes to call back")
+	fs.Float64Var(&s.paymentFailure, simFlagNames[1], s.paymentFailure, "with --provider, for the systems the bench starts: the share of payments the simulated provider declines")
+	fs.DurationVar(&s.warehouseLatency, simFlagNames[2], s.warehouseLatency, "with --provider, for the systems the bench starts: how long the simulated warehouse takes to fulfil an order")
+	fs.Float64Var(&s.warehouseFailure, simFlagNames[3], s.warehouseFailure, "with --provider, for the systems the bench starts: the share of fulfilment attempts the simulated warehouse fails")
+}
+
+// given reports whether any of the sim flags was set on fs.
+func (s simFlags) given(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || slices.Contains(simFlagNames, f.Name) })
+	return set
+}
+
+func (s simFlags) args() []string {
+	return []string{
+		"--" + simFlagNames[0], s.paymentDelay.String(),
+		"--" + simFlagNames[1], strconv.FormatFloat(s.paymentFailure, 'g', -1, 64),
+		"--" + simFlagNames[2], s.warehouseLatency.String(),
+		"--" + simFlagNames[3], strconv.FormatFloat(s.warehouseFailure, 'g', -1, 64),
+	}
 }
 
 func runBenchCheck(ctx context.Context, args []string) error {

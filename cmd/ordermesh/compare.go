@@ -29,6 +29,7 @@ type compareConfig struct {
 	search    bool
 	probe     time.Duration
 	startRate float64
+	sim       simFlags // --provider: the simulated provider and warehouse of both systems
 }
 
 // runCompare runs one scenario against a local ordermesh cluster and against the
@@ -45,8 +46,10 @@ func runCompare(args []string) error {
 	fs.BoolVar(&cc.search, "search", true, "search for the highest rate each system sustains within the objectives")
 	fs.DurationVar(&cc.probe, "probe", 10*time.Second, "measured duration of each step of the rate search")
 	fs.Float64Var(&cc.startRate, "search-from", 250, "first rate of the search (doubled until the objectives fail, then bisected)")
+	cc.sim = defaultSimFlags()
+	cc.sim.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ordermesh bench compare [flags]\n\nRuns a scenario at --rate against a local ordermesh cluster and against the classic\nstateless baseline on the same PostgreSQL, then (with --search) finds the highest rate\neach sustains with p99 under --slo-p99 and errors under --max-error-rate.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: ordermesh bench compare [flags]\n\nRuns a scenario at --rate against a local ordermesh cluster and against the classic\nstateless baseline on the same PostgreSQL, then (with --search) finds the highest rate\neach sustains with p99 under --slo-p99 and errors under --max-error-rate.\n\nWith --provider (lifecycle) both systems run the simulated payment provider and the\nfulfilment pool (--payments sim --auto-ship; provider delay and warehouse latency from\n--sim-payment-delay, default 200ms, and --warehouse-latency, default 50ms), and the report\nadds how long payment and fulfilment took; otherwise both run --payments manual\n--auto-ship=false and the bench confirms and ships.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +80,7 @@ func runCompare(args []string) error {
 		defer srv.Stop()
 		store = srv.URL()
 	}
-	extra := localExtras(&cc.run) // hot: both systems with a short payment timeout
+	extra := localExtras(&cc.run, cc.sim) // payments and fulfilment; hot: a short payment timeout
 
 	systems := []struct {
 		name  string
@@ -206,8 +209,9 @@ func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *
 
 func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 	a, b := rs[0], rs[1]
-	fmt.Fprintf(w, "\nbench compare: scenario %s, offered %.0f requests/s for %s (open loop), same PostgreSQL\n\n",
+	fmt.Fprintf(w, "\nbench compare: scenario %s, offered %.0f requests/s for %s (open loop), same PostgreSQL\n",
 		cc.run.Scenario, cc.run.Rate, cc.run.Duration)
+	fmt.Fprintf(w, "both systems started with: %s\n\n", strings.Join(cc.run.SystemArgs, " "))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\t%s\t%s\tratio\t\n", a.Name, b.Name)
 	row := func(label string, x, y float64, unit string, higherIsBetter bool) {
@@ -239,6 +243,13 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 		row("flash: create p99", fa.CreateP99Ms, fb.CreateP99Ms, " ms", false)
 		row("flash: refused out of stock", float64(fa.Refused), float64(fb.Refused), "", false)
 	}
+	if pa, pb := a.Report.Provider, b.Report.Provider; pa != nil && pb != nil {
+		row("provider: payment p50", pa.Payment.P50Ms, pb.Payment.P50Ms, " ms", false)
+		row("provider: payment p99", pa.Payment.P99Ms, pb.Payment.P99Ms, " ms", false)
+		row("provider: fulfilment p50", pa.Fulfilment.P50Ms, pb.Fulfilment.P50Ms, " ms", false)
+		row("provider: fulfilment p99", pa.Fulfilment.P99Ms, pb.Fulfilment.P99Ms, " ms", false)
+		row("provider: waits timed out", float64(pa.Payment.TimedOut+pa.Fulfilment.TimedOut), float64(pb.Payment.TimedOut+pb.Fulfilment.TimedOut), "", false)
+	}
 	if cc.search && cc.run.Scenario != "chaos" && !bench.IsFlash(cc.run.Scenario) {
 		row(fmt.Sprintf("highest rate with p99 <= %s, errors <= %.1f%%", cc.slo, 100*cc.maxErrors), a.Sustained, b.Sustained, "/s", true)
 	}
@@ -248,6 +259,9 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 			fmt.Fprintf(w, "%s: check %s\n", r.Name, strings.TrimSpace(r.Report.Check.Summary()))
 			if r.Report.Check.Stock != nil {
 				fmt.Fprintf(w, "%s: %s\n", r.Name, r.Report.Check.Stock.Summary())
+			}
+			if r.Report.Check.Fulfilment != nil {
+				fmt.Fprintf(w, "%s: %s\n", r.Name, r.Report.Check.Fulfilment.Summary())
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +25,7 @@ type launcher struct {
 	bin    string
 	store  string
 	logDir string
-	extra  []string // appended to every child's arguments (nodes and baseline), e.g. --payment-timeout
+	extra  []string // appended to every child's arguments (nodes and baseline), e.g. --payment-timeout; see withWorkDefaults
 
 	mu    sync.Mutex
 	nodes []*child // in the order the bench knows them; stopped ones stay in place
@@ -46,7 +47,18 @@ func newLauncher(store, logDir string, extra ...string) (*launcher, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
-	return &launcher{bin: bin, store: store, logDir: logDir, extra: extra}, nil
+	return &launcher{bin: bin, store: store, logDir: logDir, extra: withWorkDefaults(extra)}, nil
+}
+
+// withWorkDefaults returns extra, with "--payments manual --auto-ship=false" in front when it
+// does not name a --payments of its own: the children run with --demo, which would turn
+// on the simulated provider and the fulfilment pool, while a bench that confirms and ships
+// itself (every scenario but --provider) needs both off.
+func withWorkDefaults(extra []string) []string {
+	if slices.Contains(extra, "--payments") {
+		return extra
+	}
+	return append([]string{"--payments", "manual", "--auto-ship=false"}, extra...)
 }
 
 // startCluster starts n nodes, the first one alone and the others joining it.
