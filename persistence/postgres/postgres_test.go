@@ -37,6 +37,10 @@ func TestStocksConformance(t *testing.T) {
 	storetest.RunStocks(t, func(t *testing.T) persistence.Stocks { return openFresh(t) })
 }
 
+func TestJobsConformance(t *testing.T) {
+	storetest.RunJobs(t, func(t *testing.T) storetest.JobStore { return openFresh(t) })
+}
+
 func BenchmarkWriteStock(b *testing.B) {
 	storetest.BenchmarkWriteStock(b, openFresh(b), 500)
 }

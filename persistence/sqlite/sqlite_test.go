@@ -33,6 +33,10 @@ func TestStocksConformance(t *testing.T) {
 	storetest.RunStocks(t, func(t *testing.T) persistence.Stocks { return openTemp(t) })
 }
 
+func TestJobsConformance(t *testing.T) {
+	storetest.RunJobs(t, func(t *testing.T) storetest.JobStore { return openTemp(t) })
+}
+
 func BenchmarkWriteStock(b *testing.B) {
 	storetest.BenchmarkWriteStock(b, openTemp(b), 500)
 }
