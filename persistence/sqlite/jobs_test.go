@@ -74,10 +74,13 @@ func TestClaimsAcrossProcesses(t *testing.T) {
 		}
 		ready.Add(1)
 		wg.Go(func() {
+			// A process that ends without saying ready must not hold the others back.
+			isReady := sync.OnceFunc(ready.Done)
+			defer isReady()
 			lines := bufio.NewScanner(out)
 			for lines.Scan() {
 				if lines.Text() == "ready" {
-					ready.Done()
+					isReady()
 				}
 				if id, ok := strings.CutPrefix(lines.Text(), "claimed "); ok {
 					mu.Lock()
