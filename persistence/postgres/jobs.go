@@ -58,16 +58,19 @@ func scanJob(row pgx.Row) (persistence.Job, error) {
 	return j, err
 }
 
-// ClaimJobs leases up to limit (clamped like ListOrders) due jobs of kind to owner in one
-// statement, earliest NextAt first (ties by id).
+// ClaimJobs leases up to limit (none for 0 or less, at most 1000) due jobs of kind to
+// owner in one statement, and returns them earliest NextAt first (ties by id).
 func (s *Store) ClaimJobs(ctx context.Context, kind, owner string, now, leaseUntil time.Time, limit int) ([]persistence.Job, error) {
+	if limit = normalize.ClaimLimit(limit); limit == 0 {
+		return []persistence.Job{}, nil
+	}
 	release, err := s.enter()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	now = normalize.Time(now)
-	rows, err := s.pool.Query(ctx, claimJobsSQL, kind, now, owner, normalize.Time(leaseUntil), keyset.Limit(limit))
+	rows, err := s.pool.Query(ctx, claimJobsSQL, kind, now, owner, normalize.Time(leaseUntil), limit)
 	jobs, err := collect(rows, err, scanJob)
 	if err != nil {
 		return nil, fmt.Errorf("claiming %s jobs: %w", kind, classify(err))

@@ -298,7 +298,7 @@ func testEndJobs(t *testing.T, s JobStore) {
 }
 
 // testClaimJobs: ClaimJobs leases the due pending jobs of its kind, earliest first, up
-// to its limit, and no job twice while its lease holds.
+// to its limit (none for 0), and no job twice while its lease holds.
 func testClaimJobs(t *testing.T, s JobStore) {
 	mustWriteJobs(t, s, withJobs("o1", 1,
 		newJob("later", kindShip, "o1", 2*time.Minute, 0),
@@ -308,6 +308,9 @@ func testClaimJobs(t *testing.T, s JobStore) {
 		newJob("other-kind", kindPay, "o1", 0, 0)))
 	now := base.Add(time.Minute)
 	lease := now.Add(30 * time.Second)
+	if got := mustClaim(t, s, kindShip, "n1", now, 0); len(got) != 0 {
+		t.Fatalf("a claim of 0 jobs got %v", ids(got))
+	}
 	got, err := s.ClaimJobs(context.Background(), kindShip, "n1", now, lease, 2)
 	if err != nil {
 		t.Fatal(err)

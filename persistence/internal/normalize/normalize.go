@@ -151,6 +151,13 @@ func JobFinish(f persistence.JobFinish, now time.Time) (persistence.JobFinish, e
 	return f, nil
 }
 
+// maxClaim caps the jobs one ClaimJobs call leases.
+const maxClaim = 1000
+
+// ClaimLimit returns how many jobs a ClaimJobs call asking for n leases: none for 0 or
+// less (a pool with no idle worker must get nothing), at most 1000.
+func ClaimLimit(n int) int { return min(max(n, 0), maxClaim) }
+
 // JobNote checks the error or note kept as a job's LastError.
 func JobNote(id, note string) error {
 	if err := text("job", id, field{"note", note}); err != nil {
