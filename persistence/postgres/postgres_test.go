@@ -53,6 +53,14 @@ func BenchmarkWriteTransitions(b *testing.B) {
 	}
 }
 
+func BenchmarkWriteTransitionsWithJobs(b *testing.B) {
+	for _, orders := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
+			storetest.BenchmarkWriteTransitionsWithJobs(b, openFresh(b), orders)
+		})
+	}
+}
+
 // TestConcurrentOpen starts several stores on one fresh database at once, as nodes of a
 // cluster do: the advisory lock must let exactly one apply the migrations.
 func TestConcurrentOpen(t *testing.T) {

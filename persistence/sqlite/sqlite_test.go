@@ -49,6 +49,14 @@ func BenchmarkWriteTransitions(b *testing.B) {
 	}
 }
 
+func BenchmarkWriteTransitionsWithJobs(b *testing.B) {
+	for _, orders := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
+			storetest.BenchmarkWriteTransitionsWithJobs(b, openTemp(b), orders)
+		})
+	}
+}
+
 // TestReopen checks that migrations apply once and data survives a clean reopen.
 func TestReopen(t *testing.T) {
 	ctx := context.Background()
