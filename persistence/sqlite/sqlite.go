@@ -2,10 +2,11 @@
 // driver modernc.org/sqlite, so ordermesh runs with nothing installed.
 //
 // One writer goroutine owns all writes. It group-commits every WriteOrder queued while the
-// previous batch ran into one transaction; each write runs under its own savepoint, so a
-// version conflict fails only that write. The database runs in WAL mode with
-// synchronous=FULL, so a committed write survives a process kill and a power loss. Reads
-// use a separate pool of read-only connections and never wait for the writer.
+// previous batch ran into one transaction; each write, its jobs (the outbox) included,
+// runs under its own savepoint, so a version conflict fails only that write. The
+// database runs in WAL mode with synchronous=FULL, so a committed write survives a
+// process kill and a power loss. Reads use a separate pool of read-only connections and
+// never wait for the writer.
 package sqlite
 
 import (
