@@ -16,7 +16,7 @@ import (
 // cursorV1 prefixes every cursor so the format can change without misreading old ones.
 const cursorV1 = 1
 
-// Page size bounds for ListOrders.
+// Page size bounds for ListOrders and ListJobs.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 1000
@@ -67,12 +67,24 @@ func Limit(n int) int {
 // Page turns the rows of a query that asked for limit+1 rows into a page: at most limit
 // orders, and a cursor to the next page if the extra row showed there is one.
 func Page(orders []persistence.Order, limit int) persistence.OrderPage {
-	if len(orders) <= limit {
-		return persistence.OrderPage{Orders: orders}
+	orders, next := cut(orders, limit, func(o persistence.Order) Cursor { return Cursor{CreatedAt: o.CreatedAt, ID: o.ID} })
+	return persistence.OrderPage{Orders: orders, NextCursor: next}
+}
+
+// PageJobs is Page for a listing of jobs (SelectJobs).
+func PageJobs(jobs []persistence.Job, limit int) persistence.JobPage {
+	jobs, next := cut(jobs, limit, func(j persistence.Job) Cursor { return Cursor{CreatedAt: j.CreatedAt, ID: j.ID} })
+	return persistence.JobPage{Jobs: jobs, NextCursor: next}
+}
+
+// cut keeps at most limit of rows and returns the cursor of the last one kept if rows had
+// more, "" otherwise.
+func cut[T any](rows []T, limit int, key func(T) Cursor) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
 	}
-	orders = orders[:limit]
-	last := orders[limit-1]
-	return persistence.OrderPage{Orders: orders, NextCursor: Encode(Cursor{CreatedAt: last.CreatedAt, ID: last.ID})}
+	rows = rows[:limit]
+	return rows, Encode(key(rows[limit-1]))
 }
 
 // Dialect is what differs between the SQL of the stores that list orders.
@@ -98,22 +110,40 @@ var SQLite = Dialect{
 // that Page can tell whether another page follows. A cursor not made by Encode yields an
 // error wrapping persistence.ErrBadCursor.
 func Select(table, columns string, q persistence.OrderQuery, d Dialect) (query string, args []any, limit int, err error) {
-	limit = Limit(q.Limit)
+	return selectPage("orders", table, columns, []filter{{"customer", q.Customer}, {"status", q.Status}}, q.Cursor, q.Limit, d)
+}
+
+// SelectJobs is Select for the jobs table: columns of the jobs of q's kind (required, or
+// the error wraps persistence.ErrInvalid), state and order id, in the order and pages of
+// Select. Each store's index jobs (kind, created_at DESC, id DESC) serves it.
+func SelectJobs(columns string, q persistence.JobQuery, d Dialect) (query string, args []any, limit int, err error) {
+	if q.Kind == "" {
+		return "", nil, 0, fmt.Errorf("listing jobs: empty kind: %w", persistence.ErrInvalid)
+	}
+	return selectPage("jobs", "jobs", columns, []filter{{"kind", q.Kind}, {"state", q.State}, {"order_id", q.OrderID}},
+		q.Cursor, q.Limit, d)
+}
+
+// filter is one equality condition of a listing; an empty value selects every row.
+type filter struct{ column, value string }
+
+// selectPage builds a listing query of table (what names its rows in errors).
+func selectPage(what, table, columns string, filters []filter, cursor string, n int, d Dialect) (query string, args []any, limit int, err error) {
+	limit = Limit(n)
 	var where []string
 	arg := func(v any) string {
 		args = append(args, v)
 		return d.Placeholder(len(args))
 	}
-	if q.Customer != "" {
-		where = append(where, "customer = "+arg(q.Customer))
+	for _, f := range filters {
+		if f.value != "" {
+			where = append(where, f.column+" = "+arg(f.value))
+		}
 	}
-	if q.Status != "" {
-		where = append(where, "status = "+arg(q.Status))
-	}
-	if q.Cursor != "" {
-		c, err := Decode(q.Cursor)
+	if cursor != "" {
+		c, err := Decode(cursor)
 		if err != nil {
-			return "", nil, 0, fmt.Errorf("listing orders: %w", err)
+			return "", nil, 0, fmt.Errorf("listing %s: %w", what, err)
 		}
 		where = append(where, "(created_at, id) < ("+arg(d.Time(c.CreatedAt))+", "+arg(c.ID)+")")
 	}

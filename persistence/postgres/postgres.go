@@ -4,10 +4,11 @@
 // everything queued (up to maxBatch writes, at most one per order) and apply it with a
 // single statement — one round trip and one commit for the whole batch. The statement
 // updates the orders whose stored version matches, inserts the new ones, inserts events
-// only for the orders that succeeded, and returns their ids; every other write of the
-// batch failed its version check and gets persistence.ErrConflict. If the server refuses
-// the statement for a row's content, the batch is split until the bad write fails alone
-// (see writeIsolated).
+// (and inserts and ends jobs, the outbox: see writeBatchJobsSQL) only for the orders
+// that succeeded, and returns their ids; every other write of the batch failed its
+// version check and gets persistence.ErrConflict. If the server refuses the statement
+// for a row's content, the batch is split until the bad write fails alone (see
+// writeIsolated).
 package postgres
 
 import (

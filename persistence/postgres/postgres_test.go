@@ -37,6 +37,10 @@ func TestStocksConformance(t *testing.T) {
 	storetest.RunStocks(t, func(t *testing.T) persistence.Stocks { return openFresh(t) })
 }
 
+func TestJobsConformance(t *testing.T) {
+	storetest.RunJobs(t, func(t *testing.T) storetest.JobStore { return openFresh(t) })
+}
+
 func BenchmarkWriteStock(b *testing.B) {
 	storetest.BenchmarkWriteStock(b, openFresh(b), 500)
 }
@@ -45,6 +49,14 @@ func BenchmarkWriteTransitions(b *testing.B) {
 	for _, orders := range []int{1, 64, 1024} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
 			storetest.BenchmarkWriteTransitions(b, openFresh(b), orders)
+		})
+	}
+}
+
+func BenchmarkWriteTransitionsWithJobs(b *testing.B) {
+	for _, orders := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
+			storetest.BenchmarkWriteTransitionsWithJobs(b, openFresh(b), orders)
 		})
 	}
 }

@@ -21,7 +21,32 @@ import (
 // only where the stored version is the expected one. Events are inserted only for the
 // orders that succeeded, whose ids the statement returns. A batch holds at most one
 // write per order.
-const writeBatchSQL = `
+const writeBatchSQL = writeOrdersCTEs + `
+SELECT id FROM succeeded`
+
+// writeBatchJobsSQL is writeBatchSQL for a batch with jobs (Write.Jobs and EndJobs), which
+// it applies, like the events, only for the orders that succeeded: new jobs are inserted
+// unless their id exists (of two with one id, the first is kept), ended ones updated only
+// while pending, running or dead. All the CTEs read the snapshot the statement started
+// with, so a write's EndJobs never see the jobs the batch inserts. A batch without jobs
+// runs writeBatchSQL, which has none of this.
+const writeBatchJobsSQL = writeOrdersCTEs + `, new_jobs AS (
+	INSERT INTO jobs (id, kind, order_id, state, attempts, fence, next_at, lease_owner, last_error, payload, created_at, updated_at)
+	SELECT j.id, j.kind, j.order_id, 'pending', 0, 0, j.next_at, '', '', j.payload, j.created_at, j.updated_at
+	FROM unnest($19::text[], $20::text[], $21::text[], $22::timestamptz[], $23::bytea[], $24::timestamptz[], $25::timestamptz[])
+		WITH ORDINALITY AS j(id, kind, order_id, next_at, payload, created_at, updated_at, n)
+	WHERE j.order_id IN (SELECT id FROM succeeded)
+	ORDER BY j.id, j.n
+	ON CONFLICT (id) DO NOTHING
+), ended_jobs AS (
+	UPDATE jobs SET state = e.state, last_error = e.note, updated_at = e.at
+	FROM unnest($26::text[], $27::text[], $28::text[], $29::text[], $30::timestamptz[]) AS e(order_id, id, state, note, at)
+	WHERE e.order_id IN (SELECT id FROM succeeded) AND jobs.id = e.id AND jobs.state IN ('pending', 'running', 'dead')
+)
+SELECT id FROM succeeded`
+
+// writeOrdersCTEs are the CTEs of writeBatchSQL: everything but jobs.
+const writeOrdersCTEs = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
 		$7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
@@ -48,8 +73,7 @@ WITH input AS (
 		$16::text[], $17::timestamptz[], $18::bytea[])
 		AS e(order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
 	WHERE e.order_id IN (SELECT id FROM succeeded)
-)
-SELECT id FROM succeeded`
+)`
 
 // maxAttempts bounds how often a batch is retried after a deadlock or serialization
 // failure, which roll back the whole statement and leave nothing applied.
@@ -90,6 +114,37 @@ type batchArgs struct {
 	evVersion                     []int64
 	evAt                          []pgtype.Timestamptz
 	evPayload                     [][]byte
+	// jobs holds the columns of the batch's jobs; nil if it has none.
+	jobs *jobArgs
+}
+
+// jobArgs are the job columns of a batch: its new jobs, then its ended ones.
+type jobArgs struct {
+	ids, kinds, orders                 []string
+	nextAt, created, updated           []pgtype.Timestamptz
+	payloads                           [][]byte
+	endOrder, endID, endState, endNote []string
+	endAt                              []pgtype.Timestamptz
+}
+
+// add appends the jobs of w.
+func (j *jobArgs) add(w persistence.Write) {
+	for _, job := range w.Jobs {
+		j.ids = append(j.ids, job.ID)
+		j.kinds = append(j.kinds, job.Kind)
+		j.orders = append(j.orders, job.OrderID)
+		j.nextAt = append(j.nextAt, timestamptz(job.NextAt))
+		j.payloads = append(j.payloads, job.Payload)
+		j.created = append(j.created, timestamptz(job.CreatedAt))
+		j.updated = append(j.updated, timestamptz(job.UpdatedAt))
+	}
+	for _, e := range w.EndJobs {
+		j.endOrder = append(j.endOrder, w.Order.ID)
+		j.endID = append(j.endID, e.ID)
+		j.endState = append(j.endState, e.State)
+		j.endNote = append(j.endNote, e.Note)
+		j.endAt = append(j.endAt, timestamptz(w.Order.UpdatedAt))
+	}
 }
 
 func timestamptz(t time.Time) pgtype.Timestamptz {
@@ -131,13 +186,26 @@ func newBatchArgs(reqs []*batch.Request) *batchArgs {
 			a.evAt = append(a.evAt, timestamptz(e.At))
 			a.evPayload = append(a.evPayload, e.Payload)
 		}
+		if len(w.Jobs) > 0 || len(w.EndJobs) > 0 {
+			if a.jobs == nil {
+				a.jobs = &jobArgs{}
+			}
+			a.jobs.add(w)
+		}
 	}
 	return a
 }
 
-func (a *batchArgs) params() []any {
-	return []any{a.ids, a.expected, a.versions, a.customers, a.statuses, a.snapshots, a.deadlines, a.created, a.updated,
+// statement returns the batch statement for a and its parameters.
+func (a *batchArgs) statement() (string, []any) {
+	params := []any{a.ids, a.expected, a.versions, a.customers, a.statuses, a.snapshots, a.deadlines, a.created, a.updated,
 		a.evOrder, a.evVersion, a.evType, a.evFrom, a.evTo, a.evKey, a.evNode, a.evAt, a.evPayload}
+	j := a.jobs
+	if j == nil {
+		return writeBatchSQL, params
+	}
+	return writeBatchJobsSQL, append(params, j.ids, j.kinds, j.orders, j.nextAt, j.payloads, j.created, j.updated,
+		j.endOrder, j.endID, j.endState, j.endNote, j.endAt)
 }
 
 // flush writes one batch and completes each of its requests.
@@ -225,7 +293,8 @@ func (s *Store) writeBatch(ctx context.Context, a *batchArgs) (map[string]bool, 
 }
 
 func (s *Store) writeBatchOnce(ctx context.Context, a *batchArgs) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, writeBatchSQL, a.params()...)
+	query, params := a.statement()
+	rows, err := s.pool.Query(ctx, query, params...)
 	if err != nil {
 		return nil, err
 	}

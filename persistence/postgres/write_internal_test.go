@@ -23,14 +23,19 @@ func goodWrite(id string) persistence.Write {
 	}
 }
 
-// refusedBatch is 200 good writes with, among them, writes whose text PostgreSQL itself
-// refuses. They bypass normalize, which would refuse them first in production, so the
-// database's own refusal and the batch's isolation of it are what is tested.
+// refusedBatch is 200 good writes, every tenth with a job, with, among them, writes whose
+// text (of the order, an event or a job) PostgreSQL itself refuses. They bypass normalize,
+// which would refuse them first in production, so the database's own refusal and the
+// batch's isolation of it are what is tested.
 func refusedBatch(t *testing.T) (reqs []*batch.Request, bad map[string]bool) {
 	bad = map[string]bool{}
 	for i := range 200 {
 		id := fmt.Sprintf("good-%03d", i)
 		w := goodWrite(id)
+		if i%10 == 0 {
+			w.Jobs = []persistence.Job{{ID: "job-" + id, Kind: "fulfilment", OrderID: id, State: persistence.JobPending,
+				NextAt: w.Order.CreatedAt, CreatedAt: w.Order.CreatedAt, UpdatedAt: w.Order.CreatedAt}}
+		}
 		switch i {
 		case 17:
 			w.Events[0].IdempotencyKey = "nul\x00key"
@@ -38,10 +43,15 @@ func refusedBatch(t *testing.T) (reqs []*batch.Request, bad map[string]bool) {
 			w.Order.Customer = "bad\xffutf8"
 		case 150:
 			w.Order.Status = "\x00"
+		case 120:
+			w.Jobs[0].Kind = "nul\x00kind"
 		}
-		if i == 17 || i == 99 || i == 150 {
+		if i == 17 || i == 99 || i == 150 || i == 120 {
 			id = fmt.Sprintf("bad-%03d", i)
 			w.Order.ID, w.Events[0].OrderID = id, id
+			for j := range w.Jobs {
+				w.Jobs[j].OrderID = id
+			}
 			bad[id] = true
 		}
 		reqs = append(reqs, batch.NewRequest(context.Background(), w))
@@ -50,8 +60,8 @@ func refusedBatch(t *testing.T) (reqs []*batch.Request, bad map[string]bool) {
 }
 
 // TestBatchIsolatesRefusedRows hands the flusher one batch in which PostgreSQL refuses
-// three rows: those fail alone, with persistence.ErrInvalid, and every other write of
-// the batch commits.
+// the rows of four writes: those fail alone, with persistence.ErrInvalid, and every other
+// write of the batch commits, jobs included.
 func TestBatchIsolatesRefusedRows(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, pgtest.URL(t))
@@ -71,12 +81,22 @@ func TestBatchIsolatesRefusedRows(t *testing.T) {
 			if _, err := s.LoadOrder(ctx, id); !errors.Is(err, persistence.ErrNotFound) {
 				t.Errorf("%s was stored: %v", id, err)
 			}
+			for _, j := range r.Write.Jobs {
+				if _, err := s.GetJob(ctx, j.ID); !errors.Is(err, persistence.ErrNotFound) {
+					t.Errorf("%s: its job %s was stored: %v", id, j.ID, err)
+				}
+			}
 			continue
 		}
 		if err != nil {
 			t.Errorf("%s: good write failed with its batch: %v", id, err)
 		} else if evs, err := s.OrderEvents(ctx, id); err != nil || len(evs) != 1 {
 			t.Errorf("%s: events %v, %v", id, evs, err)
+		}
+		for _, j := range r.Write.Jobs {
+			if _, err := s.GetJob(ctx, j.ID); err != nil {
+				t.Errorf("%s: job %s: %v", id, j.ID, err)
+			}
 		}
 	}
 }

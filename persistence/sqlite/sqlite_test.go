@@ -33,6 +33,10 @@ func TestStocksConformance(t *testing.T) {
 	storetest.RunStocks(t, func(t *testing.T) persistence.Stocks { return openTemp(t) })
 }
 
+func TestJobsConformance(t *testing.T) {
+	storetest.RunJobs(t, func(t *testing.T) storetest.JobStore { return openTemp(t) })
+}
+
 func BenchmarkWriteStock(b *testing.B) {
 	storetest.BenchmarkWriteStock(b, openTemp(b), 500)
 }
@@ -41,6 +45,14 @@ func BenchmarkWriteTransitions(b *testing.B) {
 	for _, orders := range []int{1, 64, 256} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
 			storetest.BenchmarkWriteTransitions(b, openTemp(b), orders)
+		})
+	}
+}
+
+func BenchmarkWriteTransitionsWithJobs(b *testing.B) {
+	for _, orders := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
+			storetest.BenchmarkWriteTransitionsWithJobs(b, openTemp(b), orders)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ordermesh/ordermesh/persistence"
@@ -19,6 +20,10 @@ const (
 		WHERE id = ? AND version = ?`
 	insertEventSQL = `INSERT INTO order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertJobSQL = `INSERT INTO jobs (id, kind, order_id, state, attempts, fence, next_at, lease_owner, last_error, payload,
+		created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, 0, ?, '', '', ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	endJobSQL = `UPDATE jobs SET state = ?, last_error = ?, updated_at = ?
+		WHERE id = ? AND state IN ('pending', 'running', 'dead')`
 )
 
 // WriteOrder queues w for the writer and returns once its batch is committed: nil,
@@ -45,9 +50,11 @@ func (s *Store) writer() {
 	}
 }
 
-// batchStmts are the statements of one batch transaction, prepared once per batch.
+// batchStmts are the statements of one batch transaction, prepared once per batch; those
+// of jobs only for a batch with jobs.
 type batchStmts struct {
 	insertOrder, updateOrder, insertEvent *sql.Stmt
+	insertJob, endJob                     *sql.Stmt
 }
 
 // commit writes reqs in one transaction and completes every request. The transaction
@@ -74,10 +81,15 @@ func (s *Store) commitBatch(ctx context.Context, reqs []*batch.Request) ([]error
 	}
 	defer tx.Rollback()
 	var st batchStmts
-	for _, p := range []struct {
+	type prepared struct {
 		stmt **sql.Stmt
 		sql  string
-	}{{&st.insertOrder, insertOrderSQL}, {&st.updateOrder, updateOrderSQL}, {&st.insertEvent, insertEventSQL}} {
+	}
+	stmts := []prepared{{&st.insertOrder, insertOrderSQL}, {&st.updateOrder, updateOrderSQL}, {&st.insertEvent, insertEventSQL}}
+	if slices.ContainsFunc(reqs, func(r *batch.Request) bool { return len(r.Write.Jobs) > 0 || len(r.Write.EndJobs) > 0 }) {
+		stmts = append(stmts, prepared{&st.insertJob, insertJobSQL}, prepared{&st.endJob, endJobSQL})
+	}
+	for _, p := range stmts {
 		if *p.stmt, err = tx.PrepareContext(ctx, p.sql); err != nil {
 			return nil, fmt.Errorf("writing orders: preparing: %w", err)
 		}
@@ -116,8 +128,9 @@ func applyWrite(ctx context.Context, tx *sql.Tx, st *batchStmts, w persistence.W
 	return result, nil
 }
 
-// applyRows writes the order row conditionally and, if that succeeded, its events.
-// A conflict changes nothing, so it needs no rollback.
+// applyRows writes the order row conditionally and, if that succeeded, its events and
+// its jobs: the ended ones first, so that, as in the PostgreSQL store, a write's EndJobs
+// apply only to jobs stored before it. A conflict changes nothing, so it needs no rollback.
 func applyRows(ctx context.Context, st *batchStmts, w persistence.Write) error {
 	o := w.Order
 	var res sql.Result
@@ -143,6 +156,17 @@ func applyRows(ctx context.Context, st *batchStmts, w persistence.Write) error {
 		if _, err := st.insertEvent.ExecContext(ctx, e.OrderID, e.Version, e.Type, e.From, e.To,
 			e.IdempotencyKey, e.Node, micros(e.At), e.Payload); err != nil {
 			return fmt.Errorf("writing event %d of order %s: %w", e.Version, o.ID, err)
+		}
+	}
+	for _, e := range w.EndJobs {
+		if _, err := st.endJob.ExecContext(ctx, e.State, e.Note, micros(o.UpdatedAt), e.ID); err != nil {
+			return fmt.Errorf("ending job %s of order %s: %w", e.ID, o.ID, err)
+		}
+	}
+	for _, j := range w.Jobs {
+		if _, err := st.insertJob.ExecContext(ctx, j.ID, j.Kind, j.OrderID, micros(j.NextAt), j.Payload,
+			micros(j.CreatedAt), micros(j.UpdatedAt)); err != nil {
+			return fmt.Errorf("writing job %s of order %s: %w", j.ID, o.ID, err)
 		}
 	}
 	return nil

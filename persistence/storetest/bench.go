@@ -18,19 +18,36 @@ import (
 // of about 200 bytes plus one event) as soon as the previous one is acknowledged. b.N
 // counts transitions across all writers. It reports "transitions/s".
 func BenchmarkWriteTransitions(b *testing.B, s persistence.Store, orders int) {
+	benchmarkTransitions(b, s, orders, false)
+}
+
+// BenchmarkWriteTransitionsWithJobs is BenchmarkWriteTransitions with the outbox: every
+// transition also inserts a job and ends the one the previous transition inserted, as an
+// order entering and leaving PAYING does.
+func BenchmarkWriteTransitionsWithJobs(b *testing.B, s persistence.Store, orders int) {
+	benchmarkTransitions(b, s, orders, true)
+}
+
+func benchmarkTransitions(b *testing.B, s persistence.Store, orders int, jobs bool) {
 	ctx := context.Background()
 	snapshot := bytes.Repeat([]byte("x"), 200)
 	payload := []byte(`{"items":3}`)
 	// Cheap to build, so the benchmark measures the store rather than fmt.
 	write := func(id string, v int64) error {
 		from, to := "S"+strconv.FormatInt(v-1, 10), "S"+strconv.FormatInt(v, 10)
-		return s.WriteOrder(ctx, persistence.Write{
+		w := persistence.Write{
 			Order: persistence.Order{ID: id, Customer: "bench", Status: to, Version: v, Snapshot: snapshot,
 				CreatedAt: base, UpdatedAt: base},
 			ExpectedVersion: v - 1,
 			Events: []persistence.Event{{OrderID: id, Version: v, Type: "Bench", From: from, To: to,
 				IdempotencyKey: id + "/" + to, Node: "bench", At: base, Payload: payload}},
-		})
+		}
+		if jobs {
+			w.Jobs = []persistence.Job{{ID: id + "/" + to, Kind: "bench", OrderID: id, NextAt: base, Payload: payload,
+				CreatedAt: base, UpdatedAt: base}}
+			w.EndJobs = []persistence.JobEnd{{ID: id + "/" + from, State: persistence.JobCancelled, Note: "moved on"}}
+		}
+		return s.WriteOrder(ctx, w)
 	}
 	for i := range orders {
 		if err := write(fmt.Sprintf("bench-%05d", i), 1); err != nil {

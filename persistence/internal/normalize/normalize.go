@@ -26,7 +26,8 @@ func Time(t time.Time) time.Time {
 // ExpectedVersion >= 0, Order.Version > ExpectedVersion (or equal to it, above 0, for a
 // write without events that rewrites an order's snapshot in place), and every event
 // belongs to the order with a version in (ExpectedVersion, Order.Version]. An empty event
-// OrderID is filled in.
+// OrderID is filled in. Jobs are checked as newJobs says; every JobEnd names a job and
+// ends it as done or cancelled.
 func Write(w persistence.Write, now time.Time) (persistence.Write, error) {
 	w, err := write(w, now)
 	if err != nil {
@@ -79,7 +80,90 @@ func write(w persistence.Write, now time.Time) (persistence.Write, error) {
 		}
 		w.Events = events
 	}
+	if len(w.Jobs) > 0 {
+		jobs, err := newJobs(o.ID, w.Jobs, now)
+		if err != nil {
+			return w, err
+		}
+		w.Jobs = jobs
+	}
+	for _, e := range w.EndJobs {
+		if e.ID == "" || (e.State != persistence.JobDone && e.State != persistence.JobCancelled) {
+			return w, fmt.Errorf("validating write of order %s: ending job %+q as %+q, want a job id and done or cancelled",
+				o.ID, e.ID, e.State)
+		}
+		if err := text("order", o.ID, field{"ended job id", e.ID}, field{"job note", e.Note}); err != nil {
+			return w, err
+		}
+	}
 	return w, nil
+}
+
+// newJobs checks the jobs a write of order orderID inserts and returns a copy with
+// normalized times. A job needs an id and a kind and belongs to the order (an empty
+// OrderID is filled in); it is new, so its State is pending (or empty, which means
+// pending). Zero NextAt (due at once), CreatedAt and UpdatedAt become now. A new job is
+// unclaimed: the stores keep none of its Attempts, Fence, lease or LastError.
+func newJobs(orderID string, in []persistence.Job, now time.Time) ([]persistence.Job, error) {
+	jobs := make([]persistence.Job, len(in))
+	for i, j := range in {
+		if j.OrderID == "" {
+			j.OrderID = orderID
+		}
+		if j.ID == "" || j.Kind == "" || j.OrderID != orderID {
+			return nil, fmt.Errorf("validating write of order %s: job %+q of kind %+q for order %+q, want an id and a kind, for the order",
+				orderID, j.ID, j.Kind, j.OrderID)
+		}
+		if j.State == "" {
+			j.State = persistence.JobPending
+		}
+		if j.State != persistence.JobPending {
+			return nil, fmt.Errorf("validating write of order %s: new job %+q in state %+q, want pending", orderID, j.ID, j.State)
+		}
+		if err := text("order", orderID, field{"job id", j.ID}, field{"job kind", j.Kind}); err != nil {
+			return nil, err
+		}
+		j.NextAt = orNow(j.NextAt, now)
+		j.CreatedAt = orNow(j.CreatedAt, now)
+		j.UpdatedAt = orNow(j.UpdatedAt, now)
+		jobs[i] = j
+	}
+	return jobs, nil
+}
+
+// JobFinish checks the outcome of a run and returns a copy with normalized times: a zero
+// At becomes now, and a pending outcome's zero NextAt becomes At (due at once).
+func JobFinish(f persistence.JobFinish, now time.Time) (persistence.JobFinish, error) {
+	switch f.State {
+	case persistence.JobDone, persistence.JobCancelled, persistence.JobDead, persistence.JobPending:
+	default:
+		return f, fmt.Errorf("%w: validating outcome of job %+q: state %+q", persistence.ErrInvalid, f.ID, f.State)
+	}
+	if err := JobNote(f.ID, f.Error); err != nil {
+		return f, err
+	}
+	f.At = orNow(f.At, Time(now))
+	if f.State == persistence.JobPending {
+		f.NextAt = orNow(f.NextAt, f.At)
+	} else {
+		f.NextAt = time.Time{}
+	}
+	return f, nil
+}
+
+// maxClaim caps the jobs one ClaimJobs call leases.
+const maxClaim = 1000
+
+// ClaimLimit returns how many jobs a ClaimJobs call asking for n leases: none for 0 or
+// less (a pool with no idle worker must get nothing), at most 1000.
+func ClaimLimit(n int) int { return min(max(n, 0), maxClaim) }
+
+// JobNote checks the error or note kept as a job's LastError.
+func JobNote(id, note string) error {
+	if err := text("job", id, field{"note", note}); err != nil {
+		return fmt.Errorf("%w: %w", persistence.ErrInvalid, err)
+	}
+	return nil
 }
 
 // User checks u and returns a copy with a normalized CreatedAt (now if zero).
