@@ -7,16 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	payclient "github.com/ordermesh/ordermesh/actors/payment/client"
-	"github.com/ordermesh/ordermesh/actors/payment/sim"
 	"github.com/ordermesh/ordermesh/actors/warehouse"
 	"github.com/ordermesh/ordermesh/bench/baseline"
 	"github.com/ordermesh/ordermesh/edge"
@@ -42,18 +38,7 @@ type baselineConfig struct {
 	LogLevel       string
 	LogFormat      string
 
-	// Payments and fulfilment, as `ordermesh node` takes them.
-	Payments             string // manual | sim | the provider's base URL
-	ProviderKey          string
-	WebhookSecret        string
-	ProviderTimeout      time.Duration
-	SimPaymentDelay      time.Duration
-	SimPaymentFailure    float64
-	AutoShip             bool
-	FulfilmentWorkers    int
-	FulfilmentAttempts   int
-	WarehouseLatency     time.Duration
-	WarehouseFailureRate float64
+	Work workFlags // payments and fulfilment, as `ordermesh node` takes them
 }
 
 func parseBaselineConfig(args []string) (baselineConfig, error) {
@@ -74,17 +59,7 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&c.Payments, "payments", "manual", "manual (operators confirm payments), sim (a simulated provider in this process, posting signed webhooks to this baseline) or the base URL of a provider's API")
-	fs.StringVar(&c.ProviderKey, "provider-key", "", "API key sent to the payment provider")
-	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "secret the provider signs its webhooks with (required with a provider URL; with sim: a random one shared in-process)")
-	fs.DurationVar(&c.ProviderTimeout, "provider-timeout", payclient.DefaultTimeout, "how long one call to the payment provider may take")
-	fs.DurationVar(&c.SimPaymentDelay, "sim-payment-delay", time.Duration(sim.DefaultMode.DelayMS)*time.Millisecond, "with --payments sim: how long after a pay its outcome is posted")
-	fs.Float64Var(&c.SimPaymentFailure, "sim-payment-failure-rate", sim.DefaultMode.FailureRate, "with --payments sim: share of payments that fail (0..1)")
-	fs.BoolVar(&c.AutoShip, "auto-ship", false, "ship paid orders with the fulfilment workers and the simulated warehouse (off: operators ship)")
-	fs.IntVar(&c.FulfilmentWorkers, "fulfilment-workers", 4, "fulfilment workers of this process, with --auto-ship")
-	fs.IntVar(&c.FulfilmentAttempts, "fulfilment-attempts", baseline.DefaultFulfilmentAttempts, "runs of a fulfilment task before it is dead-lettered")
-	fs.DurationVar(&c.WarehouseLatency, "warehouse-latency", time.Duration(warehouse.DefaultMode.LatencyMS)*time.Millisecond, "how long the simulated warehouse takes per order")
-	fs.Float64Var(&c.WarehouseFailureRate, "warehouse-failure-rate", warehouse.DefaultMode.FailureRate, "share of the simulated warehouse's attempts that fail (0..1)")
+	addWorkFlags(fs, &c.Work)
 	if err := parseWithEnv(fs, args, "Usage: ordermesh baseline [flags]\n\n"+
 		"Starts the classic stateless design for comparison: the same HTTP API as a node, with every\n"+
 		"order transition one PostgreSQL statement (no actors, no group commit). Several may run\n"+
@@ -94,66 +69,36 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		return c, fmt.Errorf("--store must be a postgres:// URL: the baseline is the PostgreSQL design")
 	}
-	switch {
-	case c.Payments == "manual", c.Payments == "sim":
-	case strings.HasPrefix(c.Payments, "http://"), strings.HasPrefix(c.Payments, "https://"):
-		if c.WebhookSecret == "" {
-			return c, fmt.Errorf("--payments %s needs --webhook-secret: the secret the provider signs its webhooks with", c.Payments)
-		}
-	default:
-		return c, fmt.Errorf("--payments must be manual, sim or a provider's http(s):// base URL, not %q", c.Payments)
-	}
-	if c.FulfilmentWorkers < 0 || c.FulfilmentAttempts < 1 || c.WarehouseLatency < 0 || c.ProviderTimeout <= 0 ||
-		c.SimPaymentDelay < 0 || c.SimPaymentFailure < 0 || c.SimPaymentFailure > 1 ||
-		c.WarehouseFailureRate < 0 || c.WarehouseFailureRate > 1 {
-		return c, fmt.Errorf("payments and fulfilment: counts and durations must be positive, rates within 0..1")
+	if err := c.Work.check(c.Demo, fs); err != nil {
+		return c, err
 	}
 	return c, nil
 }
 
 // baselineProvider sets up the payments and the warehouse of opts as cfg says: nothing
-// for manual payments; else the guarded HTTP client of the provider, which with
-// --payments sim is a simulated one served by this process on a loopback port, posting
-// its webhooks to this baseline's own HTTP address. stop ends the simulated provider
-// after delivering its pending outcomes (nil when there is none).
-func baselineProvider(cfg baselineConfig, opts *baseline.Options, logger *slog.Logger) (stop func(context.Context) error, err error) {
-	if cfg.AutoShip {
-		opts.Warehouse = warehouse.NewSim(warehouse.Mode{LatencyMS: cfg.WarehouseLatency.Milliseconds(), FailureRate: cfg.WarehouseFailureRate}, rand.Uint64())
-		opts.FulfilmentWorkers, opts.FulfilmentAttempts = cfg.FulfilmentWorkers, cfg.FulfilmentAttempts
+// for manual payments; else the guarded client of the provider, which with --payments sim
+// is a simulated one served by this process on a loopback port, posting its webhooks to
+// this baseline's own HTTP address and signing them with --webhook-secret or, without it,
+// a secret of the moment (the baseline has no cluster to share one with).
+func baselineProvider(cfg baselineConfig, opts *baseline.Options, logger *slog.Logger) (payments, *warehouse.Sim, error) {
+	wh := newWarehouse(cfg.Work)
+	if cfg.Work.AutoShip {
+		opts.Warehouse = wh
+		opts.FulfilmentWorkers, opts.FulfilmentAttempts = cfg.Work.Workers, cfg.Work.Attempts
+		opts.TaskLease = cfg.Work.Lease
 	}
-	if cfg.Payments == "manual" {
-		return nil, nil
+	secret := cfg.Work.WebhookSecret
+	if secret == "" {
+		secret = "whsec_" + crand.Text()
 	}
-	base, secret := cfg.Payments, []byte(cfg.WebhookSecret)
-	if cfg.Payments == "sim" {
-		if len(secret) == 0 {
-			secret = []byte(crand.Text())
-		}
-		host, port, err := net.SplitHostPort(cfg.HTTP)
-		if err != nil {
-			return nil, fmt.Errorf("--http %s: %w", cfg.HTTP, err)
-		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		hook := "http://" + net.JoinHostPort(host, port) + "/api/v1/payments/webhook"
-		p := sim.New(sim.Config{Secret: secret, APIKey: cfg.ProviderKey, Logger: logger.With("component", "payment-simulator"),
-			Mode:    sim.Mode{DelayMS: cfg.SimPaymentDelay.Milliseconds(), FailureRate: cfg.SimPaymentFailure},
-			Targets: func() []string { return []string{hook} }})
-		if base, err = p.Listen("127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("starting the payment simulator: %w", err)
-		}
-		logger.Info("payment simulator started", "url", base, "webhook", hook)
-		stop = p.Close
+	pay, err := newPayments(cfg.Work, [][]byte{[]byte(secret)}, func() []string { return []string{webhookURL(cfg.HTTP)} }, logger)
+	if err != nil {
+		return pay, nil, err
 	}
-	opts.Provider = payclient.NewGuard(payclient.New(payclient.Config{BaseURL: base, APIKey: cfg.ProviderKey}), payclient.GuardConfig{
-		Timeout: cfg.ProviderTimeout,
-		OnStateChange: func(from, to string) {
-			logger.Warn("payment provider circuit breaker", "from", from, "to", to)
-		},
-	})
-	opts.WebhookSecrets = [][]byte{secret}
-	return stop, nil
+	if pay.provider != nil {
+		opts.Provider, opts.WebhookSecrets = pay.provider, pay.secrets
+	}
+	return pay, wh, nil
 }
 
 // runBaseline serves the baseline service through the same edge as a node, until SIGINT
@@ -174,16 +119,13 @@ func runBaseline(args []string) error {
 	opts := baseline.Options{
 		PaymentTimeout: cfg.PaymentTimeout, OrderTimeout: cfg.OrderTimeout, SweepInterval: cfg.SweepInterval, Node: cfg.Node, Logger: logger,
 	}
-	stopSim, err := baselineProvider(cfg, &opts, logger)
+	pay, wh, err := baselineProvider(cfg, &opts, logger)
 	if err != nil {
 		return err
 	}
-	if stopSim == nil {
-		stopSim = func(context.Context) error { return nil }
-	}
 	svc, err := baseline.Open(ctx, cfg.Store, opts)
 	if err != nil {
-		_ = stopSim(context.Background())
+		pay.close(context.Background(), logger)
 		return err
 	}
 	defer svc.Close()
@@ -202,6 +144,7 @@ func runBaseline(args []string) error {
 	}, edge.Deps{
 		Stock:  svc.Stock(), // issue 9: the baseline's inventory (edge.Deps.Stock comes with the edge's inventory endpoints)
 		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight, Keys: keys,
+		Payments: baselinePayments(svc), Fulfilment: svc.Fulfilment(), Simulation: simulation{node: cfg.Node, provider: pay.sim, warehouse: wh},
 		// Ready while the database answers: a balancer then stops sending to a process
 		// that lost it, and to one that is shutting down.
 		Ready: func(ctx context.Context) error {
@@ -234,9 +177,7 @@ func runBaseline(args []string) error {
 	defer cancel()
 	// The simulated provider delivers the outcomes it still holds while this process
 	// still takes them.
-	if err := stopSim(sctx); err != nil {
-		logger.Warn("payment simulator did not deliver everything", "err", err)
-	}
+	pay.close(sctx, logger)
 	draining.Store(true)
 	if err := inflight.Wait(sctx); err != nil {
 		logger.Warn("in-flight requests did not finish", "count", inflight.Count(), "err", err)
@@ -245,5 +186,14 @@ func runBaseline(args []string) error {
 		logger.Warn("HTTP shutdown", "err", err)
 	}
 	logger.Info("stopped", "shutdown_seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// baselinePayments is the baseline's payments for the edge: a nil interface with
+// --payments manual.
+func baselinePayments(svc *baseline.Service) edge.Payments {
+	if p := svc.Payments(); p != nil {
+		return p
+	}
 	return nil
 }

@@ -13,16 +13,16 @@ import (
 func TestBaselinePaymentFlags(t *testing.T) {
 	const store = "--store=postgres://localhost/x"
 	c, err := parseBaselineConfig([]string{store})
-	if err != nil || c.Payments != "manual" || c.AutoShip || c.FulfilmentWorkers != 4 || c.FulfilmentAttempts != 5 {
+	if err != nil || c.Work.Payments != "manual" || c.Work.AutoShip || c.Work.Workers != 4 || c.Work.Attempts != 5 {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	var opts baseline.Options
-	if stop, err := baselineProvider(c, &opts, slog.New(slog.DiscardHandler)); err != nil || stop != nil || opts.Provider != nil || opts.Warehouse != nil {
+	if pay, _, err := baselineProvider(c, &opts, slog.New(slog.DiscardHandler)); err != nil || pay.sim != nil || opts.Provider != nil || opts.Warehouse != nil {
 		t.Fatalf("manual: %+v %v", opts, err)
 	}
 	for _, bad := range [][]string{
 		{store, "--payments=paypal"},
-		{store, "--payments=http://127.0.0.1:1"}, // no webhook secret
+		{store, "--payments=http://127.0.0.1:1"}, // no provider key
 		{store, "--sim-payment-failure-rate=2"},
 		{store, "--fulfilment-attempts=0"},
 	} {
@@ -35,11 +35,11 @@ func TestBaselinePaymentFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, err := baselineProvider(c, &opts, slog.New(slog.DiscardHandler))
-	if err != nil || stop == nil {
+	pay, _, err := baselineProvider(c, &opts, slog.New(slog.DiscardHandler))
+	if err != nil || pay.sim == nil {
 		t.Fatalf("sim: %v", err)
 	}
-	defer stop(context.Background())
+	defer pay.close(context.Background(), slog.New(slog.DiscardHandler))
 	if opts.Provider == nil || len(opts.WebhookSecrets) != 1 || len(opts.WebhookSecrets[0]) < 16 ||
 		opts.Warehouse == nil || opts.FulfilmentWorkers != 4 {
 		t.Fatalf("sim: %+v", opts)

@@ -25,7 +25,7 @@ func (c clusterOps) Status(ctx context.Context) (edge.ClusterStatus, error) {
 		}
 		out.Members = append(out.Members, edge.MemberStatus{
 			ID: m.ID, Gossip: m.Gossip, Remote: m.Remote, HTTP: m.HTTP, State: string(m.State),
-			Activations: activations, UptimeSeconds: now.Sub(m.Started).Seconds(), Started: m.Started,
+			Activations: activations, PaymentBreaker: st.PaymentBreaker[m.ID], UptimeSeconds: now.Sub(m.Started).Seconds(), Started: m.Started,
 		})
 	}
 	return out, nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -50,23 +49,6 @@ type nodeConfig struct {
 
 	WS   wsFlags   // live push on /ws
 	Work workFlags // payments and fulfilment
-}
-
-// workFlags configure the payment provider and the fulfilment pool (see work.go).
-type workFlags struct {
-	Payments        string // manual, sim or the provider's base URL
-	ProviderKey     string
-	WebhookSecret   string
-	ProviderTimeout time.Duration
-	SimDelay        time.Duration
-	SimFailureRate  float64
-	AutoShip        bool
-	Workers         int
-	Attempts        int
-	WarehouseDelay  time.Duration
-	WarehouseFail   float64
-	Lease           time.Duration
-	Backoff         time.Duration
 }
 
 // wsFlags tune live push on /ws.
@@ -163,63 +145,6 @@ func parseWithEnv(fs *flag.FlagSet, args []string, intro string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return nil
-}
-
-// addWorkFlags declares the flags of the payment provider and the fulfilment pool.
-func addWorkFlags(fs *flag.FlagSet, w *workFlags) {
-	fs.StringVar(&w.Payments, "payments", "", `the payment provider: "manual" (none: operators confirm payments), "sim" (a simulated provider inside this node, which calls back by signed webhook), or the base URL of a provider speaking the same API (default: sim with --demo, else manual)`)
-	fs.StringVar(&w.ProviderKey, "provider-key", "", "the API key sent to the provider named by --payments (a URL)")
-	fs.StringVar(&w.WebhookSecret, "webhook-secret", "", "the secret payment webhooks are signed with (default: a secret the cluster keeps in its store, which the simulated provider uses too)")
-	fs.DurationVar(&w.ProviderTimeout, "provider-timeout", 3*time.Second, "how long one call to the payment provider may take; pay waits at most this long before it leaves the payment queued")
-	fs.DurationVar(&w.SimDelay, "sim-payment-delay", 2*time.Second, "with --payments sim: how long the simulated provider takes to call back")
-	fs.Float64Var(&w.SimFailureRate, "sim-payment-failure-rate", 0.1, "with --payments sim: the share of payments the simulated provider declines")
-	fs.BoolVar(&w.AutoShip, "auto-ship", false, "run the fulfilment pool: paid orders are fulfilled by the (simulated) warehouse and shipped by the node (default: true with --demo); without it, fulfilment tasks wait for operators")
-	fs.IntVar(&w.Workers, "fulfilment-workers", 4, "fulfilment tasks this node runs at once")
-	fs.IntVar(&w.Attempts, "fulfilment-attempts", 5, "attempts of a fulfilment task before it is dead-lettered")
-	fs.DurationVar(&w.Lease, "fulfilment-lease", 30*time.Second, "how long a node holds a task it runs; a task whose node died is run elsewhere after it")
-	fs.DurationVar(&w.Backoff, "fulfilment-backoff", time.Second, "the wait before a failed task's second attempt; it doubles with every attempt (up to a minute), with jitter")
-	fs.DurationVar(&w.WarehouseDelay, "warehouse-latency", 500*time.Millisecond, "how long the simulated warehouse takes to fulfil an order")
-	fs.Float64Var(&w.WarehouseFail, "warehouse-failure-rate", 0.05, "the share of fulfilment attempts the simulated warehouse fails")
-}
-
-// check validates the work flags and fills in the defaults that depend on --demo.
-func (w *workFlags) check(demo bool, fs *flag.FlagSet) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if _, ok := os.LookupEnv(envName("auto-ship")); ok {
-		given["auto-ship"] = true
-	}
-	if w.Payments == "" {
-		w.Payments = "manual"
-		if demo {
-			w.Payments = "sim"
-		}
-	}
-	if demo && !given["auto-ship"] {
-		w.AutoShip = true
-	}
-	switch {
-	case w.Payments == "manual" || w.Payments == "sim":
-	case strings.HasPrefix(w.Payments, "http://") || strings.HasPrefix(w.Payments, "https://"):
-		if w.ProviderKey == "" {
-			return errors.New("--payments with a provider URL needs --provider-key")
-		}
-	default:
-		return fmt.Errorf("--payments must be manual, sim or a provider URL, not %q", w.Payments)
-	}
-	if w.ProviderTimeout <= 0 || w.SimDelay < 0 || w.WarehouseDelay < 0 || w.Backoff <= 0 {
-		return errors.New("--provider-timeout and --fulfilment-backoff must be positive, --sim-payment-delay and --warehouse-latency not negative")
-	}
-	if w.Lease < 2*w.WarehouseDelay || w.Lease < time.Second {
-		return errors.New("--fulfilment-lease must be at least a second and twice --warehouse-latency: a task's run must end within its lease")
-	}
-	if w.SimFailureRate < 0 || w.SimFailureRate > 1 || w.WarehouseFail < 0 || w.WarehouseFail > 1 {
-		return errors.New("--sim-payment-failure-rate and --warehouse-failure-rate must be within 0..1")
-	}
-	if w.Workers < 1 || w.Attempts < 1 {
-		return errors.New("--fulfilment-workers and --fulfilment-attempts must be at least 1")
 	}
 	return nil
 }

@@ -86,6 +86,23 @@ func runNode(args []string) error {
 	defer stopHub()
 	go hub.Run(hubCtx)
 
+	// Payments and fulfilment: the provider (and its simulator) exist before the node, the
+	// pools that need the node to reach the orders start after it.
+	jobs, ok := store.(persistence.Jobs)
+	if !ok {
+		return fmt.Errorf("store %s keeps no jobs", redact(cfg.Store))
+	}
+	secrets, err := webhookSecrets(ctx, store, cfg.Work.WebhookSecret)
+	if err != nil {
+		return err
+	}
+	var self atomic.Pointer[cluster.Node]
+	pay, err := newPayments(cfg.Work, secrets, func() []string { return webhookTargets(self.Load(), advertised(cfg.HTTP, cfg.Advertise)) }, logger)
+	if err != nil {
+		return err
+	}
+	var fulfilment atomic.Pointer[actors.Fulfilment]
+
 	var join []string
 	if cfg.Join != "" {
 		join = strings.Split(cfg.Join, ",")
@@ -93,8 +110,9 @@ func runNode(args []string) error {
 	node, err := cluster.Start(cluster.Config{
 		Remote: cfg.Remote, Gossip: cfg.Gossip, Advertise: cfg.Advertise, Join: join, HTTP: advertised(cfg.HTTP, cfg.Advertise),
 		Fast: cfg.Fast, Logger: logger, Metrics: metrics, OTel: otelMetrics, MaxGrains: cfg.MaxGrains, RequestTimeout: timeouts.Attempt,
-		Security: security,
-		Push:     &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
+		Security:       security,
+		Push:           &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
+		PaymentBreaker: pay.breakerState(),
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -104,6 +122,12 @@ func runNode(args []string) error {
 			WriteTimeout:   timeouts.Write,
 			Logger:         logger,
 			Outcome:        metrics.Outcome,
+			Queued: func(kind string) {
+				// Only the fulfilment pool: a payment's first attempt is the pay's own (edge).
+				if f := fulfilment.Load(); f != nil && kind == actors.JobFulfilment {
+					f.Kick()
+				}
+			},
 		},
 		Stock: &actors.StockConfig{Store: stocks, Batched: metrics.StockBatch},
 	})
@@ -112,6 +136,9 @@ func runNode(args []string) error {
 	}
 	metrics.Watch(reg, node)
 	logger = logger.With("node", node.ID())
+	self.Store(node)
+	work := startWork(cfg.Work, pay, jobs, node, reg, logger)
+	fulfilment.Store(work.fulfilment)
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
@@ -131,7 +158,7 @@ func runNode(args []string) error {
 		WS: edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
 	}, edge.Deps{
 		Orders: node, Stock: node.Stock(), Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
-		Live: hub,
+		Live: hub, Payments: work.edgePayments(), Fulfilment: work.fulfilment, Simulation: work.simulation,
 		Ready: func(context.Context) error {
 			select {
 			case <-node.DrainRequested():
@@ -190,6 +217,9 @@ func runNode(args []string) error {
 	defer cancel()
 	stopSweep()
 	<-sweepDone
+	// The pools finish the tasks they run (their orders are still here), and the simulated
+	// provider delivers the outcomes it holds while the cluster still takes them.
+	work.stop(dctx, logger)
 	if err := node.Drain(dctx); err != nil {
 		logger.Warn("drain", "err", err)
 	}

@@ -182,7 +182,8 @@ func succeeded(t testing.TB, eventID string, o payable) []byte {
 
 func TestWebhookAppliesOnceAndRefusesForgeries(t *testing.T) {
 	secret := []byte("whsec_test_0123456789abcdef0123456789")
-	c := startCluster(t, postgresURL(t), 3, "--webhook-secret", string(secret))
+	// The simulated provider is there but slow to call back: the test is the provider.
+	c := startCluster(t, postgresURL(t), 3, "--webhook-secret", string(secret), "--payments", "sim", "--sim-payment-delay", "1h")
 	c.waitConverged(10*time.Second, 3, c.nodes...)
 	shopper := login(t, c.nodes[0].base, "alice")
 	o := placeOrder(t, shopper, "hook-create")
