@@ -50,13 +50,13 @@ type Config struct {
 	// Stock configures the stock grains (one per sku); nil = no stock grains, and the
 	// order grains do not track stock. The order grains reach the stock grains through
 	// the node (Node.Stock) unless Grain.Stock is set.
-	Stock   *actors.StockConfig
-	Push    *Push // live push; nil = none
+	Stock *actors.StockConfig
+	Push  *Push // live push; nil = none
 	// PaymentBreaker, if set, reports the state of the node's payment provider circuit
 	// breaker, for the cluster view.
 	PaymentBreaker func() string
-	Logger  *slog.Logger
-	Metrics *Metrics // optional
+	Logger         *slog.Logger
+	Metrics        *Metrics // optional
 	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
 	// NewOTelMetrics).
 	OTel *OTelMetrics
