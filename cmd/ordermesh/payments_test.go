@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/actors/payment"
+	"github.com/ordermesh/ordermesh/bench"
 )
 
 // These tests put the payment provider and the fulfilment pool in the loop: orders are
@@ -331,4 +332,55 @@ func TestDeadLetteredTaskShipsAfterAnOperatorRetry(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the order to ship", func() bool { return op.order(t, o.ID).Status == "SHIPPED" })
 	wantShippedOnce(t, op, o.ID)
+}
+
+// TestLifecycleWithTheProviderPassesTheChecker runs the bench's lifecycle with the
+// simulated provider and the fulfilment pool in the loop, against three nodes and against
+// the baseline, and requires the checker to pass: every paid order has exactly one
+// fulfilment task and shipped at most once.
+func TestLifecycleWithTheProviderPassesTheChecker(t *testing.T) {
+	for _, system := range []string{"ordermesh", "baseline"} {
+		t.Run(system, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := newLauncher(postgresURL(t), dir, "--payments", "sim", "--auto-ship", "--sim-payment-delay", "200ms",
+				"--sim-payment-failure-rate", "0.1", "--warehouse-latency", "50ms", "--warehouse-failure-rate", "0.05")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.bin = binary
+			t.Cleanup(l.stop)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			var targets []string
+			if system == "baseline" {
+				base, err := l.startBaseline(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				targets = []string{base}
+			} else if targets, err = l.startCluster(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+			cfg := bench.DefaultConfig()
+			cfg.Targets, cfg.Scenario, cfg.Rate, cfg.Provider = targets, "lifecycle", 30, true
+			cfg.Warmup, cfg.Duration, cfg.ProviderWait = time.Second, 8*time.Second, 30*time.Second
+			cfg.Out = dir
+			rep, err := bench.Run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := rep.Check.Fulfilment
+			if f == nil {
+				t.Fatalf("no fulfilment check in the report: %+v", rep.Check)
+			}
+			t.Logf("%s: %.0f req/s, %d errors; check: %s; fulfilment: %d paid, %d confirmed and %d declined by the provider, %d shipped by the pool, tasks %v",
+				system, rep.Total.Throughput, rep.Total.Errors, rep.Check.Summary(), f.Paid, f.ProviderConfirms, f.ProviderFails, f.PoolShips, f.TasksByState)
+			if !rep.Check.Pass || !f.Pass {
+				t.Fatalf("the checker failed: %+v", f.Violations)
+			}
+			if f.Paid == 0 || f.ProviderConfirms == 0 || f.PoolShips == 0 {
+				t.Fatalf("nothing went through the provider and the pool: %+v", f)
+			}
+		})
+	}
 }
