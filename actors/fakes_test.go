@@ -292,7 +292,7 @@ func (o *fakeOrders) Get(_ context.Context, id string, _ order.Principal, _ stri
 // outcomes is a PoolObserver that sends every outcome to a channel.
 type outcomes chan string
 
-func (o outcomes) Finished(_, outcome string, _ time.Duration) { o <- outcome }
+func (o outcomes) Finished(_, outcome string, _, _ time.Duration) { o <- outcome }
 
 // next waits for the next outcome and checks it.
 func (o outcomes) next(t *testing.T, want string) {

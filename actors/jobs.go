@@ -71,8 +71,8 @@ const (
 // PoolObserver is told of every finished run (for metrics).
 type PoolObserver interface {
 	// Finished reports one run of a job of kind: its outcome (one of the Outcome
-	// constants) and how long it took.
-	Finished(kind, outcome string, took time.Duration)
+	// constants), how long the run took, and the job's age (since it was written).
+	Finished(kind, outcome string, took, age time.Duration)
 }
 
 // PoolConfig configures a Pool. Zero values take the defaults in brackets.
@@ -339,7 +339,7 @@ func (p *Pool) run(ctx context.Context, j persistence.Job) (persistence.Job, err
 		log.Info("job cancelled", "note", f.Error)
 	}
 	if p.cfg.Observer != nil {
-		p.cfg.Observer.Finished(j.Kind, outcome, time.Since(start))
+		p.cfg.Observer.Finished(j.Kind, outcome, time.Since(start), p.cfg.Now().Sub(j.CreatedAt))
 	}
 	return j, ferr
 }

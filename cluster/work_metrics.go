@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ordermesh/ordermesh/actors"
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
@@ -14,6 +15,7 @@ import (
 type WorkMetrics struct {
 	runs *prometheus.CounterVec
 	took *prometheus.HistogramVec
+	age  *prometheus.HistogramVec
 }
 
 // breakerStates maps a circuit breaker's state to the value of its gauge.
@@ -32,8 +34,13 @@ func NewWorkMetrics(reg prometheus.Registerer, counts func(ctx context.Context) 
 			Help:    "Time one run of a job took on this node, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms .. 33 s
 		}, []string{"kind"}),
+		age: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ordermesh_job_latency_seconds",
+			Help:    "Time from a job's creation (its order's transition) to its completion, by kind: for fulfilment, from paid to shipped.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16), // 10 ms .. 5.5 min
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.runs, m.took, &queueDepth{counts: counts})
+	reg.MustRegister(m.runs, m.took, m.age, &queueDepth{counts: counts})
 	if breaker != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ordermesh_payment_breaker_state",
@@ -44,9 +51,12 @@ func NewWorkMetrics(reg prometheus.Registerer, counts func(ctx context.Context) 
 }
 
 // Finished records one run of a job; it is an actors.PoolObserver.
-func (m *WorkMetrics) Finished(kind, outcome string, took time.Duration) {
+func (m *WorkMetrics) Finished(kind, outcome string, took, age time.Duration) {
 	m.runs.WithLabelValues(kind, outcome).Inc()
 	m.took.WithLabelValues(kind).Observe(took.Seconds())
+	if outcome == actors.OutcomeDone {
+		m.age.WithLabelValues(kind).Observe(age.Seconds())
+	}
 }
 
 // queueDepth reports the jobs that are pending, running or dead, read from the store
