@@ -275,7 +275,7 @@ func (o *fakeOrders) Execute(_ context.Context, c order.Command, _ string) (orde
 	}
 	o.status[c.OrderID], o.keys[c.Key] = order.StatusShipped, true
 	o.ships[c.OrderID]++
-	o.jobs.end(FulfilmentJobID(c.OrderID), persistence.JobDone, "shipped", o.now())
+	o.jobs.end(FulfilmentJobID(c.OrderID), persistence.JobDone, "", o.now())
 	return order.Result{View: order.View{ID: c.OrderID, Status: order.StatusShipped}}, nil
 }
 

@@ -68,7 +68,7 @@ func outbox(prev, next *order.Order, at time.Time) ([]persistence.Job, []persist
 			return nil, nil, err
 		}
 	case order.StatusShipped:
-		ends = append(ends, persistence.JobEnd{ID: FulfilmentJobID(next.ID), State: persistence.JobDone, Note: "shipped"})
+		ends = append(ends, persistence.JobEnd{ID: FulfilmentJobID(next.ID), State: persistence.JobDone})
 	case order.StatusRefunded:
 		if prev.Status == order.StatusPaid {
 			ends = append(ends, persistence.JobEnd{ID: FulfilmentJobID(next.ID), State: persistence.JobCancelled, Note: "refunded before it shipped"})

@@ -77,7 +77,18 @@ func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return // the series go missing for one scrape; failing the whole scrape would hide the rest
 	}
+	// Every kind and state, 0 when empty: a series that vanishes when its queue drains
+	// reads as "unknown", not as "empty".
+	depth := map[[2]string]int64{}
+	for _, kind := range []string{actors.JobPayment, actors.JobFulfilment} {
+		for _, state := range []string{persistence.JobPending, persistence.JobRunning, persistence.JobDead} {
+			depth[[2]string{kind, state}] = 0
+		}
+	}
 	for _, c := range counts {
-		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(c.N), c.Kind, c.State)
+		depth[[2]string{c.Kind, c.State}] = c.N
+	}
+	for k, n := range depth {
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
 }
