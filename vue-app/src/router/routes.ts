@@ -1,0 +1,41 @@
+import type { RouteRecordRaw } from 'vue-router'
+
+// The feature routes: the single list of the app's pages. Each is a lazy import, so each
+// page is its own chunk and the first page loads only what it shows. A route names the API
+// operation its user needs (`meta.requires`, a permission from GET /api/v1/me, typed from
+// the OpenAPI operationIds) and, to appear in the menu, `meta.menu`. The guard
+// (guard.ts) sends a user without the permission to /forbidden; the menu (menu.ts) shows
+// only what the user may open. Example:
+//
+//   {
+//     path: '/ops/fulfilment',
+//     name: 'ops-fulfilment',
+//     component: () => import('@/views/ops/FulfilmentView.vue'),
+//     meta: { requires: 'listFulfilment', menu: { label: 'nav.fulfilment', icon: Van, order: 22 } },
+//   },
+//
+// Permission names (from edge/routes.go; see README): shoppers have listCatalog,
+// createOrder, listOrders, getOrder, listOrderEvents, payOrder, cancelOrder,
+// openLiveUpdates; operators have listOrders, getOrder, listOrderEvents,
+// confirmPaymentOrder, failPaymentOrder, cancelOrder, shipOrder, deliverOrder, refundOrder,
+// listInventory, getInventory, adjustInventory, listFulfilment, retryFulfilment,
+// cancelFulfilment, getCluster, drainNode, openLiveUpdates; admins have the operator's
+// plus getSimulation, putSimulation, listUsers, createUser, updateUser. Note that
+// listOrders is shared by all roles: "my orders" requires createOrder (shoppers only) and
+// the operators' order list shipOrder (staff only), so that each role sees its own entry.
+export const featureRoutes: RouteRecordRaw[] = [
+  // Shopper routes go here (views in src/views/shop/):
+  //   /             catalog        requires listCatalog (or public: true), menu nav.catalog, order 10
+  //                                (its view src/views/shop/CatalogView.vue is the first page whose
+  //                                size the build checks; see vite.config.ts initialSize)
+  //   /cart         cart           requires createOrder, menu nav.cart, order 11
+  //   /orders       my orders      requires createOrder, menu nav.myOrders, order 12
+  //   /orders/:id   order detail   requires getOrder, no menu
+  //
+  // Operator and admin routes go here (views in src/views/ops/ and src/views/admin/):
+  //   /ops/orders      requires shipOrder (staff only), menu nav.opsOrders, order 20
+  //   /ops/inventory   requires listInventory, menu nav.inventory, order 21
+  //   /ops/fulfilment  requires listFulfilment, menu nav.fulfilment, order 22
+  //   /ops/cluster     requires getCluster, menu nav.cluster, order 23 (ECharts only in this chunk)
+  //   /admin/users     requires listUsers, menu nav.users, order 30
+]
