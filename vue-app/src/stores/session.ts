@@ -29,11 +29,14 @@ export const useSessionStore = defineStore('session', () => {
     return m
   }
 
-  /** ensureMe loads /me once per session; the router guard awaits it. */
+  let loadingMe: Promise<Me> | null = null
+
+  /** ensureMe loads /me once per user (concurrent callers share the request); the router guard awaits it. */
   async function ensureMe(): Promise<Me | null> {
     if (!tokens.value) return null
     if (me.value && me.value.username === tokens.value.username) return me.value
-    return loadMe()
+    loadingMe ??= loadMe().finally(() => (loadingMe = null))
+    return loadingMe
   }
 
   /** login starts a session and loads its permissions; throws ApiError (40100 on bad credentials). */
