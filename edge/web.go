@@ -146,9 +146,9 @@ func (s *server) serveWeb(c *fiber.Ctx) error {
 			// its chunk): the app's HTML in its place would be run as a script, and
 			// cached for a year.
 			return order.Errorf(order.CodeRouteNotFound, "no such file")
-		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errIsDir):
-			return err
 		}
+		// Not a file we serve (missing, a directory, a link out of the dir that the
+		// root refuses): one of the app's routes.
 	}
 	// The app's own routes: index.html, whose router shows the page.
 	body, st, err := readWebFile(fsys, webIndex)
