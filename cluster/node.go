@@ -55,8 +55,11 @@ type Config struct {
 	// PaymentBreaker, if set, reports the state of the node's payment provider circuit
 	// breaker, for the cluster view.
 	PaymentBreaker func() string
-	Logger         *slog.Logger
-	Metrics        *Metrics // optional
+	// Load, if set, reports the node's recent HTTP requests (the edge measures them), for
+	// the cluster view.
+	Load    func() Load
+	Logger  *slog.Logger
+	Metrics *Metrics // optional
 	// OTel, if set, switches on protoactor-go's own metrics, exported through it (see
 	// NewOTelMetrics).
 	OTel *OTelMetrics
@@ -441,12 +444,27 @@ type Status struct {
 	// member id: "closed", "half-open", "open"; absent for a member that calls no provider
 	// or did not answer.
 	PaymentBreaker map[string]string
+	// Load is each member's recent HTTP requests, by member id; absent for a member that
+	// did not answer or measures none.
+	Load map[string]Load
+}
+
+// Load is a node's HTTP requests over a recent window: the rate, and the median and 99th
+// percentile latency in milliseconds.
+type Load struct {
+	RequestsPerSecond float64
+	LatencyP50Ms      float64
+	LatencyP99Ms      float64
+}
+
+func loadOf(r *clusterpb.StatsReply) Load {
+	return Load{RequestsPerSecond: r.RequestsPerSecond, LatencyP50Ms: r.LatencyP50Ms, LatencyP99Ms: r.LatencyP99Ms}
 }
 
 // Status asks every member of the view for its live figures (in parallel, bounded by ctx).
 func (n *Node) Status(ctx context.Context) Status {
 	v := n.View()
-	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members)), PaymentBreaker: map[string]string{}}
+	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members)), PaymentBreaker: map[string]string{}, Load: map[string]Load{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	timeout := min(time.Second, n.cfg.RequestTimeout)
@@ -457,20 +475,27 @@ func (n *Node) Status(ctx context.Context) Status {
 			if self.PaymentBreaker != "" {
 				st.PaymentBreaker[m.ID] = self.PaymentBreaker
 			}
+			st.Load[m.ID] = loadOf(self)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			count, breaker := int64(-1), ""
+			var load *Load
 			res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.StatsRequest{}, timeout).Result()
 			if r, ok := res.(*clusterpb.StatsReply); err == nil && ok {
 				count, breaker = r.Activations, r.PaymentBreaker
+				l := loadOf(r)
+				load = &l
 			}
 			mu.Lock()
 			st.Activations[m.ID] = count
 			if breaker != "" {
 				st.PaymentBreaker[m.ID] = breaker
+			}
+			if load != nil {
+				st.Load[m.ID] = *load
 			}
 			mu.Unlock()
 		}()
@@ -483,6 +508,10 @@ func (n *Node) stats() *clusterpb.StatsReply {
 	r := &clusterpb.StatsReply{Id: n.ID(), Activations: n.Activations(), StartedUnixNano: n.started.UnixNano()}
 	if f := n.cfg.PaymentBreaker; f != nil {
 		r.PaymentBreaker = f()
+	}
+	if f := n.cfg.Load; f != nil {
+		l := f()
+		r.RequestsPerSecond, r.LatencyP50Ms, r.LatencyP99Ms = l.RequestsPerSecond, l.LatencyP50Ms, l.LatencyP99Ms
 	}
 	return r
 }

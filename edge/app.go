@@ -63,6 +63,9 @@ type Config struct {
 	// NoMetricsRoute leaves /metrics off this app, when it is served on its own address.
 	NoMetricsRoute bool
 	WS             WSConfig // live push on /ws
+	// WebDir is the built web app (vue-app/dist), served from / with index.html for the
+	// app's own routes (see web.go); "" = no app, every unknown path is a 404.
+	WebDir string
 }
 
 func (c Config) withDefaults() Config {
@@ -114,6 +117,9 @@ type Deps struct {
 	Clock func() time.Time // nil = time.Now; issues and checks tokens
 	// InFlight, if set, counts the requests being served (for draining).
 	InFlight *InFlight
+	// Requests, if set, keeps the recent rate and latencies of the requests served, which
+	// the cluster view shows per member (see RequestStats).
+	Requests *RequestStats
 	// Cluster serves the cluster view and drain endpoints; nil = a node that is not
 	// clustered, whose cluster endpoints answer 503.
 	Cluster Cluster
@@ -162,6 +168,8 @@ type server struct {
 	guard    *guardMetrics
 	versions clientVersions
 	webhooks *webhookMetrics
+	web      *webFiles     // nil = no web app
+	requests *RequestStats // may be nil
 }
 
 // New builds the Fiber app of one node. It fails on configuration errors (a weak secret,
@@ -225,6 +233,7 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 		cursors: cursorSigner{key: deps.Keys.cursorKey()},
 		limits:  limits, guard: guard,
 		payments: deps.Payments, fulfil: deps.Fulfilment, sim: deps.Simulation, webhooks: webhooks,
+		web: newWebFiles(cfg.WebDir), requests: deps.Requests,
 	}
 	if deps.Live != nil {
 		wm, err := newWSMetrics(deps.Metrics)
@@ -252,5 +261,6 @@ func New(cfg Config, deps Deps) (*fiber.App, error) {
 	})
 	s.routes(app)
 	s.refuseUnknownMethods(app)
+	s.logWebDir()
 	return app, nil
 }

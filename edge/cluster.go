@@ -52,6 +52,11 @@ type MemberStatus struct {
 	// provider: "closed", "open", "half-open", or "" when it has no provider or did not
 	// answer.
 	PaymentBreaker string `json:"payment_breaker"`
+	// The member's requests over the last StatsWindow (see RequestStats): the rate and
+	// the median and 99th percentile latency; 0 when it served none or did not answer.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	LatencyP50Ms      float64 `json:"latency_p50_ms"`
+	LatencyP99Ms      float64 `json:"latency_p99_ms"`
 }
 
 // FormatTopologyHash is how ClusterStatus.TopologyHash shows cluster.View.Hash: 16

@@ -30,7 +30,8 @@ func newFakeCluster() *fakeCluster {
 		Self: "node-a", TopologyVersion: 7, TopologyHash: FormatTopologyHash(0xbeef),
 		Members: []MemberStatus{
 			{ID: "node-a", Gossip: "10.0.0.1:7946", Remote: "10.0.0.1:8090", HTTP: "10.0.0.1:8080", State: "active",
-				Activations: 12, UptimeSeconds: 3600, Started: started, PaymentBreaker: "half-open"},
+				Activations: 12, UptimeSeconds: 3600, Started: started, PaymentBreaker: "half-open",
+				RequestsPerSecond: 41.5, LatencyP50Ms: 1.25, LatencyP99Ms: 18},
 			{ID: "node-b", Gossip: "10.0.0.2:7946", Remote: "10.0.0.2:8090", HTTP: "10.0.0.2:8080", State: "joining",
 				Activations: -1, UptimeSeconds: 5, Started: started.Add(time.Hour)},
 		},
@@ -84,9 +85,11 @@ func TestClusterStatus(t *testing.T) {
 	// The exact wire shape: the Vue app and the bench read these names.
 	want := `{"self":"node-a","topology_version":7,"topology_hash":"000000000000beef","members":[` +
 		`{"id":"node-a","gossip":"10.0.0.1:7946","remote":"10.0.0.1:8090","http":"10.0.0.1:8080","state":"active",` +
-		`"activations":12,"uptime_seconds":3600,"started":"2026-11-26T11:00:00Z","payment_breaker":"half-open"},` +
+		`"activations":12,"uptime_seconds":3600,"started":"2026-11-26T11:00:00Z","payment_breaker":"half-open",` +
+		`"requests_per_second":41.5,"latency_p50_ms":1.25,"latency_p99_ms":18},` +
 		`{"id":"node-b","gossip":"10.0.0.2:7946","remote":"10.0.0.2:8090","http":"10.0.0.2:8080","state":"joining",` +
-		`"activations":-1,"uptime_seconds":5,"started":"2026-11-26T12:00:00Z","payment_breaker":""}]}`
+		`"activations":-1,"uptime_seconds":5,"started":"2026-11-26T12:00:00Z","payment_breaker":"",` +
+		`"requests_per_second":0,"latency_p50_ms":0,"latency_p99_ms":0}]}`
 	if string(r.Data) != want {
 		t.Errorf("status\n got %s\nwant %s", r.Data, want)
 	}

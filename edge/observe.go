@@ -120,6 +120,10 @@ func (s *server) finish(c *fiber.Ctx, log *slog.Logger, start time.Time) {
 	}
 	status := c.Response().StatusCode()
 	s.metrics.observeHTTP(route, methodLabel(c.Method()), strconv.Itoa(status), d)
+	if s.requests != nil && route != "/ws" {
+		// A WebSocket's duration is its connection's life, not a latency.
+		s.requests.Record(d)
+	}
 
 	attrs := []slog.Attr{
 		slog.String("method", truncate(c.Method(), 32)),

@@ -215,6 +215,11 @@ func (s *server) routes(app *fiber.App) {
 		chain = append(chain, h)
 		app.Add(e.Method, e.FiberPath(), chain...)
 	}
+	if s.web != nil {
+		// Last: only what no endpoint took. Use, not a GET route, so that a POST to an
+		// unknown path stays a 404 rather than a 405.
+		app.Use(s.serveWeb)
+	}
 }
 
 // allow admits the principal if its role is one of roles; only valid behind authenticate.

@@ -10,12 +10,11 @@
 package clusterpb
 
 import (
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -70,8 +69,13 @@ type StatsReply struct {
 	// The state of the node's payment provider circuit breaker ("closed", "half-open",
 	// "open"); empty when the node calls no provider.
 	PaymentBreaker string `protobuf:"bytes,4,opt,name=payment_breaker,json=paymentBreaker,proto3" json:"payment_breaker,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The node's HTTP requests over the edge's recent window: per second, and the median
+	// and 99th percentile latency in milliseconds.
+	RequestsPerSecond float64 `protobuf:"fixed64,5,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	LatencyP50Ms      float64 `protobuf:"fixed64,6,opt,name=latency_p50_ms,json=latencyP50Ms,proto3" json:"latency_p50_ms,omitempty"`
+	LatencyP99Ms      float64 `protobuf:"fixed64,7,opt,name=latency_p99_ms,json=latencyP99Ms,proto3" json:"latency_p99_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatsReply) Reset() {
@@ -130,6 +134,27 @@ func (x *StatsReply) GetPaymentBreaker() string {
 		return x.PaymentBreaker
 	}
 	return ""
+}
+
+func (x *StatsReply) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *StatsReply) GetLatencyP50Ms() float64 {
+	if x != nil {
+		return x.LatencyP50Ms
+	}
+	return 0
+}
+
+func (x *StatsReply) GetLatencyP99Ms() float64 {
+	if x != nil {
+		return x.LatencyP99Ms
+	}
+	return 0
 }
 
 // DrainRequest asks a node to drain and exit.
@@ -234,13 +259,16 @@ var File_cluster_clusterpb_control_proto protoreflect.FileDescriptor
 const file_cluster_clusterpb_control_proto_rawDesc = "" +
 	"\n" +
 	"\x1fcluster/clusterpb/control.proto\x12\x14ordermesh.cluster.v1\"\x0e\n" +
-	"\fStatsRequest\"\x93\x01\n" +
+	"\fStatsRequest\"\x8f\x02\n" +
 	"\n" +
 	"StatsReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vactivations\x18\x02 \x01(\x03R\vactivations\x12*\n" +
 	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12'\n" +
-	"\x0fpayment_breaker\x18\x04 \x01(\tR\x0epaymentBreaker\"1\n" +
+	"\x0fpayment_breaker\x18\x04 \x01(\tR\x0epaymentBreaker\x12.\n" +
+	"\x13requests_per_second\x18\x05 \x01(\x01R\x11requestsPerSecond\x12$\n" +
+	"\x0elatency_p50_ms\x18\x06 \x01(\x01R\flatencyP50Ms\x12$\n" +
+	"\x0elatency_p99_ms\x18\a \x01(\x01R\flatencyP99Ms\"1\n" +
 	"\fDrainRequest\x12!\n" +
 	"\frequested_by\x18\x01 \x01(\tR\vrequestedBy\">\n" +
 	"\n" +

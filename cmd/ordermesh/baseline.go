@@ -37,6 +37,7 @@ type baselineConfig struct {
 	DrainTimeout   time.Duration
 	LogLevel       string
 	LogFormat      string
+	WebDir         string // the built web app, served from / as a node does
 
 	Work workFlags // payments and fulfilment, as `ordermesh node` takes them
 }
@@ -59,6 +60,7 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.WebDir, "web-dir", DefaultWebDir, "directory of the built web app, served from / as a node does; empty = no app")
 	addWorkFlags(fs, &c.Work)
 	if err := parseWithEnv(fs, args, "Usage: ordermesh baseline [flags]\n\n"+
 		"Starts the classic stateless design for comparison: the same HTTP API as a node, with every\n"+
@@ -141,6 +143,7 @@ func runBaseline(args []string) error {
 	inflight := &edge.InFlight{}
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: cfg.Node, RequestTimeout: cfg.RequestTimeout, RetryFor: cfg.RequestTimeout,
+		WebDir: cfg.WebDir,
 	}, edge.Deps{
 		Stock:  svc.Stock(), // issue 9: the baseline's inventory (edge.Deps.Stock comes with the edge's inventory endpoints)
 		Orders: svc, Store: svc, Catalog: catalog, Logger: logger, Metrics: reg, InFlight: inflight, Keys: keys,

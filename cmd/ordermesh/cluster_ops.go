@@ -23,9 +23,11 @@ func (c clusterOps) Status(ctx context.Context) (edge.ClusterStatus, error) {
 		if !ok {
 			activations = -1
 		}
+		load := st.Load[m.ID]
 		out.Members = append(out.Members, edge.MemberStatus{
 			ID: m.ID, Gossip: m.Gossip, Remote: m.Remote, HTTP: m.HTTP, State: string(m.State),
 			Activations: activations, PaymentBreaker: st.PaymentBreaker[m.ID], UptimeSeconds: now.Sub(m.Started).Seconds(), Started: m.Started,
+			RequestsPerSecond: load.RequestsPerSecond, LatencyP50Ms: load.LatencyP50Ms, LatencyP99Ms: load.LatencyP99Ms,
 		})
 	}
 	return out, nil

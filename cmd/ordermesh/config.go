@@ -46,6 +46,7 @@ type nodeConfig struct {
 	CORSOrigins   string
 	MetricsToken  string
 	MetricsListen string
+	WebDir        string // the built web app, served from /
 
 	WS   wsFlags   // live push on /ws
 	Work workFlags // payments and fulfilment

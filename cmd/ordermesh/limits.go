@@ -15,7 +15,11 @@ import (
 	"github.com/ordermesh/ordermesh/edge"
 )
 
-// addEdgeFlags defines the flags of the abuse limits, CORS and access to /metrics.
+// DefaultWebDir is where `go tool task web` builds the app, from the repository's root.
+const DefaultWebDir = "vue-app/dist"
+
+// addEdgeFlags defines the flags of the abuse limits, CORS, access to /metrics and the
+// web app.
 func addEdgeFlags(fs *flag.FlagSet, c *nodeConfig) {
 	d := edge.DefaultLimits()
 	fs.Float64Var(&c.AuthRate, "auth-rate", float64(d.AuthRate)*60, "authentication attempts (login, register, refresh) allowed per minute, separately per client address and per username; over it is 429 with Retry-After (0 = no limit)")
@@ -25,6 +29,7 @@ func addEdgeFlags(fs *flag.FlagSet, c *nodeConfig) {
 	fs.IntVar(&c.MaxConns, "max-conns-per-address", d.ConnsPerAddress, "connections one client address (IPv6: one /64) may hold open; more are answered 429 and closed (0 = no cap). Behind a proxy every client has the proxy's address")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (https://shop.example.com) whose web apps may call the API from a browser; empty = CORS off")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token that GET /metrics requires (default: /metrics is open, like /healthz)")
+	fs.StringVar(&c.WebDir, "web-dir", DefaultWebDir, "directory of the built web app (go tool task web), served from / with index.html for the app's routes; relative to the working directory; empty = no app")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics on this address instead of the --http one (with --metrics-token, there too)")
 }
 

@@ -103,6 +103,9 @@ func runNode(args []string) error {
 	}
 	var fulfilment atomic.Pointer[actors.Fulfilment]
 
+	// The edge measures its requests; the node reports them to the cluster view.
+	requests := edge.NewRequestStats(nil)
+
 	var join []string
 	if cfg.Join != "" {
 		join = strings.Split(cfg.Join, ",")
@@ -113,6 +116,10 @@ func runNode(args []string) error {
 		Security:       security,
 		Push:           &cluster.Push{Publish: hub.Publish, Topology: hub.Resync},
 		PaymentBreaker: pay.breakerState(),
+		Load: func() cluster.Load {
+			l := requests.Load()
+			return cluster.Load{RequestsPerSecond: l.RequestsPerSecond, LatencyP50Ms: l.LatencyP50Ms, LatencyP99Ms: l.LatencyP99Ms}
+		},
 		Grain: &actors.GrainConfig{
 			Store:          store,
 			Now:            time.Now,
@@ -155,9 +162,10 @@ func runNode(args []string) error {
 	app, err := edge.New(edge.Config{
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, NodeID: node.ID(), RequestTimeout: timeouts.Request, RetryFor: timeouts.Retry,
 		Limits: cfg.limits(), CORSOrigins: cfg.corsOrigins(), MetricsToken: cfg.MetricsToken, NoMetricsRoute: cfg.MetricsListen != "",
-		WS: edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
+		WS:     edge.WSConfig{MaxConnections: cfg.WS.MaxConnections, SendBuffer: cfg.WS.SendBuffer, PingInterval: cfg.WS.PingInterval},
+		WebDir: cfg.WebDir,
 	}, edge.Deps{
-		Orders: node, Stock: node.Stock(), Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys,
+		Orders: node, Stock: node.Stock(), Store: store, Catalog: catalog, Logger: logger, Metrics: reg, Cluster: clusterOps{node}, InFlight: inflight, Keys: keys, Requests: requests,
 		Live: hub, Payments: work.edgePayments(), Fulfilment: work.fulfilment, Simulation: work.simulation,
 		Ready: func(context.Context) error {
 			select {
