@@ -86,7 +86,7 @@ export async function startCluster(opts: ClusterOptions): Promise<string[]> {
   }
   // Node 0 founds the cluster; the others join it once it serves.
   launch(0)
-  await waitReady(nodes[0])
+  await waitReady(nodes[0]!)
   for (let i = 1; i < NODE_COUNT; i++) launch(i)
   await waitForCluster(nodes)
   exportNodes(nodes)
