@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -58,7 +61,30 @@ type webFiles struct {
 	// root is opened on first use and kept: a dir that does not exist yet (the app is
 	// built after the node started) is tried again on the next request.
 	root *os.Root
+	// files caches what was read, with its gzip form: a build's files never change, so
+	// a page load costs a stat per file rather than a read and a compression. An entry
+	// whose file changed on disk (a new build) is read again; cached bytes are bounded.
+	files map[string]*webFile
+	size  int
 }
+
+// webFile is one file of the app as it is answered.
+type webFile struct {
+	body    []byte
+	gz      []byte // nil when compressing does not pay (small or already compressed)
+	modTime time.Time
+	size    int64
+	etag    string
+	ctype   string
+}
+
+// maxWebCache bounds the cached bytes (raw and gzip); a build is a few megabytes, so
+// only a web dir rebuilt very many times under a running node reaches it, and then the
+// cache starts over.
+const maxWebCache = 64 << 20
+
+// minGzip is the size under which a file is sent as it is.
+const minGzip = 1024
 
 func newWebFiles(dir string) *webFiles {
 	if dir == "" {
@@ -133,14 +159,14 @@ func (s *server) serveWeb(c *fiber.Ctx) error {
 		return notBuilt
 	}
 	if name != webIndex {
-		body, st, err := readWebFile(fsys, name)
+		f, err := s.web.file(fsys, name)
 		switch {
 		case err == nil:
 			cache := cacheRevalidate
 			if strings.HasPrefix(name, "assets/") {
 				cache = cacheImmutable
 			}
-			return sendWebFile(c, name, body, st, cache)
+			return sendWebFile(c, f, cache)
 		case strings.HasPrefix(name, "assets/"):
 			// A hashed file that is gone (a tab still running an older build asks for
 			// its chunk): the app's HTML in its place would be run as a script, and
@@ -151,7 +177,7 @@ func (s *server) serveWeb(c *fiber.Ctx) error {
 		// root refuses): one of the app's routes.
 	}
 	// The app's own routes: index.html, whose router shows the page.
-	body, st, err := readWebFile(fsys, webIndex)
+	f, err := s.web.file(fsys, webIndex)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return notBuilt
@@ -159,7 +185,7 @@ func (s *server) serveWeb(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set(fiber.HeaderContentSecurityPolicy, webCSP)
-	return sendWebFile(c, webIndex, body, st, cacheRevalidate)
+	return sendWebFile(c, f, cacheRevalidate)
 }
 
 // webName turns a request path into a name inside the web dir: unescaped, cleaned,
@@ -179,6 +205,67 @@ func webName(raw string) (string, bool) {
 }
 
 var errIsDir = errors.New("is a directory")
+
+// file returns one regular file of the app, from the cache while the file on disk is
+// the one cached (same size and modification time).
+func (w *webFiles) file(fsys fs.FS, name string) (*webFile, error) {
+	st, err := fs.Stat(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, errIsDir
+	}
+	w.mu.Lock()
+	f := w.files[name]
+	w.mu.Unlock()
+	if f != nil && f.size == st.Size() && f.modTime.Equal(st.ModTime()) {
+		return f, nil
+	}
+	body, st, err := readWebFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	f = &webFile{
+		body:    body,
+		modTime: st.ModTime(),
+		size:    st.Size(),
+		etag:    `"` + strconv.FormatInt(st.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(st.Size(), 36) + `"`,
+		ctype:   utils.GetMIME(path.Ext(name)),
+	}
+	if strings.HasPrefix(f.ctype, "text/") || f.ctype == fiber.MIMEApplicationJavaScript {
+		f.ctype += "; charset=utf-8"
+	}
+	if compressible(f.ctype) && len(body) >= minGzip {
+		f.gz = gzipped(body)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.files == nil || w.size+len(f.body)+len(f.gz) > maxWebCache {
+		w.files, w.size = map[string]*webFile{}, 0
+	}
+	if old := w.files[name]; old != nil {
+		w.size -= len(old.body) + len(old.gz)
+	}
+	w.files[name] = f
+	w.size += len(f.body) + len(f.gz)
+	return f, nil
+}
+
+// compressible reports whether a type is text-like (images and fonts are compressed already).
+func compressible(ctype string) bool {
+	return strings.HasPrefix(ctype, "text/") || strings.HasPrefix(ctype, fiber.MIMEApplicationJavaScript) ||
+		strings.HasPrefix(ctype, fiber.MIMEApplicationJSON) || strings.HasPrefix(ctype, "image/svg+xml")
+}
+
+// gzipped compresses b at the best level: done once per file, so the cost is paid once.
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // the level is valid
+	_, _ = zw.Write(b)                                       // a bytes.Buffer does not fail
+	_ = zw.Close()
+	return buf.Bytes()
+}
 
 // readWebFile reads one regular file of the app.
 func readWebFile(fsys fs.FS, name string) ([]byte, fs.FileInfo, error) {
@@ -201,21 +288,35 @@ func readWebFile(fsys fs.FS, name string) ([]byte, fs.FileInfo, error) {
 	return body, st, err
 }
 
-// sendWebFile answers with one file, or 304 if the client's copy is current.
-func sendWebFile(c *fiber.Ctx, name string, body []byte, st fs.FileInfo, cache string) error {
-	etag := `"` + strconv.FormatInt(st.ModTime().UnixNano(), 36) + "-" + strconv.FormatInt(st.Size(), 36) + `"`
+// sendWebFile answers with one file, gzipped when the client takes it, or 304 if the
+// client's copy is current.
+func sendWebFile(c *fiber.Ctx, f *webFile, cache string) error {
 	c.Set(fiber.HeaderCacheControl, cache)
-	c.Set(fiber.HeaderETag, etag)
-	c.Set(fiber.HeaderLastModified, st.ModTime().UTC().Format(http.TimeFormat))
-	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagMatches(inm, etag) {
+	c.Set(fiber.HeaderETag, f.etag)
+	c.Set(fiber.HeaderLastModified, f.modTime.UTC().Format(http.TimeFormat))
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && etagMatches(inm, f.etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	ctype := utils.GetMIME(path.Ext(name))
-	if strings.HasPrefix(ctype, "text/") || ctype == fiber.MIMEApplicationJavaScript {
-		ctype += "; charset=utf-8"
+	c.Set(fiber.HeaderContentType, f.ctype)
+	if f.gz != nil && acceptsGzip(c.Get(fiber.HeaderAcceptEncoding)) {
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+		return c.Status(fiber.StatusOK).Send(f.gz)
 	}
-	c.Set(fiber.HeaderContentType, ctype)
-	return c.Status(fiber.StatusOK).Send(body)
+	return c.Status(fiber.StatusOK).Send(f.body)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header takes gzip (and not with q=0).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 // etagMatches reports whether an If-None-Match header names etag (or is "*").

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ordermesh/ordermesh/actors/order"
 )
@@ -240,5 +242,60 @@ func TestWebLogsItsDir(t *testing.T) {
 	lines := h.logs.lines(t, "msg", "serving the web app")
 	if len(lines) != 1 || lines[0]["dir"] != dir {
 		t.Errorf("start-up log: %v, want one line with dir %s", lines, dir)
+	}
+}
+
+// Text files go gzipped to a browser that takes gzip, once compressed and then from memory;
+// a new build on disk is served as soon as it is there.
+func TestWebGzipAndRebuild(t *testing.T) {
+	dir := webDir(t)
+	big := strings.Repeat(`export const x = "some javascript";`+"\n", 200)
+	name := filepath.Join(dir, "assets", "big-1.js")
+	if err := os.WriteFile(name, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, withWebDir(dir))
+
+	for _, ae := range []string{"gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8"} {
+		r := web(t, h, "GET", "/assets/big-1.js", map[string]string{"Accept-Encoding": ae})
+		if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" || r.header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("Accept-Encoding %q: %d %v", ae, r.status, r.header)
+		}
+		zr, err := gzip.NewReader(strings.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil || string(plain) != big {
+			t.Fatalf("Accept-Encoding %q: gunzipped %d bytes (%v), want the file", ae, len(plain), err)
+		}
+		if len(r.body) >= len(big)/2 {
+			t.Errorf("gzip body %d bytes for %d", len(r.body), len(big))
+		}
+	}
+	for _, ae := range []string{"", "identity", "gzip;q=0", "br"} {
+		r := web(t, h, "GET", "/assets/big-1.js", map[string]string{"Accept-Encoding": ae})
+		if r.header.Get("Content-Encoding") != "" || r.body != big {
+			t.Errorf("Accept-Encoding %q: encoding %q, %d bytes; want the file as it is", ae, r.header.Get("Content-Encoding"), len(r.body))
+		}
+	}
+	// Small files are not worth it.
+	if r := web(t, h, "GET", "/", map[string]string{"Accept-Encoding": "gzip"}); r.header.Get("Content-Encoding") != "" || r.body != testIndex {
+		t.Errorf("small index: encoding %q", r.header.Get("Content-Encoding"))
+	}
+
+	// A rebuild replaces index.html: the next request gets the new one and a new ETag.
+	before := web(t, h, "GET", "/", nil)
+	index := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(index, []byte(testIndex+"<!-- v2 -->"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(index, later, later); err != nil {
+		t.Fatal(err)
+	}
+	after := web(t, h, "GET", "/orders/7", nil)
+	if !strings.HasSuffix(after.body, "<!-- v2 -->") || after.header.Get("ETag") == before.header.Get("ETag") {
+		t.Errorf("after a rebuild: %q etag %q (before %q)", after.body, after.header.Get("ETag"), before.header.Get("ETag"))
 	}
 }
