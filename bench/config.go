@@ -66,6 +66,10 @@ type Config struct {
 	Chaos       string      // chaos schedule, e.g. "10s:kill:1,20s:add,30s:drain:2"
 	ChaosDriver ChaosDriver // executes Chaos; nil uses the API driver (drain only)
 
+	// Cost: the processes (besides the harness, always measured) and the database whose
+	// cost over the measured window the report gives (cost.go).
+	Cost CostSources
+
 	Progress io.Writer // live progress line each second; nil for none
 	Clock    Clock     // nil for the wall clock
 }

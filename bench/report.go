@@ -65,6 +65,26 @@ type Report struct {
 	Provider *ProviderReport `json:"provider,omitempty"`
 	// SystemArgs are the extra arguments of the systems the bench started itself.
 	SystemArgs []string `json:"system_args,omitempty"`
+	// Cost is what the measured window cost each process and the database (cost.go).
+	Cost *CostReport `json:"cost,omitempty"`
+}
+
+// commandOps are the operations that change an order: one success is one transition.
+var commandOps = []string{OpCreate, OpPay, OpConfirm, OpShip, OpDeliver, OpCancel, OpFailPayment, OpRefund}
+
+// transitions counts the commands of the measured window that succeeded.
+func (r *Report) transitions() int64 {
+	var n int64
+	for _, o := range r.Ops {
+		if !slices.Contains(commandOps, o.Op) {
+			continue
+		}
+		n += o.Count - o.Errors
+		for _, k := range o.Expected {
+			n -= k
+		}
+	}
+	return n
 }
 
 // Op returns the report of op, and whether there was one.
@@ -177,6 +197,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "chaos at %s: %s %d: %s\n", c.At, c.Action, c.Node, status)
 	}
+	if r.Cost != nil {
+		r.Cost.WriteText(w)
+	}
 	if r.Flash != nil {
 		r.Flash.WriteText(w)
 	}
@@ -220,7 +243,8 @@ func codes(m map[string]int64) string {
 	return strings.Join(parts, " ")
 }
 
-// WriteFiles writes report.txt, report.json, report.svg and acks.jsonl into dir.
+// WriteFiles writes report.txt, report.json, report.svg, acks.jsonl and (with a cost
+// report) cost.svg into dir.
 func (r *Report) WriteFiles(dir string, acks []Ack) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing report: %w", err)
@@ -239,7 +263,7 @@ func (r *Report) WriteFiles(dir string, acks []Ack) error {
 		}
 		return nil
 	}
-	for _, f := range []struct {
+	files := []struct {
 		name string
 		fn   func(io.Writer) error
 	}{
@@ -251,7 +275,14 @@ func (r *Report) WriteFiles(dir string, acks []Ack) error {
 		}},
 		{"report.svg", r.WriteSVG},
 		{"acks.jsonl", func(w io.Writer) error { return WriteJSONL(w, acks) }},
-	} {
+	}
+	if r.Cost != nil {
+		files = append(files, struct {
+			name string
+			fn   func(io.Writer) error
+		}{"cost.svg", r.Cost.WriteSVG})
+	}
+	for _, f := range files {
 		if err := write(f.name, f.fn); err != nil {
 			return err
 		}

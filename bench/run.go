@@ -273,6 +273,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start = r.clock.Now()
 	r.rec = NewRecorder(start, start.Add(cfg.Warmup))
 	end := start.Add(cfg.Warmup + cfg.Duration)
+	// The cost window opens when the warm-up ends (see cost.go).
+	meter := newCostMeter(cfg.Cost)
+	bg.Go(func() {
+		if r.clock.SleepUntil(ctx, start.Add(cfg.Warmup)) == nil {
+			meter.begin(ctx, r.clock.Now())
+		}
+	})
 
 	var chaosLog []ChaosLog
 	if len(chaos) > 0 {
@@ -302,6 +309,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bg.Wait()
 
 	rep := buildReport(cfg, r, start, finished, arrivals, chaosLog)
+	rep.Cost = meter.end(context.WithoutCancel(ctx), finished, rep.Total.Count, rep.transitions())
 	fs, isFlashRun := sc.(*flashScenario)
 	if isFlashRun {
 		rep.Flash = fs.report(start)

@@ -49,7 +49,7 @@ func TestRunLifecycleAgainstAFakeAPIPasses(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "check PASS") {
 		t.Fatalf("text report (%v):\n%s", err, text.String())
 	}
-	for _, name := range []string{"report.txt", "report.json", "report.svg", "acks.jsonl"} {
+	for _, name := range []string{"report.txt", "report.json", "report.svg", "acks.jsonl", "cost.svg"} {
 		b, err := os.ReadFile(filepath.Join(cfg.Out, name))
 		if err != nil || len(b) == 0 {
 			t.Fatalf("%s: %v", name, err)

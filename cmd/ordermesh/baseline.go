@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -68,7 +67,7 @@ func parseBaselineConfig(args []string) (baselineConfig, error) {
 		"behind a load balancer.\n"); err != nil {
 		return c, err
 	}
-	if !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+	if !isPostgresURL(c.Store) {
 		return c, fmt.Errorf("--store must be a postgres:// URL: the baseline is the PostgreSQL design")
 	}
 	if err := c.Work.check(c.Demo, fs); err != nil {

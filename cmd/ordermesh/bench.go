@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -67,6 +68,9 @@ func runBenchRun(ctx context.Context, args []string) error {
 	fs := benchFlags("run", &cfg)
 	local := fs.Int("local", 0, "start this many ordermesh nodes here (a local cluster the chaos scenario can kill, add and drain) instead of using --targets")
 	store := fs.String("store", "", "with --local: postgres:// URL or embedded store file for the nodes (default: a throwaway PostgreSQL)")
+	fs.Var(processFlag{list: &cfg.Cost.Processes}, "cost-pid", "name=pid of a process whose CPU time and memory the report gives (e.g. node-0=4242); repeatable. With --local the nodes are measured anyway")
+	fs.Var(processFlag{list: &cfg.Cost.Processes, tree: true}, "cost-tree", "like --cost-pid, with the process's children: name=pid of a PostgreSQL postmaster, for its backends. With --local on a throwaway PostgreSQL it is measured anyway")
+	costDB := fs.String("cost-db", "", "postgres:// URL of the store, whose write transactions, rows and WAL per transition the report gives (default with --local: the store, when it is PostgreSQL)")
 	sim := defaultSimFlags()
 	sim.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -77,13 +81,29 @@ func runBenchRun(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "bench: the --sim-payment-* and --warehouse-* flags apply only to the nodes the bench starts (--local)")
 	}
 	if *local > 0 {
-		l, stopAll, err := startLocal(ctx, *local, *store, cfg.Out, localExtras(&cfg, sim)...)
+		l, pg, stopAll, err := startLocal(ctx, *local, *store, cfg.Out, localExtras(&cfg, sim)...)
 		if err != nil {
 			return err
 		}
 		defer stopAll()
 		cfg.Targets = l.targets()
 		cfg.ChaosDriver = l
+		cfg.Cost.Processes = append(l.processes(), cfg.Cost.Processes...)
+		switch {
+		case pg != nil:
+			cfg.Cost.Processes = append(cfg.Cost.Processes, bench.Process{Name: "postgres", PID: pg.PID(), Tree: true})
+			*costDB = cmp.Or(*costDB, pg.URL())
+		case isPostgresURL(*store):
+			*costDB = cmp.Or(*costDB, *store)
+		}
+	}
+	if *costDB != "" {
+		db, err := newPGStats(ctx, *costDB)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		cfg.Cost.DB = db
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep != nil {

@@ -66,6 +66,7 @@ func runCompare(args []string) error {
 		return err
 	}
 	store := cc.store
+	var cost bench.CostSources // PostgreSQL's share; measure adds each system's processes
 	if store == "" {
 		dir, err := os.MkdirTemp("", "ordermesh-compare-pg-")
 		if err != nil {
@@ -79,7 +80,14 @@ func runCompare(args []string) error {
 		}
 		defer srv.Stop()
 		store = srv.URL()
+		cost.Processes = []bench.Process{{Name: "postgres", PID: srv.PID(), Tree: true}}
 	}
+	db, err := newPGStats(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	cost.DB = db
 	extra := localExtras(&cc.run, cc.sim) // payments and fulfilment; hot: a short payment timeout
 
 	systems := []struct {
@@ -100,7 +108,7 @@ func runCompare(args []string) error {
 		if err != nil {
 			return err
 		}
-		res, err := measure(ctx, cc, sys.name, out, i, l, sys.start)
+		res, err := measure(ctx, cc, sys.name, out, i, l, cost, sys.start)
 		l.stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", sys.name, err)
@@ -130,22 +138,35 @@ type systemResult struct {
 }
 
 type searchStep struct {
-	Rate       float64 `json:"rate"`
-	Throughput float64 `json:"throughput"`
-	P99Ms      float64 `json:"p99_ms"`
-	ErrorRate  float64 `json:"error_rate"`
-	Pass       bool    `json:"pass"`
+	Rate       float64           `json:"rate"`
+	Throughput float64           `json:"throughput"`
+	P99Ms      float64           `json:"p99_ms"`
+	ErrorRate  float64           `json:"error_rate"`
+	Pass       bool              `json:"pass"`
+	Cost       *bench.CostReport `json:"cost,omitempty"`
 }
 
-func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *launcher,
+// atSustained is the cost of the search step at the highest sustained rate, if any.
+func (r systemResult) atSustained() *bench.CostReport {
+	for _, s := range r.Steps {
+		if s.Pass && s.Rate == r.Sustained {
+			return s.Cost
+		}
+	}
+	return nil
+}
+
+func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *launcher, cost bench.CostSources,
 	start func(context.Context, *launcher) ([]string, error)) (systemResult, error) {
 	fmt.Fprintf(os.Stderr, "== %s: starting\n", name)
 	targets, err := start(ctx, l)
 	if err != nil {
 		return systemResult{}, err
 	}
+	cost.Processes = append(l.processes(), cost.Processes...)
 	cfg := cc.run
 	cfg.Targets = targets
+	cfg.Cost = cost
 	cfg.Out = filepath.Join(out, fmt.Sprintf("system-%d", i))
 	cfg.Progress = os.Stderr
 	if cfg.Scenario == "chaos" {
@@ -164,6 +185,7 @@ func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *
 	// Highest sustained rate: double until a step fails the objectives, then bisect.
 	probe := cc.run
 	probe.Targets, probe.Duration, probe.Warmup, probe.Out, probe.Progress, probe.NoCheck = targets, cc.probe, 2*time.Second, "", nil, true
+	probe.Cost = cost
 	pass := func(rate float64) (bool, error) {
 		probe.Rate = rate
 		r, err := bench.Run(ctx, probe)
@@ -172,7 +194,7 @@ func measure(ctx context.Context, cc compareConfig, name, out string, i int, l *
 		}
 		ok := r.Total.P99Ms <= float64(cc.slo.Milliseconds()) && r.Total.ErrorRate <= cc.maxErrors &&
 			r.Total.Throughput >= 0.9*rate && (r.Check == nil || r.Check.Pass)
-		res.Steps = append(res.Steps, searchStep{Rate: rate, Throughput: r.Total.Throughput, P99Ms: r.Total.P99Ms, ErrorRate: r.Total.ErrorRate, Pass: ok})
+		res.Steps = append(res.Steps, searchStep{Rate: rate, Throughput: r.Total.Throughput, P99Ms: r.Total.P99Ms, ErrorRate: r.Total.ErrorRate, Pass: ok, Cost: r.Cost})
 		fmt.Fprintf(os.Stderr, "   %s: %.0f/s -> %.0f/s done, p99 %.1f ms, errors %.3f%%: %s\n",
 			name, rate, r.Total.Throughput, r.Total.P99Ms, 100*r.Total.ErrorRate, map[bool]string{true: "within", false: "outside"}[ok])
 		return ok, nil
@@ -250,8 +272,10 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 		row("provider: fulfilment p99", pa.Fulfilment.P99Ms, pb.Fulfilment.P99Ms, " ms", false)
 		row("provider: waits timed out", float64(pa.Payment.TimedOut+pa.Fulfilment.TimedOut), float64(pb.Payment.TimedOut+pb.Fulfilment.TimedOut), "", false)
 	}
+	costRows(row, "", a.Report.Cost, b.Report.Cost)
 	if cc.search && cc.run.Scenario != "chaos" && !bench.IsFlash(cc.run.Scenario) {
 		row(fmt.Sprintf("highest rate with p99 <= %s, errors <= %.1f%%", cc.slo, 100*cc.maxErrors), a.Sustained, b.Sustained, "/s", true)
+		costRows(row, "at the highest rate: ", a.atSustained(), b.atSustained())
 	}
 	tw.Flush()
 	for _, r := range rs {
@@ -280,4 +304,54 @@ func printComparison(w io.Writer, cc compareConfig, rs []systemResult) {
 			fmt.Fprintln(w, race)
 		}
 	}
+}
+
+// costRows adds the cost figures of two runs to the comparison (lower is better):
+// the system's own processes (nodes or baseline) summed, PostgreSQL and the harness
+// separately, and what the database wrote per transition.
+func costRows(row func(string, float64, float64, string, bool), prefix string, a, b *bench.CostReport) {
+	if a == nil || b == nil {
+		return
+	}
+	row(prefix+"system CPU per transition", systemCPU(a)*1e6/float64(max(a.Transitions, 1)),
+		systemCPU(b)*1e6/float64(max(b.Transitions, 1)), " µs", false)
+	row(prefix+"system CPU per request", systemCPU(a)*1e6/float64(max(a.Requests, 1)),
+		systemCPU(b)*1e6/float64(max(b.Requests, 1)), " µs", false)
+	pa, oka := a.Process("postgres")
+	pb, okb := b.Process("postgres")
+	if oka && okb {
+		row(prefix+"PostgreSQL CPU per transition", pa.CPUMicrosPerTransition, pb.CPUMicrosPerTransition, " µs", false)
+	}
+	ha, _ := a.Process("bench")
+	hb, _ := b.Process("bench")
+	row(prefix+"harness CPU per request", ha.CPUMsPerRequest*1e3, hb.CPUMsPerRequest*1e3, " µs", false)
+	row(prefix+"system peak RSS", float64(systemRSS(a))/(1<<20), float64(systemRSS(b))/(1<<20), " MiB", false)
+	if a.DB != nil && b.DB != nil && a.DB.Error == "" && b.DB.Error == "" {
+		row(prefix+"DB write transactions per transition", a.DB.WritesPerTrans, b.DB.WritesPerTrans, "", false)
+		row(prefix+"DB rows written per transition", a.DB.RowsPerTrans, b.DB.RowsPerTrans, "", false)
+		row(prefix+"DB WAL bytes per transition", a.DB.WALBytesPerTrans, b.DB.WALBytesPerTrans, "", false)
+	}
+}
+
+// isSystem reports whether a measured process is one of the system's own (not the
+// database, not the harness).
+func isSystem(p bench.ProcessCost) bool { return p.Name != "postgres" && p.Name != "bench" }
+
+// systemCPU and systemRSS add up the system's own processes.
+func systemCPU(c *bench.CostReport) float64 {
+	return systemSum(c, func(p bench.ProcessCost) float64 { return p.CPUSeconds })
+}
+
+func systemRSS(c *bench.CostReport) int64 {
+	return systemSum(c, func(p bench.ProcessCost) int64 { return p.PeakRSSBytes })
+}
+
+func systemSum[T int64 | float64](c *bench.CostReport, of func(bench.ProcessCost) T) T {
+	var s T
+	for _, p := range c.Processes {
+		if isSystem(p) {
+			s += of(p)
+		}
+	}
+	return s
 }

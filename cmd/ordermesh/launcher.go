@@ -33,6 +33,7 @@ type launcher struct {
 
 // child is one process.
 type child struct {
+	name   string // node-<i> or baseline
 	cmd    *exec.Cmd
 	base   string // http://host:port
 	gossip string
@@ -143,7 +144,7 @@ func (l *launcher) spawn(ctx context.Context, name, base string, args []string) 
 	if err != nil {
 		return nil, err
 	}
-	c := &child{cmd: exec.Command(l.bin, args...), base: base, done: make(chan struct{})}
+	c := &child{name: name, cmd: exec.Command(l.bin, args...), base: base, done: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
@@ -275,8 +276,8 @@ func (l *launcher) targets() []string {
 
 // startLocal starts an n-node cluster on store (a throwaway PostgreSQL when empty) for
 // `ordermesh bench run --local n`; extra is appended to every node's arguments. stop ends
-// the nodes and the server.
-func startLocal(ctx context.Context, n int, store, out string, extra ...string) (*launcher, func(), error) {
+// the nodes and the server. pg is the throwaway server, nil when store was given.
+func startLocal(ctx context.Context, n int, store, out string, extra ...string) (l *launcher, pg *pgtest.Server, stop func(), err error) {
 	var cleanup []func()
 	stopAll := func() {
 		for i := len(cleanup) - 1; i >= 0; i-- {
@@ -286,30 +287,30 @@ func startLocal(ctx context.Context, n int, store, out string, extra ...string) 
 	if store == "" {
 		dir, err := os.MkdirTemp("", "ordermesh-bench-pg-")
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
 		fmt.Fprintln(os.Stderr, "starting a throwaway PostgreSQL in", dir)
 		srv, err := pgtest.Start(ctx, dir)
 		if err != nil {
 			stopAll()
-			return nil, nil, fmt.Errorf("starting PostgreSQL (or pass --store): %w", err)
+			return nil, nil, nil, fmt.Errorf("starting PostgreSQL (or pass --store): %w", err)
 		}
 		cleanup = append(cleanup, func() { _ = srv.Stop() })
-		store = srv.URL()
+		store, pg = srv.URL(), srv
 	}
 	if out == "" {
 		out = os.TempDir()
 	}
-	l, err := newLauncher(store, filepath.Join(out, "logs"), extra...)
+	l, err = newLauncher(store, filepath.Join(out, "logs"), extra...)
 	if err != nil {
 		stopAll()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cleanup = append(cleanup, l.stop)
 	if _, err := l.startCluster(ctx, n); err != nil {
 		stopAll()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return l, stopAll, nil
+	return l, pg, stopAll, nil
 }

@@ -257,8 +257,14 @@ func advertised(listen, host string) string {
 	return listen
 }
 
+// isPostgresURL reports whether a --store value names a PostgreSQL server (anything else
+// is a file of the embedded store).
+func isPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
 func openStore(ctx context.Context, dsn string) (persistence.Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isPostgresURL(dsn) {
 		return postgres.Open(ctx, dsn)
 	}
 	return sqlite.Open(ctx, dsn)

@@ -180,6 +180,9 @@ func (s *Server) DatabaseURL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, url.PathEscape(name))
 }
 
+// PID is the postmaster's process id (its backends are its children).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Dir is the directory holding the server's data and log.
 func (s *Server) Dir() string { return s.dir }
 
