@@ -171,15 +171,8 @@ func (m *costMeter) end(ctx context.Context, now time.Time, requests, transition
 		case a.err != nil:
 			pc.Error = a.err.Error()
 		default:
-			cpu := (a.cpu - b.cpu).Seconds()
-			pc.CPUSeconds = cpu
+			pc.CPUSeconds = (a.cpu - b.cpu).Seconds()
 			pc.PeakRSSBytes = a.peakRSS
-			if requests > 0 {
-				pc.CPUMsPerRequest = cpu * 1e3 / float64(requests)
-			}
-			if transitions > 0 {
-				pc.CPUMicrosPerTransition = cpu * 1e6 / float64(transitions)
-			}
 		}
 		rep.Processes = append(rep.Processes, pc)
 	}
@@ -197,16 +190,30 @@ func (m *costMeter) end(ctx context.Context, now time.Time, requests, transition
 			d.Commits = end.Commits - m.dbStart.Commits
 			d.RowsWritten = end.Rows - m.dbStart.Rows
 			d.WALBytes = end.WALBytes - m.dbStart.WALBytes
-			if transitions > 0 {
-				n := float64(transitions)
-				d.WritesPerTrans = float64(d.WriteTransactions) / n
-				d.CommitsPerTrans = float64(d.Commits) / n
-				d.RowsPerTrans = float64(d.RowsWritten) / n
-				d.WALBytesPerTrans = float64(d.WALBytes) / n
-			}
 		}
 	}
+	rep.perUnit()
 	return rep
+}
+
+// perUnit works out the per-request and per-transition figures from the totals.
+func (c *CostReport) perUnit() {
+	for i := range c.Processes {
+		p := &c.Processes[i]
+		if c.Requests > 0 {
+			p.CPUMsPerRequest = p.CPUSeconds * 1e3 / float64(c.Requests)
+		}
+		if c.Transitions > 0 {
+			p.CPUMicrosPerTransition = p.CPUSeconds * 1e6 / float64(c.Transitions)
+		}
+	}
+	if d := c.DB; d != nil && d.Error == "" && c.Transitions > 0 {
+		n := float64(c.Transitions)
+		d.WritesPerTrans = float64(d.WriteTransactions) / n
+		d.CommitsPerTrans = float64(d.Commits) / n
+		d.RowsPerTrans = float64(d.RowsWritten) / n
+		d.WALBytesPerTrans = float64(d.WALBytes) / n
+	}
 }
 
 func (m *costMeter) read() []procReading {
@@ -408,4 +415,56 @@ func (c *CostReport) WriteSVG(w io.Writer) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// PoolCost adds up the cost of several runs (windows, requests, transitions, CPU, database
+// counts; peak memory is the highest) and works out the per-unit figures of the whole:
+// total CPU over total work, not a mean of ratios. Nil reports are skipped; nil if none.
+func PoolCost(rs ...*CostReport) *CostReport {
+	var out *CostReport
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		if out == nil {
+			out = &CostReport{}
+			for _, p := range r.Processes {
+				out.Processes = append(out.Processes, ProcessCost{Name: p.Name})
+			}
+			if r.DB != nil {
+				out.DB = &DBCost{}
+			}
+		}
+		out.WindowSeconds += r.WindowSeconds
+		out.Requests += r.Requests
+		out.Transitions += r.Transitions
+		for i := range out.Processes {
+			p, ok := r.Process(out.Processes[i].Name)
+			switch {
+			case !ok:
+				out.Processes[i].Error = "not in every run"
+			case p.Error != "":
+				out.Processes[i].Error = p.Error
+			}
+			out.Processes[i].CPUSeconds += p.CPUSeconds
+			out.Processes[i].PeakRSSBytes = max(out.Processes[i].PeakRSSBytes, p.PeakRSSBytes)
+		}
+		if out.DB != nil {
+			switch d := r.DB; {
+			case d == nil:
+				out.DB.Error = "not in every run"
+			case d.Error != "":
+				out.DB.Error = d.Error
+			default:
+				out.DB.WriteTransactions += d.WriteTransactions
+				out.DB.Commits += d.Commits
+				out.DB.RowsWritten += d.RowsWritten
+				out.DB.WALBytes += d.WALBytes
+			}
+		}
+	}
+	if out != nil {
+		out.perUnit()
+	}
+	return out
 }

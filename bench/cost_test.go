@@ -218,3 +218,30 @@ func TestCostChart(t *testing.T) {
 		t.Errorf("a read run's chart is per request:\n%s", b.String())
 	}
 }
+
+// Pooled cost is total CPU over total work; a process missing from one run is flagged.
+func TestPoolCost(t *testing.T) {
+	a := &CostReport{WindowSeconds: 10, Requests: 1000, Transitions: 100,
+		Processes: []ProcessCost{{Name: "node-0", CPUSeconds: 1, PeakRSSBytes: 5}, {Name: "postgres", CPUSeconds: 2, PeakRSSBytes: 9}},
+		DB:        &DBCost{WriteTransactions: 100, RowsWritten: 300, Commits: 150, WALBytes: 1000}}
+	b := &CostReport{WindowSeconds: 10, Requests: 3000, Transitions: 300,
+		Processes: []ProcessCost{{Name: "node-0", CPUSeconds: 5, PeakRSSBytes: 7}},
+		DB:        &DBCost{WriteTransactions: 500, RowsWritten: 900, Commits: 450, WALBytes: 3000}}
+	p := PoolCost(a, nil, b)
+	if p.WindowSeconds != 20 || p.Requests != 4000 || p.Transitions != 400 {
+		t.Fatalf("%+v", p)
+	}
+	n, _ := p.Process("node-0")
+	if n.CPUSeconds != 6 || n.CPUMicrosPerTransition != 15000 || n.CPUMsPerRequest != 1.5 || n.PeakRSSBytes != 7 || n.Error != "" {
+		t.Errorf("node-0 %+v", n)
+	}
+	if pg, _ := p.Process("postgres"); pg.Error == "" {
+		t.Errorf("postgres %+v: measured in one run only, want that said", pg)
+	}
+	if d := p.DB; d.WriteTransactions != 600 || d.WritesPerTrans != 1.5 || d.RowsPerTrans != 3 || d.WALBytesPerTrans != 10 {
+		t.Errorf("db %+v", d)
+	}
+	if PoolCost(nil, nil) != nil {
+		t.Error("nothing pooled is nil")
+	}
+}

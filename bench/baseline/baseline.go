@@ -66,9 +66,10 @@ import (
 )
 
 // DefaultMaxConns is the pool size when the URL sets no pool_max_conns: the same number of
-// connections the ordermesh PostgreSQL store opens (its 2 flushers plus 8 read
-// connections, persistence/postgres), so neither design gets more of the server.
-const DefaultMaxConns = 10
+// connections one ordermesh node's PostgreSQL store opens (its 2 flushers plus 8 read
+// connections), so neither design gets more of the server. `bench compare` gives the
+// baseline as many as all the nodes together.
+const DefaultMaxConns = postgres.DefaultMaxConns
 
 // usersMaxConns bounds the second pool, the one of the ordermesh store used for accounts
 // only (logins), so that the baseline does not get extra write capacity through it.

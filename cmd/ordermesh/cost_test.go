@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,3 +99,67 @@ func TestCostPIDFlags(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// The search doubles until a step fails, then bisects three times; the answer is the
+// highest rate that passed.
+func TestRateSearch(t *testing.T) {
+	limit := 1100.0 // the system passes at or below this rate
+	s := &rateSearch{hi: 250}
+	var tried []float64
+	for !s.done() {
+		r := s.next()
+		tried = append(tried, r)
+		if err := s.record(r, r <= limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []float64{250, 500, 1000, 2000, 1500, 1250, 1125}
+	if len(tried) != len(want) {
+		t.Fatalf("tried %v, want %v", tried, want)
+	}
+	for i := range want {
+		if tried[i] != want[i] {
+			t.Fatalf("tried %v, want %v", tried, want)
+		}
+	}
+	if s.lo != 1000 {
+		t.Errorf("sustained %v, want 1000", s.lo)
+	}
+
+	never := &rateSearch{hi: 250}
+	for !never.done() {
+		_ = never.record(never.next(), false)
+	}
+	if never.lo != 0 {
+		t.Errorf("a system failing every step sustains %v", never.lo)
+	}
+	always := &rateSearch{hi: 250}
+	var err error
+	for err == nil && !always.done() {
+		err = always.record(always.next(), true)
+	}
+	if err == nil {
+		t.Error("a search without a limit must stop with an error")
+	}
+}
+
+func TestPoolTotalForTheBaseline(t *testing.T) {
+	for _, tt := range []struct {
+		store string
+		nodes int
+		want  string
+		conns int
+	}{
+		{"postgres://u@h:5432/db?sslmode=disable", 3, "pool_max_conns=30", 30},
+		{"postgres://u@h/db?pool_max_conns=4", 3, "pool_max_conns=12", 12},
+		{"postgres://u@h/db", 1, "pool_max_conns=10", 10},
+	} {
+		got, n, err := withPoolTotal(tt.store, tt.nodes)
+		if err != nil || n != tt.conns || !strings.Contains(got, tt.want) || strings.Count(got, "pool_max_conns") != 1 {
+			t.Errorf("%s x%d: %q %d %v", tt.store, tt.nodes, got, n, err)
+		}
+	}
+	if _, _, err := withPoolTotal("postgres://h/db?pool_max_conns=x", 2); err == nil {
+		t.Error("a bad pool_max_conns was accepted")
+	}
+}

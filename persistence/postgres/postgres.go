@@ -47,6 +47,9 @@ const (
 	migrationLockKey = 0x6f726465726d6573 // "ordermes"
 )
 
+// DefaultMaxConns is the pool size of a store whose URL sets no pool_max_conns.
+const DefaultMaxConns = flushers + readConns
+
 // Store is the PostgreSQL implementation of persistence.Store. It is safe for
 // concurrent use.
 type Store struct {
@@ -72,7 +75,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("opening postgres store: parsing url: %w", err)
 	}
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = flushers + readConns
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
