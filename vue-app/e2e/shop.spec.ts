@@ -223,7 +223,8 @@ test('a sold-out product is marked, and ordering it names it', async ({ page, re
 
 test('the shopper pages have no serious accessibility violations; screenshots', async ({ page, request }) => {
   const { username, token } = await apiShopper(request, 'axe')
-  for (const sku of ['tea-earlgrey', 'mug-stoneware']) await apiOrder(request, token, sku, 2)
+  const older = await apiOrder(request, token, 'tea-earlgrey', 2)
+  await apiOrder(request, token, 'mug-stoneware', 2)
   await uiLogin(page, username)
 
   const axe = async (what: string) => {
@@ -245,6 +246,15 @@ test('the shopper pages have no serious accessibility violations; screenshots', 
   await page.getByRole('menuitem', { name: 'My orders' }).click()
   const list = page.getByRole('list', { name: 'Orders, newest first' })
   await expect(list.getByRole('listitem')).toHaveCount(2)
+  // Live: the older order, paid elsewhere (here through the API), changes status in its row.
+  const olderRow = list.getByRole('listitem').filter({ hasText: older.id })
+  await expect(olderRow.locator('[data-status]')).toHaveAttribute('data-status', 'CREATED')
+  const pay = await request.post(`${nodes()[1]}/api/v1/orders/${older.id}/pay`, {
+    headers: { Authorization: `Bearer ${token}`, 'Idempotency-Key': randomUUID() },
+    data: {},
+  })
+  expect(pay.status(), await pay.text()).toBe(200)
+  await expect(olderRow.locator('[data-status]')).toHaveAttribute('data-status', /SHIPPED|DELIVERED/, { timeout: 30_000 })
   await axe('my orders')
   await screenshot(page, 'shop-orders')
 
