@@ -10,6 +10,10 @@ import { join, resolve } from 'node:path'
 
 export const NODE_COUNT = 3
 
+// The access-token secret every node gets (--jwt-secret, at least 32 bytes), so that a test
+// can sign a token the nodes accept, e.g. an expired one.
+export const JWT_SECRET = 'ordermesh-e2e-test-secret-0123456789abcdef'
+
 // Environment shared between global setup, the workers and global teardown.
 export const ENV_NODES = 'ORDERMESH_NODES' // comma-separated base URLs, node 0 first
 export const ENV_BASE_URL = 'ORDERMESH_BASE_URL' // node 0
@@ -31,6 +35,7 @@ const NODE_FLAGS = [
   '--sim-payment-failure-rate', '0',
   '--warehouse-latency', '200ms',
   '--warehouse-failure-rate', '0',
+  '--jwt-secret', JWT_SECRET,
 ]
 
 export interface ClusterOptions {

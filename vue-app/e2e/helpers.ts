@@ -4,6 +4,8 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, expect, type APIRequestContext, type Page } from '@playwright/test'
 
+export { JWT_SECRET } from './cluster'
+
 export const PASSWORD = 'ordermesh' // every demo user's
 export type DemoUser = 'alice' | 'bob' | 'olga' | 'ada'
 

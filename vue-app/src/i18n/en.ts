@@ -1,3 +1,4 @@
+import shop from './shop/en'
 // English messages; the source of the key set. zh-CN.ts is typed as Messages, so a key
 // missing there (or added only there) fails `npm run type-check`.
 //
@@ -125,6 +126,7 @@ const en = {
       OrderExpired: 'Expired unpaid',
     },
   },
+  shop,
   live: {
     reconnecting: 'Live updates lost; reconnecting…',
     closed: 'Live updates are off. Reload the page to try again.',

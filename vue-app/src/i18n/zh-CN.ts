@@ -1,4 +1,5 @@
 import type { Messages } from './en'
+import shop from './shop/zh-CN'
 
 // Simplified Chinese; typed as Messages so that it has exactly en.ts's keys.
 const zhCN: Messages = {
@@ -119,6 +120,7 @@ const zhCN: Messages = {
       OrderExpired: '未付款已过期',
     },
   },
+  shop,
   live: {
     reconnecting: '实时更新已断开，正在重新连接…',
     closed: '实时更新已关闭。请刷新页面重试。',

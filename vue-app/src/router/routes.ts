@@ -1,4 +1,5 @@
 import type { RouteRecordRaw } from 'vue-router'
+import { Goods, ShoppingCart, List } from '@element-plus/icons-vue'
 
 // The feature routes: the single list of the app's pages. Each is a lazy import, so each
 // page is its own chunk and the first page loads only what it shows. A route names the API
@@ -31,6 +32,30 @@ export const featureRoutes: RouteRecordRaw[] = [
   //   /cart         cart           requires createOrder, menu nav.cart, order 11
   //   /orders       my orders      requires createOrder, menu nav.myOrders, order 12
   //   /orders/:id   order detail   requires getOrder, no menu
+  {
+    path: '/',
+    name: 'catalog',
+    component: () => import('@/views/shop/CatalogView.vue'),
+    meta: { requires: 'listCatalog', menu: { label: 'nav.catalog', icon: Goods, order: 10 } },
+  },
+  {
+    path: '/cart',
+    name: 'cart',
+    component: () => import('@/views/shop/CartView.vue'),
+    meta: { requires: 'createOrder', menu: { label: 'nav.cart', icon: ShoppingCart, order: 11 } },
+  },
+  {
+    path: '/orders',
+    name: 'my-orders',
+    component: () => import('@/views/shop/MyOrdersView.vue'),
+    meta: { requires: 'createOrder', menu: { label: 'nav.myOrders', icon: List, order: 12 } },
+  },
+  {
+    path: '/orders/:id',
+    name: 'order',
+    component: () => import('@/views/shop/OrderView.vue'),
+    meta: { requires: 'getOrder' },
+  },
   //
   // Operator and admin routes go here (views in src/views/ops/ and src/views/admin/):
   //   /ops/orders      requires shipOrder (staff only), menu nav.opsOrders, order 20
