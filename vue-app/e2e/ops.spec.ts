@@ -101,7 +101,6 @@ test.describe('operator orders', () => {
     await expect(page.getByRole('alert')).toContainText('There is no order with id “no-such-order”.')
 
     await expectAccessible(page)
-    await screenshot(page, 'ops-orders')
   })
 
   test('the operator delivers and refunds an order with a reason', async ({ page, request }) => {
@@ -129,6 +128,12 @@ test.describe('operator orders', () => {
     const refund = events.find((e) => e.type === 'OrderRefunded')
     expect(refund?.reason).toBe('e2e: parcel arrived damaged')
     expect(refund?.by).toBe('olga')
+
+    // One more order, left unpaid, for the picture: the list with orders in three states.
+    const unpaid = await placeOrder(request, await firstSku(request), false)
+    await expect(orderRow(page, unpaid).locator('[data-status]')).toHaveAttribute('data-status', 'CREATED')
+    await expect(page.getByText('Refund: done.')).toBeHidden() // the toast, out of the picture
+    await screenshot(page, 'ops-orders')
   })
 })
 
