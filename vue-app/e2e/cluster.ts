@@ -36,6 +36,10 @@ const NODE_FLAGS = [
   '--warehouse-latency', '200ms',
   '--warehouse-failure-rate', '0',
   '--jwt-secret', JWT_SECRET,
+  // A task the warehouse keeps failing is dead-lettered after a second or so instead of
+  // a minute (5 attempts from 1 s doubling), so the dead-letter test is quick.
+  '--fulfilment-attempts', '3',
+  '--fulfilment-backoff', '200ms',
 ]
 
 export interface ClusterOptions {

@@ -1,5 +1,5 @@
 import type { RouteRecordRaw } from 'vue-router'
-import { Goods, ShoppingCart, List } from '@element-plus/icons-vue'
+import { Box, Goods, List, ShoppingCart, User, Van } from '@element-plus/icons-vue'
 
 // The feature routes: the single list of the app's pages. Each is a lazy import, so each
 // page is its own chunk and the first page loads only what it shows. A route names the API
@@ -63,4 +63,28 @@ export const featureRoutes: RouteRecordRaw[] = [
   //   /ops/fulfilment  requires listFulfilment, menu nav.fulfilment, order 22
   //   /ops/cluster     requires getCluster, menu nav.cluster, order 23 (ECharts only in this chunk)
   //   /admin/users     requires listUsers, menu nav.users, order 30
+  {
+    path: '/ops/orders',
+    name: 'ops-orders',
+    component: () => import('@/views/ops/OrdersView.vue'),
+    meta: { requires: 'shipOrder', menu: { label: 'nav.opsOrders', icon: List, order: 20 } },
+  },
+  {
+    path: '/ops/inventory',
+    name: 'ops-inventory',
+    component: () => import('@/views/ops/InventoryView.vue'),
+    meta: { requires: 'listInventory', menu: { label: 'nav.inventory', icon: Box, order: 21 } },
+  },
+  {
+    path: '/ops/fulfilment',
+    name: 'ops-fulfilment',
+    component: () => import('@/views/ops/FulfilmentView.vue'),
+    meta: { requires: 'listFulfilment', menu: { label: 'nav.fulfilment', icon: Van, order: 22 } },
+  },
+  {
+    path: '/admin/users',
+    name: 'admin-users',
+    component: () => import('@/views/admin/UsersView.vue'),
+    meta: { requires: 'listUsers', menu: { label: 'nav.users', icon: User, order: 30 } },
+  },
 ]
