@@ -5,6 +5,8 @@
 // shopper and operator pages add their own groups (shop.*, ops.*). errors.<code> is the
 // text for an API error code (edge/envelope.go, actors/order/errors.go); `network` is a
 // request that got no answer. Codes without an entry show the server's message.
+import cluster from './cluster/en'
+
 const en = {
   app: {
     name: 'ordermesh',
@@ -129,6 +131,7 @@ const en = {
     reconnecting: 'Live updates lost; reconnecting…',
     closed: 'Live updates are off. Reload the page to try again.',
   },
+  cluster,
   errors: {
     network: 'The server could not be reached. Check your connection and try again.',
     unknown: 'Unexpected error.',

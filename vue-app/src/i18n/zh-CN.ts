@@ -1,4 +1,5 @@
 import type { Messages } from './en'
+import cluster from './cluster/zh-CN'
 
 // Simplified Chinese; typed as Messages so that it has exactly en.ts's keys.
 const zhCN: Messages = {
@@ -123,6 +124,7 @@ const zhCN: Messages = {
     reconnecting: '实时更新已断开，正在重新连接…',
     closed: '实时更新已关闭。请刷新页面重试。',
   },
+  cluster,
   errors: {
     network: '无法连接服务器。请检查网络后重试。',
     unknown: '意外错误。',

@@ -1,4 +1,5 @@
 import type { RouteRecordRaw } from 'vue-router'
+import { Connection } from '@element-plus/icons-vue'
 
 // The feature routes: the single list of the app's pages. Each is a lazy import, so each
 // page is its own chunk and the first page loads only what it shows. A route names the API
@@ -38,4 +39,10 @@ export const featureRoutes: RouteRecordRaw[] = [
   //   /ops/fulfilment  requires listFulfilment, menu nav.fulfilment, order 22
   //   /ops/cluster     requires getCluster, menu nav.cluster, order 23 (ECharts only in this chunk)
   //   /admin/users     requires listUsers, menu nav.users, order 30
+  {
+    path: '/ops/cluster',
+    name: 'ops-cluster',
+    component: () => import('@/views/ops/ClusterView.vue'),
+    meta: { requires: 'getCluster', menu: { label: 'nav.cluster', icon: Connection, order: 23 } },
+  },
 ]
