@@ -1,35 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { effectScope } from 'vue'
-import type { ClusterStatus, MemberStatus } from '@/api/cluster'
+import type { MemberStatus } from '@/api/cluster'
+import { clusterStatus, member as fixture } from '@/__tests__/clusterFixtures'
 import { useClusterStats } from '@/composables/useClusterStats'
 import { envelope, failure, fakeServer } from '@/__tests__/fakeServer'
 
 const GET = 'GET /api/v1/cluster'
 
-function member(id: string, rps: number, extra: Partial<MemberStatus> = {}): MemberStatus {
-  return {
-    id,
-    gossip: `127.0.0.1:7${id}`,
-    remote: `127.0.0.1:9${id}`,
-    http: `127.0.0.1:8${id}`,
-    state: 'active',
-    activations: 3,
-    uptime_seconds: 10,
-    started: '2026-01-01T00:00:00Z',
-    payment_breaker: 'closed',
-    requests_per_second: rps,
-    latency_p50_ms: 1,
-    latency_p99_ms: 9,
-    ...extra,
-  }
-}
-
-const status = (...members: MemberStatus[]): ClusterStatus => ({
-  self: members[0]?.id ?? '',
-  topology_version: 1,
-  topology_hash: '0123456789abcdef',
-  members,
-})
+const member = (id: string, rps: number, extra: Partial<MemberStatus> = {}) =>
+  fixture(id, { requests_per_second: rps, ...extra })
+const status = (...members: MemberStatus[]) => clusterStatus(members)
 
 // Runs the composable in an effect scope, as a component would; stop() is the unmount.
 function mount(opts = { intervalMs: 2000, windowMs: 10_000 }) {
@@ -121,7 +101,7 @@ describe('useClusterStats', () => {
     await vi.advanceTimersByTimeAsync(12_000)
     expect(stats.history.value.has('2')).toBe(false)
     expect(stats.departed.value.map((m) => m.id)).toEqual(['2'])
-    expect(stats.member('2')?.http).toBe('127.0.0.1:82')
+    expect(stats.member('2')?.http).toBe('127.0.0.1:802')
     unmount()
   })
 

@@ -2,28 +2,14 @@ import { describe, expect, it } from 'vitest'
 import { flushPromises, mount } from '@vue/test-utils'
 import { i18n } from '@/i18n'
 import type { MemberStatus } from '@/api/cluster'
+import { member as fixture } from '@/__tests__/clusterFixtures'
 import MemberTable from '@/components/cluster/MemberTable.vue'
 
 // Which rows offer a drain, and how states show: the page's rules on top of the server's
 // (the server drains any member it is asked to, even the last one).
 
-function member(id: string, state: MemberStatus['state'] = 'active', extra: Partial<MemberStatus> = {}): MemberStatus {
-  return {
-    id,
-    gossip: `127.0.0.1:79${id}`,
-    remote: `127.0.0.1:99${id}`,
-    http: `127.0.0.1:80${id}`,
-    state,
-    activations: 4,
-    uptime_seconds: 75,
-    started: '2026-01-01T00:00:00Z',
-    payment_breaker: 'closed',
-    requests_per_second: 12.34,
-    latency_p50_ms: 1.234,
-    latency_p99_ms: 245.76,
-    ...extra,
-  }
-}
+const member = (id: string, state: MemberStatus['state'] = 'active', extra: Partial<MemberStatus> = {}) =>
+  fixture(id, { state, requests_per_second: 12.34, latency_p50_ms: 1.234, latency_p99_ms: 245.76, ...extra })
 
 async function render(props: Partial<InstanceType<typeof MemberTable>['$props']> = {}) {
   const w = mount(MemberTable, {

@@ -3,7 +3,8 @@ import { flushPromises, mount } from '@vue/test-utils'
 import { createPinia, setActivePinia } from 'pinia'
 import { createMemoryHistory, createRouter } from 'vue-router'
 import { i18n } from '@/i18n'
-import type { ClusterStatus, MemberStatus } from '@/api/cluster'
+import type { MemberStatus } from '@/api/cluster'
+import { clusterStatus, member } from '@/__tests__/clusterFixtures'
 import { useSessionStore } from '@/stores/session'
 import { envelope, failure, fakeServer } from '@/__tests__/fakeServer'
 
@@ -21,23 +22,7 @@ vi.mock('element-plus/es', async (original) => ({
 
 const { default: ClusterView } = await import('@/views/ops/ClusterView.vue')
 
-function member(id: string, state: MemberStatus['state'] = 'active'): MemberStatus {
-  return {
-    id,
-    gossip: `127.0.0.1:79${id}`,
-    remote: `127.0.0.1:99${id}`,
-    http: `127.0.0.1:80${id}`,
-    state,
-    activations: 1,
-    uptime_seconds: 5,
-    started: '2026-01-01T00:00:00Z',
-    payment_breaker: 'closed',
-    requests_per_second: 1,
-    latency_p50_ms: 1,
-    latency_p99_ms: 2,
-  }
-}
-const cluster = (members: MemberStatus[]): ClusterStatus => ({ self: '1', topology_version: 1, topology_hash: '0123456789abcdef', members })
+const cluster = (members: MemberStatus[]) => clusterStatus(members, '1')
 
 async function render() {
   setActivePinia(createPinia())
