@@ -894,6 +894,12 @@ export interface components {
              * @enum {string}
              */
             payment_breaker: "closed" | "open" | "half-open" | "";
+            /** @description HTTP requests the member served per second over the last 10 seconds (WebSocket connections not counted); 0 when it did not answer. */
+            requests_per_second: number;
+            /** @description Median latency of those requests in milliseconds (within a quarter); 0 without requests. */
+            latency_p50_ms: number;
+            /** @description 99th percentile latency of those requests in milliseconds (within a quarter); 0 without requests. */
+            latency_p99_ms: number;
         };
         ClusterStatus: {
             self: string;

@@ -7,6 +7,7 @@ import shop from './shop/en'
 // text for an API error code (edge/envelope.go, actors/order/errors.go); `network` is a
 // request that got no answer. Codes without an entry show the server's message.
 import ops from './ops/en'
+import cluster from './cluster/en'
 
 const en = {
   app: {
@@ -134,6 +135,7 @@ const en = {
     closed: 'Live updates are off. Reload the page to try again.',
   },
   ops,
+  cluster,
   errors: {
     network: 'The server could not be reached. Check your connection and try again.',
     unknown: 'Unexpected error.',

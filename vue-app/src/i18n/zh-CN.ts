@@ -1,6 +1,7 @@
 import type { Messages } from './en'
 import shop from './shop/zh-CN'
 import ops from './ops/zh-CN'
+import cluster from './cluster/zh-CN'
 
 // Simplified Chinese; typed as Messages so that it has exactly en.ts's keys.
 const zhCN: Messages = {
@@ -127,6 +128,7 @@ const zhCN: Messages = {
     closed: '实时更新已关闭。请刷新页面重试。',
   },
   ops,
+  cluster,
   errors: {
     network: '无法连接服务器。请检查网络后重试。',
     unknown: '意外错误。',

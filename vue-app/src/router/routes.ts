@@ -1,5 +1,5 @@
 import type { RouteRecordRaw } from 'vue-router'
-import { Box, Goods, List, ShoppingCart, User, Van } from '@element-plus/icons-vue'
+import { Box, Connection, Goods, List, ShoppingCart, User, Van } from '@element-plus/icons-vue'
 
 // The feature routes: the single list of the app's pages. Each is a lazy import, so each
 // page is its own chunk and the first page loads only what it shows. A route names the API
@@ -80,6 +80,12 @@ export const featureRoutes: RouteRecordRaw[] = [
     name: 'ops-fulfilment',
     component: () => import('@/views/ops/FulfilmentView.vue'),
     meta: { requires: 'listFulfilment', menu: { label: 'nav.fulfilment', icon: Van, order: 22 } },
+  },
+  {
+    path: '/ops/cluster',
+    name: 'ops-cluster',
+    component: () => import('@/views/ops/ClusterView.vue'),
+    meta: { requires: 'getCluster', menu: { label: 'nav.cluster', icon: Connection, order: 23 } },
   },
   {
     path: '/admin/users',
