@@ -466,39 +466,36 @@ func (n *Node) Status(ctx context.Context) Status {
 	v := n.View()
 	st := Status{Self: n.ID(), View: v, Activations: make(map[string]int64, len(v.Members)), PaymentBreaker: map[string]string{}, Load: map[string]Load{}}
 	var mu sync.Mutex
+	// record puts one member's answer (nil: none) into st; the answers of peers arrive
+	// on their own goroutines, so every write to st's maps goes through it, under mu.
+	record := func(id string, r *clusterpb.StatsReply) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r == nil {
+			st.Activations[id] = -1
+			return
+		}
+		st.Activations[id] = r.Activations
+		if r.PaymentBreaker != "" {
+			st.PaymentBreaker[id] = r.PaymentBreaker
+		}
+		st.Load[id] = loadOf(r)
+	}
 	var wg sync.WaitGroup
 	timeout := min(time.Second, n.cfg.RequestTimeout)
 	for _, m := range v.Members {
 		if m.ID == n.ID() {
-			self := n.stats()
-			st.Activations[m.ID] = self.Activations
-			if self.PaymentBreaker != "" {
-				st.PaymentBreaker[m.ID] = self.PaymentBreaker
-			}
-			st.Load[m.ID] = loadOf(self)
+			record(m.ID, n.stats())
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			count, breaker := int64(-1), ""
-			var load *Load
+		wg.Go(func() {
 			res, err := n.system.Root.RequestFuture(actor.NewPID(m.Remote, placementName), &clusterpb.StatsRequest{}, timeout).Result()
-			if r, ok := res.(*clusterpb.StatsReply); err == nil && ok {
-				count, breaker = r.Activations, r.PaymentBreaker
-				l := loadOf(r)
-				load = &l
+			r, ok := res.(*clusterpb.StatsReply)
+			if err != nil || !ok {
+				r = nil
 			}
-			mu.Lock()
-			st.Activations[m.ID] = count
-			if breaker != "" {
-				st.PaymentBreaker[m.ID] = breaker
-			}
-			if load != nil {
-				st.Load[m.ID] = *load
-			}
-			mu.Unlock()
-		}()
+			record(m.ID, r)
+		})
 	}
 	wg.Wait()
 	return st
