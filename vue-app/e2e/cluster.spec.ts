@@ -90,34 +90,51 @@ test('a shopper (role) typing the cluster URL is not allowed', async ({ page }) 
 })
 
 interface OrderingLog {
-  /** "METHOD path -> status" of every request the shopper made. */
-  requests: { what: string; status: number; body: string }[]
+  /** Every API answer the shopper's page got: "METHOD path -> status". */
+  requests: { what: string; status: number }[]
+  /** What went wrong as the shopper saw it: failed answers, error messages, page errors. */
+  failures: string[]
+  /** The orders placed and paid. */
   orders: string[]
 }
 
 /**
- * keepOrdering places and pays orders as the shopper, one after another, until stopped()
- * says so, recording every answer in `log` as it goes (the test reads it meanwhile). It
- * drives the API through the shopper's browser context (node 0, alice's token from her
- * logged-in page); when the shop pages exist it can drive their UI instead, same log.
+ * keepOrdering has the shopper order and pay through the shop's pages, one order after
+ * another, until stopped() says so: catalog, add to cart, cart, place order, pay on the
+ * order's page. Everything the page asked of the API is logged as it goes (the test reads
+ * the log meanwhile), and so is anything the shopper would see go wrong: an answer of 400
+ * or more, an error message, an error page, a script error.
  */
 function keepOrdering(shopper: Page, stopped: () => boolean): { log: OrderingLog; done: Promise<void> } {
-  const log: OrderingLog = { requests: [], orders: [] }
+  const log: OrderingLog = { requests: [], failures: [], orders: [] }
+  shopper.on('response', (res) => {
+    const url = new URL(res.url())
+    if (!url.pathname.startsWith('/api/') && !url.pathname.startsWith('/auth/')) return
+    const what = `${res.request().method()} ${url.pathname} -> ${res.status()}`
+    log.requests.push({ what, status: res.status() })
+    if (res.status() >= 400) log.failures.push(what)
+  })
+  shopper.on('pageerror', (e) => log.failures.push(`page error: ${e.message}`))
+  const tea = 'Sencha green tea, 100 g'
   const run = async () => {
-    const token = await shopper.evaluate(() => JSON.parse(sessionStorage.getItem('ordermesh.session')!).accessToken as string)
-    const headers = (key: string) => ({ Authorization: `Bearer ${token}`, 'Idempotency-Key': key })
-    const item = { sku: await aSku(shopper.request, token), qty: 1 }
     while (!stopped()) {
-      const created = await shopper.request.post('/api/v1/orders', { headers: headers(newKey('load')), data: { items: [item] } })
-      log.requests.push({ what: 'POST /api/v1/orders', status: created.status(), body: await created.text() })
-      if (created.status() !== 201) continue
-      const id = (await created.json()).data.id as string
-      log.orders.push(id)
-      const paid = await shopper.request.post(`/api/v1/orders/${id}/pay`, { headers: headers(newKey('pay')), data: {} })
-      log.requests.push({ what: `POST /api/v1/orders/${id}/pay`, status: paid.status(), body: await paid.text() })
+      await shopper.getByRole('menuitem', { name: 'Catalog' }).click()
+      await shopper.getByRole('listitem', { name: tea, exact: true }).getByRole('button', { name: 'Add to cart' }).click()
+      await shopper.getByRole('menuitem', { name: 'Cart' }).click()
+      await shopper.getByRole('button', { name: 'Place order' }).click()
+      await expect(shopper).toHaveURL(/\/orders\/[A-Za-z0-9_-]+$/)
+      const status = shopper.getByTestId('order-status').locator('[data-status]')
+      await expect(status).toHaveAttribute('data-status', 'CREATED')
+      await shopper.getByRole('button', { name: 'Pay' }).click()
+      await expect(status).toHaveAttribute('data-status', /PAYING|PAID|SHIPPED|DELIVERED/)
+      log.orders.push(new URL(shopper.url()).pathname.split('/').pop()!)
+      const shown = shopper.locator('.el-message--error, [role="alert"]')
+      if (await shown.count()) log.failures.push(`shown: ${await shown.allInnerTexts()}`)
+      if (await shopper.getByRole('heading', { name: 'Something went wrong' }).count()) log.failures.push('the error page')
     }
   }
-  return { log, done: run() }
+  // A step that fails stops the loop; the test sees why among the failures.
+  return { log, done: run().catch((e: Error) => void log.failures.push(`stopped: ${e.message.split('\n')[0]}`)) }
 }
 
 test('an operator drains a node from the page while a shopper keeps ordering @cluster-change', async ({ page, browser, request }) => {
@@ -141,10 +158,11 @@ test('an operator drains a node from the page while a shopper keeps ordering @cl
     expect(owned.length).toBeGreaterThan(0)
   })
 
-  // The shopper, in a browser context of her own on node 0.
+  // The shopper, in a browser context of her own on node 0, on the catalog.
   const shopperContext = await browser.newContext({ baseURL: node0 })
   const shopper = await shopperContext.newPage()
   await loginUI(shopper, 'alice', '/')
+  await expect(shopper.getByRole('heading', { name: 'Catalog' })).toBeVisible()
 
   await loginUI(page, 'olga', '/ops/cluster')
   await expect(nodeRow(page, target).locator('[data-state="active"]')).toBeVisible()
@@ -175,13 +193,13 @@ test('an operator drains a node from the page while a shopper keeps ordering @cl
   const log = ordering.log
   test.info().annotations.push({
     type: 'shopper',
-    description: `${log.requests.length} requests, ${log.requests.length - atDrain} after the drain was accepted`,
+    description: `${log.orders.length} orders placed and paid in ${log.requests.length} requests, ${log.requests.length - atDrain} after the drain was accepted`,
   })
 
   // The shopper kept ordering while the node left, and saw no failure.
   expect(log.requests.length - atDrain, 'shopper requests after the drain was accepted').toBeGreaterThan(0)
-  const failed = log.requests.filter((r) => r.status >= 400)
-  expect(failed, 'failed shopper requests').toEqual([])
+  expect(log.orders.length, 'orders placed and paid').toBeGreaterThan(0)
+  expect(log.failures, 'what went wrong for the shopper').toEqual([])
 
   // The drained process has exited, and its orders answer from the other nodes.
   await expect

@@ -103,10 +103,18 @@ test.describe('operator orders', () => {
     await expectAccessible(page)
   })
 
-  test('the operator delivers and refunds an order with a reason', async ({ page, request }) => {
+  test('the operator delivers and refunds an order with a reason; the shopper sees it live', async ({ page, request, browser }) => {
     const id = await placeOrder(request, await firstSku(request), true)
     const { access_token: olga } = await apiLogin(request, 'olga')
     await expect.poll(() => orderStatus(request, olga, id), { timeout: 20_000 }).toBe('SHIPPED')
+
+    // alice has her order open, on another node than the operator's.
+    const aliceContext = await browser.newContext({ baseURL: nodes()[1] })
+    const alice = await aliceContext.newPage()
+    await uiLogin(alice, 'alice', `/orders/${id}`)
+    const aliceStatus = alice.getByTestId('order-status').locator('[data-status]')
+    await expect(aliceStatus).toHaveAttribute('data-status', 'SHIPPED')
+    await alice.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true))
 
     await uiLogin(page, 'olga', '/ops/orders')
     const row = orderRow(page, id)
@@ -122,6 +130,16 @@ test.describe('operator orders', () => {
     await dialog.getByRole('textbox').fill('e2e: parcel arrived damaged')
     await dialog.getByRole('button', { name: 'Refund' }).click()
     await expect(row.locator('[data-status]')).toHaveAttribute('data-status', 'REFUNDED')
+
+    // alice's open page follows both changes without a reload; the reason is the staff's
+    // note, which a shopper's history leaves out (edge/listing.go).
+    await expect(aliceStatus).toHaveAttribute('data-status', 'REFUNDED')
+    const history = alice.getByRole('list', { name: 'History' })
+    await expect(history.getByText('Delivered', { exact: true })).toBeVisible()
+    await expect(history.getByText('Refunded', { exact: true })).toBeVisible()
+    await expect(alice.getByText('e2e: parcel arrived damaged')).toHaveCount(0)
+    expect(await alice.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true)
+    await aliceContext.close()
 
     const res = await request.get(`/api/v1/orders/${id}/events`, { headers: json(olga) })
     const events = (await res.json()).data.events as { type: string; reason?: string; by: string }[]

@@ -3,4 +3,13 @@ export { api, unwrap, refreshSession, clientVersion, type Payload } from './clie
 export { ApiError, type ApiErrorCode } from './errors'
 export { tokens, sessionExpired, setTokens, clearTokens, type Tokens } from './tokens'
 export type * from './types'
-export { actionPermission, allowedActions, sendAction } from './orders'
+export {
+  actionPermission,
+  allowedActions,
+  sendAction,
+  createOrder,
+  listOrders,
+  getOrder,
+  listOrderEvents,
+  type OrderPage,
+} from './orders'

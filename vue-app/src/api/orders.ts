@@ -1,7 +1,10 @@
 import { api, unwrap } from './client'
-import type { Order, OrderAction, Permission } from './types'
+import type { components } from './schema'
+import type { Order, OrderAction, OrderEvent, OrderStatus, Permission } from './types'
 
-// The order commands, POST /api/v1/orders/{id}/{action}. Which actions an order allows is
+export type OrderPage = components['schemas']['OrderList']
+
+// Orders: placing one, reading them, and the commands, POST /api/v1/orders/{id}/{action}. Which actions an order allows is
 // the server's answer (Order.actions, from the state machine); which of them the user may
 // send is their permission (the action's operationId, listed by /me). The app shows the
 // intersection and never a copy of the rules.
@@ -53,4 +56,37 @@ export async function sendAction(
     case 'refund':
       return unwrap(api.POST('/api/v1/orders/{id}/refund', init)) as Promise<Order>
   }
+}
+
+/**
+ * createOrder places an order of sku × qty lines. `idempotencyKey` names this submission:
+ * a retry of the same submission passes the same key and reaches the same order (or the
+ * same refusal), never a second one.
+ */
+export async function createOrder(items: { sku: string; qty: number }[], idempotencyKey: string): Promise<Order> {
+  return unwrap(
+    api.POST('/api/v1/orders', { params: { header: { 'Idempotency-Key': idempotencyKey } }, body: { items } }),
+  ) as Promise<Order>
+}
+
+/**
+ * listOrders fetches one page of orders, newest first: a shopper's own, or (staff) everyone's,
+ * optionally one customer's; pass next_cursor on for the next page.
+ */
+export async function listOrders(q: { status?: OrderStatus; customer?: string; cursor?: string; limit?: number }): Promise<OrderPage> {
+  const query: { status?: OrderStatus; customer?: string; cursor?: string; limit?: number } = { limit: q.limit ?? 100 }
+  if (q.status) query.status = q.status
+  if (q.customer) query.customer = q.customer
+  if (q.cursor) query.cursor = q.cursor
+  return unwrap(api.GET('/api/v1/orders', { params: { query } })) as Promise<OrderPage>
+}
+
+export async function getOrder(id: string): Promise<Order> {
+  return unwrap(api.GET('/api/v1/orders/{id}', { params: { path: { id } } })) as Promise<Order>
+}
+
+/** listOrderEvents returns the order's history, oldest first. */
+export async function listOrderEvents(id: string): Promise<OrderEvent[]> {
+  const list = await unwrap(api.GET('/api/v1/orders/{id}/events', { params: { path: { id } } }))
+  return (list as { events: OrderEvent[] }).events
 }

@@ -1,46 +1,15 @@
 import { api, unwrap } from './client'
 import { ApiError } from './errors'
 import type { components } from './schema'
-import type { Order, OrderEvent, OrderStatus } from './types'
 
-// The shopper's calls: the catalog, placing an order, the own order list (keyset pages),
-// one order and its history. Like the rest of src/api, the only code that knows the URLs.
+// The catalog, and what an out-of-stock refusal names. Like the rest of src/api, the only
+// code that knows the URLs (orders: orders.ts).
 
 export type Product = components['schemas']['Product']
-export type OrderPage = components['schemas']['OrderList']
 
 /** listCatalog returns the products with their prices and, when known, the units available. */
 export async function listCatalog(): Promise<Product[]> {
   return (await unwrap(api.GET('/api/v1/catalog'))).products
-}
-
-/**
- * createOrder places an order of sku × qty lines. `idempotencyKey` names this submission:
- * a retry of the same submission passes the same key and reaches the same order (or the
- * same refusal), never a second one.
- */
-export async function createOrder(items: { sku: string; qty: number }[], idempotencyKey: string): Promise<Order> {
-  return unwrap(
-    api.POST('/api/v1/orders', { params: { header: { 'Idempotency-Key': idempotencyKey } }, body: { items } }),
-  ) as Promise<Order>
-}
-
-/** listOrders fetches one page of the caller's orders, newest first; pass next_cursor on for the next. */
-export async function listOrders(q: { status?: OrderStatus; cursor?: string; limit?: number }): Promise<OrderPage> {
-  const query: { status?: OrderStatus; cursor?: string; limit?: number } = { limit: q.limit ?? 100 }
-  if (q.status) query.status = q.status
-  if (q.cursor) query.cursor = q.cursor
-  return unwrap(api.GET('/api/v1/orders', { params: { query } })) as Promise<OrderPage>
-}
-
-export async function getOrder(id: string): Promise<Order> {
-  return unwrap(api.GET('/api/v1/orders/{id}', { params: { path: { id } } })) as Promise<Order>
-}
-
-/** listOrderEvents returns the order's history, oldest first. */
-export async function listOrderEvents(id: string): Promise<OrderEvent[]> {
-  const list = await unwrap(api.GET('/api/v1/orders/{id}/events', { params: { path: { id } } }))
-  return (list as { events: OrderEvent[] }).events
 }
 
 /**

@@ -108,7 +108,7 @@ const en = {
       cancelTitle: 'Cancel the order',
       cancelBody: 'Cancel order {id}? You may give a reason.',
       refundTitle: 'Refund the order',
-      refundBody: 'Refund order {id} in full. Give the reason (the shopper sees it).',
+      refundBody: 'Refund order {id} in full. Give the reason (kept in the order’s history for staff).',
       placeholder: 'Reason',
       required: 'A refund needs a reason.',
       tooLong: 'At most 500 characters.',

@@ -101,7 +101,7 @@ const zhCN: Messages = {
       cancelTitle: '取消订单',
       cancelBody: '取消订单 {id}？可以填写原因。',
       refundTitle: '订单退款',
-      refundBody: '全额退款订单 {id}。请填写原因（顾客可见）。',
+      refundBody: '全额退款订单 {id}。请填写原因（记入订单历史，仅员工可见）。',
       placeholder: '原因',
       required: '退款需要填写原因。',
       tooLong: '最多 500 个字符。',

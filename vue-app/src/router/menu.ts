@@ -15,7 +15,7 @@ export function allowed(meta: RouteRecordRaw['meta'], can: (p: Permission) => bo
 /** menuFor lists the menu entries of the routes the user may open, in menu order. */
 export function menuFor(can: (p: Permission) => boolean, routes: RouteRecordRaw[] = featureRoutes): MenuItem[] {
   return routes
-    .filter((r) => r.meta?.menu && allowed(r.meta, can))
+    .filter((r) => r.meta?.menu && allowed(r.meta, can) && (!r.meta.menu.for || can(r.meta.menu.for)))
     .map((r) => ({ ...r.meta!.menu!, path: r.path }))
     .sort((a, b) => a.order - b.order)
 }

@@ -9,6 +9,12 @@ export interface MenuMeta {
   icon?: Component
   /** Sort position; lower first. Shopper pages use 10-19, operator pages 20-29, admin 30-39. */
   order: number
+  /**
+   * Show the entry only to users who also have this permission: a page others may open
+   * too but that is not theirs to work from (the catalog, which staff can read, is the
+   * shoppers' entry and first page, not the operators').
+   */
+  for?: Permission
 }
 
 declare module 'vue-router' {

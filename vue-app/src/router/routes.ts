@@ -36,7 +36,8 @@ export const featureRoutes: RouteRecordRaw[] = [
     path: '/',
     name: 'catalog',
     component: () => import('@/views/shop/CatalogView.vue'),
-    meta: { requires: 'listCatalog', menu: { label: 'nav.catalog', icon: Goods, order: 10 } },
+    // Staff may read the catalog, but their menu (and first page) starts with the orders.
+    meta: { requires: 'listCatalog', menu: { label: 'nav.catalog', icon: Goods, order: 10, for: 'createOrder' } },
   },
   {
     path: '/cart',

@@ -1,6 +1,7 @@
 import { computed, ref, watch } from 'vue'
 import { defineStore } from 'pinia'
-import { createOrder, outOfStockSku, type Product } from '@/api/shop'
+import { createOrder } from '@/api'
+import { outOfStockSku, type Product } from '@/api/shop'
 import { ApiError } from '@/api'
 import type { Order } from '@/api'
 import { i18n } from '@/i18n'
