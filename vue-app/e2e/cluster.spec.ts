@@ -128,7 +128,8 @@ function keepOrdering(shopper: Page, stopped: () => boolean): { log: OrderingLog
       await shopper.getByRole('button', { name: 'Pay' }).click()
       await expect(status).toHaveAttribute('data-status', /PAYING|PAID|SHIPPED|DELIVERED/)
       log.orders.push(new URL(shopper.url()).pathname.split('/').pop()!)
-      const shown = shopper.locator('.el-message--error, [role="alert"]')
+      // Error messages and alerts (a success message is role=alert too: not those).
+      const shown = shopper.locator('.el-message--error, .el-alert--error')
       if (await shown.count()) log.failures.push(`shown: ${await shown.allInnerTexts()}`)
       if (await shopper.getByRole('heading', { name: 'Something went wrong' }).count()) log.failures.push('the error page')
     }

@@ -8,6 +8,8 @@ import { tokens, setTokens, clearTokens } from './tokens'
 //   X-Request-ID      a fresh UUID, echoed by the server and in its logs; shown on errors,
 //   X-Client-Version  this app's version (package.json), counted by the server,
 //   Authorization     the access token, except on /auth/* (login, refresh... take none).
+// A 503 with Retry-After (a draining node, a moving order) is sent again, the same request
+// with the same Idempotency-Key, a few times before it stands (sendPatiently).
 // A 401 on any other call refreshes the session once — concurrent 401s share the one
 // in-flight refresh, because refreshing a token twice ends the session (edge/sessions.go)
 // — and retries the call once with the new token. A refused refresh ends the session:
@@ -39,18 +41,37 @@ async function send(request: Request): Promise<Response> {
   }
 }
 
-// fetchWithRefresh is the client's fetch: it sends, and on a 401 for a call that carried a
-// token, refreshes (shared) and sends a copy again with the new token.
+/** How often a call answered 503 with Retry-After is sent again before its answer stands. */
+export const busyRetries = 3
+
+// sendPatiently sends, and while the server answers 503 with Retry-After (a node is
+// draining or an order is moving: edge/retry.go says to send the same request again,
+// same Idempotency-Key), waits as told (at most 2 s, plus up to 250 ms so that clients
+// turned away together do not return together) and sends a copy again, up to busyRetries
+// times. A user never sees a drain that the next second would have hidden.
+async function sendPatiently(request: Request): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    const copy = attempt < busyRetries ? request.clone() : null
+    const response = await send(request)
+    const after = response.headers.get('Retry-After')
+    if (response.status !== 503 || after === null || !copy) return response
+    await new Promise((ok) => setTimeout(ok, Math.min(Number(after) || 0, 2) * 1000 + Math.random() * 250))
+    request = copy
+  }
+}
+
+// fetchWithRefresh is the client's fetch: it sends (patiently), and on a 401 for a call
+// that carried a token, refreshes (shared) and sends a copy again with the new token.
 async function fetchWithRefresh(request: Request): Promise<Response> {
   const sentToken = tokens.value?.accessToken
   const copy = sentToken && !isAuthPath(request.url) ? request.clone() : null
-  const response = await send(request)
+  const response = await sendPatiently(request)
   if (response.status !== 401 || !copy) return response
   // Another call may have refreshed while this one was in flight: then just retry.
   if (tokens.value?.accessToken === sentToken && !(await refreshSession())) return response
   const fresh = tokens.value?.accessToken
   if (!fresh) return response
-  return send(stamp(copy, fresh))
+  return sendPatiently(stamp(copy, fresh))
 }
 
 /** api is the typed client: `api.GET('/api/v1/orders/{id}', { params: { path: { id } } })`. Wrap calls in unwrap(). */

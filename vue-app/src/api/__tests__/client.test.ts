@@ -102,4 +102,36 @@ describe('api client', () => {
     expect(err).toMatchObject({ status: 0, code: 'network', message: i18n.global.t('errors.network') })
     expect(err.requestId).toMatch(uuid)
   })
+
+  it('sends a call the server answered 503 with Retry-After again, same key and body, and gives up after a few', async () => {
+    const busy = () =>
+      new Response(JSON.stringify({ code: 50300, message: 'node draining' }), {
+        status: 503,
+        headers: { 'Content-Type': 'application/json', 'Retry-After': '0' },
+      })
+    let answers = [busy(), busy()]
+    const order = { id: 'o1' }
+    const srv = fakeServer({ 'POST /api/v1/orders/o1/pay': () => answers.shift() ?? envelope(order) })
+    setTokens(session('alice', 'shopper'))
+    const pay = () =>
+      unwrap(api.POST('/api/v1/orders/{id}/pay', { params: { path: { id: 'o1' }, header: { 'Idempotency-Key': 'k-7' } }, body: { reason: 'x' } }))
+    await expect(pay()).resolves.toEqual(order)
+    const sent = srv.sent('POST /api/v1/orders/o1/pay')
+    expect(sent).toHaveLength(3)
+    for (const r of sent) {
+      expect(r.headers.get('Idempotency-Key')).toBe('k-7')
+      expect(await r.json()).toEqual({ reason: 'x' })
+    }
+
+    answers = Array.from({ length: 10 }, busy)
+    const err = await pay().catch((e) => e)
+    expect(err).toMatchObject({ status: 503, code: 50300 })
+    expect(srv.sent('POST /api/v1/orders/o1/pay')).toHaveLength(3 + 4) // the first try and three more
+  })
+
+  it('does not resend a 503 without Retry-After', async () => {
+    const srv = fakeServer({ 'GET /api/v1/catalog': () => failure(503, 50300, 'no inventory here') })
+    await unwrap(api.GET('/api/v1/catalog')).catch(() => null)
+    expect(srv.sent('GET /api/v1/catalog')).toHaveLength(1)
+  })
 })
