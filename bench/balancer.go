@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Balancer spreads requests over the targets, skipping those whose /readyz is not 200,
 // and resends a request that got no response to another target. Resending is safe because
 // every command carries its Idempotency-Key: the cluster applies it at most once.
 type Balancer struct {
-	hc      *http.Client
+	hc      *fasthttp.Client
 	probe   *http.Client
 	every   time.Duration
 	retries int // extra sends after a 503 (the API's "try again with the same key")
@@ -25,7 +27,7 @@ type Balancer struct {
 }
 
 // NewBalancer returns a balancer over targets; call Watch to keep readiness current.
-func NewBalancer(hc *http.Client, targets []string) *Balancer {
+func NewBalancer(hc *fasthttp.Client, targets []string) *Balancer {
 	b := &Balancer{
 		hc: hc, probe: &http.Client{Timeout: time.Second}, every: 250 * time.Millisecond, retries: 3,
 		ready: map[string]bool{},

@@ -141,7 +141,7 @@ func (d APIDriver) Drain(ctx context.Context, i int) error {
 		return fmt.Errorf("drain node %d: only %d targets", i, len(targets))
 	}
 	base := targets[i]
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := newHTTPClient(1, 5*time.Second)
 	resp := send(ctx, hc, base, Request{Method: http.MethodGet, Path: "/api/v1/cluster", Token: d.Operator.Token()})
 	if !resp.OK() {
 		return fmt.Errorf("drain node %d: reading cluster: %s", i, describe(resp))
