@@ -26,10 +26,11 @@ type Balancer struct {
 	resent int64 // guarded by mu
 }
 
-// NewBalancer returns a balancer over targets; call Watch to keep readiness current.
-func NewBalancer(hc *fasthttp.Client, targets []string) *Balancer {
+// NewBalancer returns a balancer over targets with connections for concurrency requests
+// in flight, each bounded by timeout; call Watch to keep readiness current.
+func NewBalancer(concurrency int, timeout time.Duration, targets []string) *Balancer {
 	b := &Balancer{
-		hc: hc, probe: &http.Client{Timeout: time.Second}, every: 250 * time.Millisecond, retries: 3,
+		hc: newHTTPClient(concurrency, timeout), probe: &http.Client{Timeout: time.Second}, every: 250 * time.Millisecond, retries: 3,
 		ready: map[string]bool{},
 	}
 	for _, t := range targets {
@@ -53,9 +54,7 @@ func (b *Balancer) Add(target string) {
 
 // Close releases idle connections, so a finished run leaves no keep-alive goroutines.
 func (b *Balancer) Close() {
-	if b.hc != nil {
-		b.hc.CloseIdleConnections()
-	}
+	b.hc.CloseIdleConnections()
 	b.probe.CloseIdleConnections()
 }
 

@@ -75,7 +75,9 @@ type orderView struct {
 // harness's CPU, measured at 1,000 requests/s, went to those loops.
 func newHTTPClient(concurrency int, timeout time.Duration) *fasthttp.Client {
 	return &fasthttp.Client{
-		MaxConnsPerHost:          max(concurrency, 1),
+		MaxConnsPerHost: max(concurrency, 1),
+		// More requests than connections wait for one (the default fails them at once).
+		MaxConnWaitTimeout:       timeout,
 		ReadTimeout:              timeout,
 		WriteTimeout:             timeout,
 		MaxIdleConnDuration:      30 * time.Second,

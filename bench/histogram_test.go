@@ -57,7 +57,7 @@ func TestRecorderSplitsWarmupAndSeconds(t *testing.T) {
 	if p := rec.Second(2); p.Errors != 1 {
 		t.Fatalf("second 2: %d errors, want 1 (the expected refusal is not an error)", p.Errors)
 	}
-	r := &runner{rec: rec, lb: NewBalancer(nil, []string{"http://x"})}
+	r := &runner{rec: rec, lb: NewBalancer(1, time.Second, []string{"http://x"})}
 	rep := buildReport(Config{Duration: 2 * time.Second}, r, start, at(3000), 4, nil)
 	pay, _ := rep.Op(OpPay)
 	cancel, _ := rep.Op(OpCancel)

@@ -216,7 +216,7 @@ func TestCheckFulfilmentRereadsAHistoryOlderThanItsTask(t *testing.T) {
 	srv := httptest.NewServer(api.handler())
 	defer srv.Close()
 	ctx := context.Background()
-	lb := NewBalancer(newHTTPClient(16, 5*time.Second), []string{srv.URL})
+	lb := NewBalancer(16, 5*time.Second, []string{srv.URL})
 	defer lb.Close()
 	lb.Probe(ctx)
 	op, err := Login(ctx, lb, "olga", "ordermesh")

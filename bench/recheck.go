@@ -9,7 +9,7 @@ import (
 // cfg.Targets as cfg.User (with cfg.Provider, the fulfilment check too). Races are rebuilt from the acks (see RacesFromAcks).
 func Recheck(ctx context.Context, cfg Config, acks []Ack) (CheckResult, error) {
 	cfg = withDefaults(cfg)
-	lb := NewBalancer(newHTTPClient(4, cfg.Timeout), cfg.Targets)
+	lb := NewBalancer(4, cfg.Timeout, cfg.Targets)
 	defer lb.Close()
 	lb.Probe(ctx)
 	op, err := Login(ctx, lb, cfg.User, cfg.Password)

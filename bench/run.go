@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	_, _ = rand.Read(idb)
 	r := &runner{cfg: cfg, clock: cfg.Clock, sem: make(chan struct{}, cfg.Concurrency), runID: "b" + hex.EncodeToString(idb),
 		provider: newProviderStats()}
-	r.lb = NewBalancer(newHTTPClient(cfg.Concurrency, cfg.Timeout), cfg.Targets)
+	r.lb = NewBalancer(cfg.Concurrency, cfg.Timeout, cfg.Targets)
 	defer r.lb.Close()
 
 	ctx, cancel := context.WithCancel(ctx)

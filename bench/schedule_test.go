@@ -75,7 +75,7 @@ func TestLatencyIsMeasuredFromIntendedStart(t *testing.T) {
 	defer srv.Close()
 	start := clock.Now()
 	r := &runner{
-		cfg: DefaultConfig(), clock: clock, lb: NewBalancer(newHTTPClient(16, 5*time.Second), []string{srv.URL}),
+		cfg: DefaultConfig(), clock: clock, lb: NewBalancer(16, 5*time.Second, []string{srv.URL}),
 		rec: NewRecorder(start, start), sem: make(chan struct{}, 1), reqCtx: context.Background(),
 	}
 	const n = 5

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -24,7 +23,7 @@ type stockClient struct {
 
 func newStockClient(t *testing.T, bases ...string) *stockClient {
 	t.Helper()
-	lb := bench.NewBalancer(&http.Client{Timeout: 10 * time.Second}, bases)
+	lb := bench.NewBalancer(512, 10*time.Second, bases)
 	op, err := bench.Login(t.Context(), lb, "olga", "ordermesh")
 	if err != nil {
 		t.Fatal(err)
