@@ -140,8 +140,11 @@ func TestPaidAndShippedWithoutAnOperator(t *testing.T) {
 	for i, n := range c.nodes {
 		shopper := login(t, n.base, "alice")
 		o := placeOrder(t, shopper, "auto-create-"+strconv.Itoa(i))
-		if _, how := payOrder(t, shopper, o.ID, "auto-pay-"+strconv.Itoa(i)); how != "submitted" {
-			t.Errorf("Payment-Submission %q, want submitted", how)
+		// "submitted" when the pay's own attempt reached the provider, "queued" when the
+		// node's pool claimed the job first (actors.Payments.Submit): both are the system
+		// paying by itself, and which one wins is a race a loaded machine decides.
+		if _, how := payOrder(t, shopper, o.ID, "auto-pay-"+strconv.Itoa(i)); how != "submitted" && how != "queued" {
+			t.Errorf("Payment-Submission %q, want submitted or queued", how)
 		}
 		ids = append(ids, o.ID)
 	}
