@@ -326,7 +326,7 @@ func (g *stockGrain) done(ctx actor.Context, m *written) {
 		if len(m.from) > 0 && m.from[0].cmd.Type == stock.CmdReserve {
 			crashAt("stock-written")
 		}
-		g.s = m.batch.State
+		m.batch.ApplyTo(&g.s)
 		g.prune()
 		g.answer(ctx, m.from, m.batch)
 	case errors.Is(m.err, persistence.ErrInvalid):

@@ -45,3 +45,20 @@ func BenchmarkDecideBatch1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideBatchHotSku is the common case of a busy sku: a few commands decided
+// against a sku that holds many orders' holdings.
+func BenchmarkDecideBatchHotSku(b *testing.B) {
+	s := stocked(b, 100_000)
+	cmds := make([]Command, 8)
+	for i := range cmds {
+		cmds[i] = Command{Type: CmdReserve, SKU: sku, OrderID: "o_" + strconv.Itoa(i), Qty: 2, By: sys, At: t0}
+	}
+	cmds[7] = Command{Type: CmdSell, SKU: sku, OrderID: "old-7", By: sys, At: t0}
+	b.ReportAllocs()
+	for b.Loop() {
+		if bt := DecideBatch(s, cmds); len(bt.Events) != len(cmds) {
+			b.Fatal(len(bt.Events))
+		}
+	}
+}

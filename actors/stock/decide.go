@@ -151,18 +151,45 @@ func (r Outcome) Error() error {
 type Batch struct {
 	Results []Outcome // one per command, in order
 	Events  []Event   // every event of the batch, in order, numbered on from the input's version
-	State   Stock     // the stock after all of them
+	// State is the stock after all of them, except that its Holdings are only those of
+	// the orders the commands name (each as the batch leaves it): the rest are the
+	// input's, untouched. ApplyTo makes the input this state.
+	State Stock
+}
+
+// ApplyTo makes s, the stock the batch was decided against, the stock after the batch:
+// its counters, version and keys, and the holdings the batch touched. It writes s's
+// holdings map in place, so it costs the batch's size, not the sku's.
+func (b *Batch) ApplyTo(s *Stock) {
+	holdings := s.Holdings
+	for id, h := range b.State.Holdings {
+		if holdings == nil {
+			holdings = make(map[string]Holding, len(b.State.Holdings))
+		}
+		holdings[id] = h
+	}
+	*s = b.State
+	s.Holdings = holdings
 }
 
 // DecideBatch decides cmds one after the other, each against the stock as the ones
 // before it left it, as if each were decided and its events applied before the next
-// came in: the same results, events and final state as calling Decide and Apply in a
-// loop. s is not modified. A host persists Events in one write and then keeps State; if
-// the write fails it keeps s and answers every command with the failure. Who may do what
-// and which errors come back is as for Decide, command by command; one command's refusal
-// does not affect the others.
+// came in: the same results and events as calling Decide and Apply in a loop, and, once
+// applied with Batch.ApplyTo, the same state. s is not modified, and not copied either:
+// Decide reads only the holding of its command's order, so the batch works on a copy of
+// just the holdings its commands name (a hot sku holds hundreds of thousands). A host
+// persists Events in one write and then applies the batch; if the write fails it keeps s
+// and answers every command with the failure. Who may do what and which errors come back
+// is as for Decide, command by command; one command's refusal does not affect the others.
 func DecideBatch(s Stock, cmds []Command) Batch {
-	b := Batch{Results: make([]Outcome, len(cmds)), State: s.Clone()}
+	work := s
+	work.Holdings = make(map[string]Holding, len(cmds))
+	for _, c := range cmds {
+		if h, ok := s.Holdings[c.OrderID]; ok {
+			work.Holdings[c.OrderID] = h
+		}
+	}
+	b := Batch{Results: make([]Outcome, len(cmds)), State: work}
 	for i, c := range cmds {
 		d, err := Decide(&b.State, c)
 		b.Results[i] = Outcome{Decision: d, Err: err}

@@ -216,7 +216,9 @@ func runSequence(tb testing.TB, steps []byte) []Event {
 		}
 	}
 	b := DecideBatch(New(sku), cmds)
-	if !reflect.DeepEqual(b.State, s) || len(b.Events) != len(history) || len(b.Results) != len(results) ||
+	batched := New(sku)
+	b.ApplyTo(&batched)
+	if !reflect.DeepEqual(batched, s) || len(b.Events) != len(history) || len(b.Results) != len(results) ||
 		(len(history) > 0 && !reflect.DeepEqual(b.Events, history)) || (len(results) > 0 && !reflect.DeepEqual(b.Results, results)) {
 		tb.Fatalf("input %q: the batch differs from one by one", hex.EncodeToString(steps))
 	}
