@@ -54,12 +54,14 @@ func runNode(args []string) error {
 	}
 
 	reg := newRegistry()
-	// Before the actor system starts: protoactor reads the global meter provider.
-	otelMetrics, err := cluster.NewOTelMetrics(reg)
-	if err != nil {
-		return err
+	var otelMetrics *cluster.OTelMetrics
+	if cfg.ActorMetrics {
+		// Before the actor system starts: protoactor reads the global meter provider.
+		if otelMetrics, err = cluster.NewOTelMetrics(reg); err != nil {
+			return err
+		}
+		defer func() { _ = otelMetrics.Shutdown(context.Background()) }()
 	}
-	defer func() { _ = otelMetrics.Shutdown(context.Background()) }()
 	metrics := cluster.NewMetrics(reg)
 	if o, ok := store.(interface {
 		ObserveBatches(persistence.BatchObserver)

@@ -50,12 +50,12 @@ func sampleNames(exposition string) map[string]bool {
 // metricNamePattern finds the metric names in PromQL: ours and protoactor-go's.
 var metricNamePattern = regexp.MustCompile(`\b(?:ordermesh|protoactor)_[a-z0-9_]+`)
 
-// TestMetricsOfARealNode runs a node, sends it the requests that make every kind of
-// metric appear, and checks its /metrics: protoactor-go's metrics are there, promtool
+// TestMetricsOfARealNode runs a node with --actor-metrics, sends it the requests that make
+// every kind of metric appear, and checks its /metrics: protoactor-go's metrics are there, promtool
 // accepts the exposition (when promtool is installed; CI installs it), and every metric
 // that deploy/grafana/ordermesh.json queries is exported.
 func TestMetricsOfARealNode(t *testing.T) {
-	p := startFresh(t, filepath.Join(t.TempDir(), "om.db"))
+	p := startFresh(t, filepath.Join(t.TempDir(), "om.db"), "--actor-metrics")
 	alice := login(t, p.base, "alice")
 	status, env, err := alice.do("POST", "/api/v1/orders", "m1", map[string]any{"items": []map[string]any{{"sku": "tea-sencha", "qty": 1}}})
 	if err != nil || status != 201 {
@@ -122,6 +122,10 @@ func TestMetricsAccessFlags(t *testing.T) {
 	status, body := scrape(t, "http://"+metricsAddr+"/metrics", "scrape-me")
 	if status != 200 || !strings.Contains(body, "ordermesh_http_requests_total") {
 		t.Errorf("/metrics with the token: %d", status)
+	}
+	// Without --actor-metrics protoactor-go times no message.
+	if names := sampleNames(body); names["protoactor_actor_spawn_count_total"] || names["protoactor_actor_message_receive_duration_seconds_bucket"] {
+		t.Error("protoactor_* metrics exported without --actor-metrics")
 	}
 }
 
