@@ -37,7 +37,8 @@ import (
 // effect (order.StockCommands of the new status: sell, ship, release, refund) applied
 // after; the order records the version its stock follows (Order.StockVersion) with one
 // more snapshot write. Until then its deadline is near, so a sweeper finishes what a
-// dead node did not.
+// dead node did not. A status that moves the same stock as the one it follows (SHIPPED
+// to DELIVERED) needs neither: its stock is in place already (order.Evolve).
 
 // stockCallTimeouts is how many store write timeouts one call to a sku may take: its
 // grain queues the command behind the batch being written and then writes it.

@@ -13,8 +13,16 @@ func Evolve(o Order, e Event) Order {
 		o.Total = e.Total
 		o.CreatedAt = e.At
 	}
+	// A status that moves the same stock as the one before it (SHIPPED -> DELIVERED) finds
+	// its stock already where it belongs if the stock had followed the old status: the
+	// order follows at once, with no stock call and no second write.
+	followed := o.StockSynced() && o.Status != StatusReserving && len(StockCommands(e.To)) > 0 &&
+		slices.Equal(StockCommands(o.Status), StockCommands(e.To))
 	o.Status = e.To
 	o.Version = e.Version
+	if followed {
+		o.StockVersion = e.Version
+	}
 	o.UpdatedAt = e.At
 	o.PaymentDeadline = e.PaymentDeadline // zero except while PAYING
 	switch e.Type {

@@ -183,7 +183,12 @@ func (m *model) accept(c Command, content string, to Status) {
 	if c.Type == CmdCreate {
 		m.customer, m.createdAt = c.By.Subject, c.At
 	}
+	prev, wasSynced := m.status, m.synced()
 	m.status, m.version, m.deadline, m.updatedAt = to, m.version+1, time.Time{}, c.At
+	if wasSynced && prev != StatusReserving && len(modelStock[to]) > 0 && slices.Equal(modelStock[prev], modelStock[to]) {
+		// The stock is where the new status wants it already.
+		m.stockVersion = m.version
+	}
 	switch c.Type {
 	case CmdSubmitPayment:
 		m.deadline = c.At.Add(c.PaymentTimeout)

@@ -280,6 +280,19 @@ func TestStockSyncedAndDeadline(t *testing.T) {
 	if paid.StockSynced() || !paid.Deadline().Equal(paid.UpdatedAt.Add(StockRetry)) {
 		t.Errorf("PAID with the stock of an older version: synced %v, deadline %v", paid.StockSynced(), paid.Deadline())
 	}
+	// DELIVERED moves the same stock as SHIPPED: an order whose shipment's stock was
+	// recorded follows at once, one whose shipment's stock was not still lags.
+	for _, shippedSynced := range []bool{true, false} {
+		shipped := orderIn(t, StatusShipped)
+		if shippedSynced {
+			shipped.StockVersion = shipped.Version
+		}
+		delivered, _ := step(t, shipped, cmdOn(&shipped, CmdDeliver, oper, "deliver", t0.Add(time.Hour)))
+		if delivered.StockSynced() != shippedSynced || delivered.Deadline().IsZero() != shippedSynced {
+			t.Errorf("DELIVERED after a shipment synced %v: stock v%d of v%d, synced %v, deadline %v", shippedSynced,
+				delivered.StockVersion, delivered.Version, delivered.StockSynced(), delivered.Deadline())
+		}
+	}
 	if StockRetry != 10*time.Second {
 		t.Errorf("StockRetry = %v, the design retries after 10s", StockRetry)
 	}
