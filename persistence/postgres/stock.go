@@ -81,35 +81,44 @@ func stockParams(w persistence.StockWrite) []any {
 		eVersion, eType, eOrder, eQty, eFrom, eTo, eDelta, eKey, eNode, eAt, ePayload}
 }
 
-// WriteStock applies w in one statement and returns once it is committed: nil,
-// persistence.ErrConflict if the stored version is not w.ExpectedVersion (for 0: the sku
-// has a row already), persistence.ErrInvalid for content no store can keep, or another
-// error. Nothing of a failed write is applied. If ctx ends while the statement runs, the
-// write may or may not have been applied.
+// WriteStock applies w and returns once it is committed: nil, persistence.ErrConflict if
+// the stored version is not w.ExpectedVersion (for 0: the sku has a row already),
+// persistence.ErrInvalid for content no store can keep, or another error. Nothing of a
+// failed write is applied. It joins the orders' group commit: the writes of skus and of
+// orders queued together are committed in one transaction (see flush). If ctx ends while
+// the write is being committed, it may or may not have been applied.
 func (s *Store) WriteStock(ctx context.Context, w persistence.StockWrite) error {
 	w, err := normalize.Stock(w, s.now())
 	if err != nil {
 		return err
 	}
-	release, err := s.enter()
-	if err != nil {
-		return err
-	}
-	defer release()
-	params := stockParams(w)
+	return s.queue.SubmitStock(ctx, w)
+}
+
+// writeStockAlone applies one sku's write in a statement of its own, retrying deadlocks
+// and serialization failures: what a batch falls back to when the server refused it.
+func (s *Store) writeStockAlone(ctx context.Context, w *persistence.StockWrite) error {
+	params := stockParams(*w)
 	for attempt := 1; ; attempt++ {
 		var written int64
-		err = s.pool.QueryRow(ctx, writeStockSQL, params...).Scan(&written)
+		err := s.pool.QueryRow(ctx, writeStockSQL, params...).Scan(&written)
 		switch {
-		case err == nil && written == 0:
-			return fmt.Errorf("writing sku %s at version %d: %w", w.Stock.SKU, w.ExpectedVersion, persistence.ErrConflict)
 		case err == nil:
-			return nil
+			return stockOutcome(w, written)
 		case attempt < maxAttempts && retryable(err):
 			continue
 		}
 		return fmt.Errorf("writing sku %s: %w", w.Stock.SKU, classify(err))
 	}
+}
+
+// stockOutcome is the outcome of a sku's write whose statement wrote written rows: none
+// means the version fence held it back.
+func stockOutcome(w *persistence.StockWrite, written int64) error {
+	if written == 0 {
+		return fmt.Errorf("writing sku %s at version %d: %w", w.Stock.SKU, w.ExpectedVersion, persistence.ErrConflict)
+	}
+	return nil
 }
 
 const (

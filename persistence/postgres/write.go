@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -208,19 +209,113 @@ func (a *batchArgs) statement() (string, []any) {
 		j.endOrder, j.endID, j.endState, j.endNote, j.endAt)
 }
 
-// flush writes one batch and completes each of its requests.
+// flush writes one batch and completes each of its requests. Orders' and skus' writes
+// queued together are sent in one round trip and committed in one transaction: the
+// orders' batch statement, then one statement per sku (a pipeline with one Sync, which
+// PostgreSQL runs as one implicit transaction). If the server refuses any of it, nothing
+// is applied, and the orders are written apart from the skus, each part isolating its
+// own bad write.
 func (s *Store) flush(reqs []*batch.Request) {
+	var orders, stocks []*batch.Request
+	for _, r := range reqs {
+		if r.Stock != nil {
+			stocks = append(stocks, r)
+		} else {
+			orders = append(orders, r)
+		}
+	}
 	// Sorted ids make concurrent batches lock rows in the same order, making deadlocks
 	// between them rare; the retry below handles the rest.
-	slices.SortFunc(reqs, func(a, b *batch.Request) int { return strings.Compare(a.Write.Order.ID, b.Write.Order.ID) })
+	slices.SortFunc(orders, func(a, b *batch.Request) int { return strings.Compare(a.Write.Order.ID, b.Write.Order.ID) })
+	slices.SortFunc(stocks, func(a, b *batch.Request) int { return strings.Compare(a.Stock.Stock.SKU, b.Stock.Stock.SKU) })
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	start := time.Now()
-	results, err := s.writeIsolated(ctx, reqs)
+	var results []error
+	var err error
+	if len(stocks) == 0 {
+		results, err = s.writeIsolated(ctx, orders)
+	} else {
+		results, err = s.writeTogether(ctx, orders, stocks)
+	}
 	s.observed.Observe(len(reqs), start, err)
-	for i, r := range reqs {
+	for i, r := range append(orders, stocks...) {
 		r.Complete(results[i])
 	}
+}
+
+// writeTogether writes orders and stocks in one transaction and returns the outcome of
+// each, orders first. When the server refuses the transaction, the orders are written
+// by writeIsolated and each sku by itself.
+func (s *Store) writeTogether(ctx context.Context, orders, stocks []*batch.Request) (results []error, err error) {
+	results = make([]error, len(orders)+len(stocks))
+	var a *batchArgs
+	if len(orders) > 0 {
+		a = newBatchArgs(orders)
+	}
+	var succeeded map[string]bool
+	var written []int64
+	for attempt := 1; ; attempt++ {
+		succeeded, written, err = s.writeTogetherOnce(ctx, a, stocks)
+		if err == nil || attempt >= maxAttempts || !retryable(err) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		for i, r := range orders {
+			if !succeeded[r.Write.Order.ID] {
+				results[i] = fmt.Errorf("writing order %s at version %d: %w", r.Write.Order.ID, r.Write.ExpectedVersion, persistence.ErrConflict)
+			}
+		}
+		for i, r := range stocks {
+			results[len(orders)+i] = stockOutcome(r.Stock, written[i])
+		}
+		return results, nil
+	case !refusedByServer(err):
+		err = fmt.Errorf("writing batch of %d orders and %d skus: %w", len(orders), len(stocks), err)
+		for i := range results {
+			results[i] = err
+		}
+		return results, err
+	}
+	if len(orders) > 0 {
+		r, _ := s.writeIsolated(ctx, orders)
+		copy(results, r)
+	}
+	for i, r := range stocks {
+		results[len(orders)+i] = s.writeStockAlone(ctx, r.Stock)
+	}
+	return results, nil
+}
+
+// writeTogetherOnce sends the orders' batch statement (if a is not nil) and every sku's
+// statement as one pipeline, and returns the ids of the orders written and the rows each
+// sku's statement wrote.
+func (s *Store) writeTogetherOnce(ctx context.Context, a *batchArgs, stocks []*batch.Request) (map[string]bool, []int64, error) {
+	var b pgx.Batch
+	succeeded := map[string]bool{}
+	if a != nil {
+		query, params := a.statement()
+		b.Queue(query, params...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				succeeded[id] = true
+			}
+			return rows.Err()
+		})
+	}
+	written := make([]int64, len(stocks))
+	for i, r := range stocks {
+		b.Queue(writeStockSQL, stockParams(*r.Stock)...).QueryRow(func(row pgx.Row) error { return row.Scan(&written[i]) })
+	}
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return nil, nil, err
+	}
+	return succeeded, written, nil
 }
 
 // writeIsolated writes reqs with one batch statement and returns the outcome of each.

@@ -123,3 +123,75 @@ func TestBatchLostConnectionFailsAll(t *testing.T) {
 		}
 	}
 }
+
+// adjustWrite stocks sku (new, expected version 0) with one adjustment event keyed key.
+func adjustWrite(sku, key string, expected int64) persistence.StockWrite {
+	at := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	v := expected + 1
+	return persistence.StockWrite{
+		Stock:           persistence.StockRecord{SKU: sku, OnHand: 10 * v, Version: v, Snapshot: []byte(`{}`), UpdatedAt: at},
+		ExpectedVersion: expected,
+		Events: []persistence.StockEvent{{SKU: sku, Version: v, Type: "StockAdjusted", Delta: 10, IdempotencyKey: key,
+			Node: "n1", At: at, Payload: []byte(`{}`)}},
+	}
+}
+
+// TestOrdersAndSkusCommitTogether hands the flusher batches that mix orders' and skus'
+// writes. They commit together; a sku whose row PostgreSQL refuses fails alone with
+// ErrInvalid, and the orders of its batch still commit (not conflict: the refused
+// transaction applied nothing of them); a sku behind its version fence fails alone with
+// ErrConflict.
+func TestOrdersAndSkusCommitTogether(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	flush := func(reqs ...*batch.Request) []error {
+		s.flush(reqs)
+		errs := make([]error, len(reqs))
+		for i, r := range reqs {
+			errs[i] = r.Wait()
+		}
+		return errs
+	}
+	bg := context.Background()
+
+	errs := flush(batch.NewRequest(bg, goodWrite("o-1")), batch.NewStockRequest(bg, adjustWrite("tea", "k1", 0)),
+		batch.NewRequest(bg, goodWrite("o-2")), batch.NewStockRequest(bg, adjustWrite("rice", "k1", 0)))
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("first batch, write %d: %v", i, err)
+		}
+	}
+
+	bad := adjustWrite("soy", "nul\x00key", 0)
+	errs = flush(batch.NewRequest(bg, goodWrite("o-3")), batch.NewStockRequest(bg, bad),
+		batch.NewStockRequest(bg, adjustWrite("tea", "k2", 1)), batch.NewRequest(bg, goodWrite("o-4")))
+	if errs[0] != nil || errs[3] != nil || errs[2] != nil {
+		t.Errorf("good writes beside a refused sku: %v", errs)
+	}
+	if !errors.Is(errs[1], persistence.ErrInvalid) {
+		t.Errorf("refused sku: %v, want ErrInvalid", errs[1])
+	}
+	if _, _, err := s.LoadStock(ctx, "soy", nil, time.Time{}); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("the refused sku was stored: %v", err)
+	}
+
+	errs = flush(batch.NewRequest(bg, goodWrite("o-5")), batch.NewStockRequest(bg, adjustWrite("rice", "k9", 5)))
+	if errs[0] != nil || !errors.Is(errs[1], persistence.ErrConflict) {
+		t.Errorf("a sku behind its fence: %v, want nil and ErrConflict", errs)
+	}
+
+	for _, id := range []string{"o-1", "o-2", "o-3", "o-4", "o-5"} {
+		if _, err := s.LoadOrder(ctx, id); err != nil {
+			t.Errorf("order %s: %v", id, err)
+		}
+	}
+	for sku, version := range map[string]int64{"tea": 2, "rice": 1} {
+		if row, _, err := s.LoadStock(ctx, sku, nil, time.Time{}); err != nil || row.Version != version {
+			t.Errorf("sku %s: version %d, %v; want %d", sku, row.Version, err, version)
+		}
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"github.com/ordermesh/ordermesh/persistence"
 )
 
-// Request is one queued write waiting for its outcome.
+// Request is one queued write waiting for its outcome: an order's (Write) or, if Stock is
+// set, a sku's.
 type Request struct {
 	Ctx   context.Context
 	Write persistence.Write
+	Stock *persistence.StockWrite
 	done  chan error
 }
 
@@ -20,6 +22,20 @@ type Request struct {
 // store's tests make their own to hand a batch to the store's writer directly.
 func NewRequest(ctx context.Context, w persistence.Write) *Request {
 	return &Request{Ctx: ctx, Write: w, done: make(chan error, 1)}
+}
+
+// NewStockRequest is NewRequest for a sku's write.
+func NewStockRequest(ctx context.Context, w persistence.StockWrite) *Request {
+	return &Request{Ctx: ctx, Stock: &w, done: make(chan error, 1)}
+}
+
+// key is what no two writes of one batch share (with Take's distinct): the order, or the
+// sku.
+func (r *Request) key() string {
+	if r.Stock != nil {
+		return "\x00stock\x00" + r.Stock.Stock.SKU
+	}
+	return r.Write.Order.ID
 }
 
 // Wait returns the outcome Complete delivers.
@@ -48,7 +64,17 @@ func New() *Queue {
 // ctx.Err(); a write still queued is then skipped, but one already being written may
 // still be applied: the caller must treat the outcome as unknown and reload.
 func (q *Queue) Submit(ctx context.Context, w persistence.Write) error {
-	r := NewRequest(ctx, w)
+	return q.submit(NewRequest(ctx, w))
+}
+
+// SubmitStock is Submit for a sku's write: a store that takes both commits them together,
+// an order's and a sku's writes sharing a transaction.
+func (q *Queue) SubmitStock(ctx context.Context, w persistence.StockWrite) error {
+	return q.submit(NewStockRequest(ctx, w))
+}
+
+func (q *Queue) submit(r *Request) error {
+	ctx := r.Ctx
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -66,8 +92,8 @@ func (q *Queue) Submit(ctx context.Context, w persistence.Write) error {
 }
 
 // Take blocks until writes are queued and returns up to max of them in arrival order.
-// With distinct set, no two returned writes share an order id: a later write for an id
-// already in the batch stays queued, ahead of newer writes, for the next batch. Requests
+// With distinct set, no two returned writes share an order id (or a sku): a later write
+// for one already in the batch stays queued, ahead of newer writes, for the next batch. Requests
 // whose context already ended are completed with its error and not returned. Take
 // returns ok=false once the queue is closed and drained.
 func (q *Queue) Take(max int, distinct bool) (reqs []*Request, ok bool) {
@@ -95,11 +121,12 @@ func (q *Queue) Take(max int, distinct bool) (reqs []*Request, ok bool) {
 				continue
 			}
 			if distinct {
-				if _, dup := ids[r.Write.Order.ID]; dup {
+				k := r.key()
+				if _, dup := ids[k]; dup {
 					rest = append(rest, r)
 					continue
 				}
-				ids[r.Write.Order.ID] = struct{}{}
+				ids[k] = struct{}{}
 			}
 			reqs = append(reqs, r)
 		}
