@@ -27,6 +27,7 @@ const maxRemoteCache = 200_000
 type lookup struct {
 	c        *pcluster.Cluster
 	members  membership
+	self     string // this node's member id (members.Self().ID, which never changes)
 	timeout  time.Duration // one activation request to a peer
 	draining atomic.Bool
 
@@ -86,7 +87,12 @@ func (l *lookup) owns(identity string) bool {
 		return false
 	}
 	o, ok := l.owner(identity)
-	return ok && o.ID == l.members.Self().ID
+	return ok && o.ID == l.self
+}
+
+// setMembers gives the lookup the node's membership, once it has joined.
+func (l *lookup) setMembers(m membership) {
+	l.members, l.self = m, m.Self().ID
 }
 
 // Get returns the PID of the identity's activation on its owner, activating it if needed.
@@ -97,7 +103,7 @@ func (l *lookup) Get(ci *pcluster.ClusterIdentity) *actor.PID {
 	if !ok {
 		return nil
 	}
-	if owner.ID == l.members.Self().ID {
+	if owner.ID == l.self {
 		if l.draining.Load() {
 			return nil
 		}
@@ -245,7 +251,7 @@ func (l *lookup) Evicted() int64 { return l.evicted.Load() }
 // the grain's own ownership check, so callers re-resolve.
 func (l *lookup) disown() int {
 	var moved []*actor.PID
-	active, self, draining := l.members.View().Active(), l.members.Self().ID, l.draining.Load()
+	active, self, draining := l.members.View().Active(), l.self, l.draining.Load()
 	l.mu.Lock()
 	for id, a := range l.active {
 		if o, ok := Owner(active, id); draining || !ok || o.ID != self {

@@ -208,7 +208,7 @@ func (j joiner) StartMember(c *pcluster.Cluster) error {
 	}
 	if n.cfg.Gossip == "" {
 		n.members = newSolo(self)
-		n.lookup.members = n.members
+		n.lookup.setMembers(n.members)
 		return soloProvider{}.StartMember(c)
 	}
 	m, err := NewMembership(MembershipConfig{
@@ -219,7 +219,7 @@ func (j joiner) StartMember(c *pcluster.Cluster) error {
 		return err
 	}
 	n.members = m
-	n.lookup.members = m
+	n.lookup.setMembers(m)
 	n.provider = newMemberlistProvider(m)
 	return n.provider.StartMember(c)
 }
