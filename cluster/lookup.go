@@ -27,7 +27,7 @@ const maxRemoteCache = 200_000
 type lookup struct {
 	c        *pcluster.Cluster
 	members  membership
-	self     string // this node's member id (members.Self().ID, which never changes)
+	self     string        // this node's member id (members.Self().ID, which never changes)
 	timeout  time.Duration // one activation request to a peer
 	draining atomic.Bool
 
