@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,11 @@ import (
 // Balancer spreads requests over the targets, skipping those whose /readyz is not 200,
 // and resends a request that got no response to another target. Resending is safe because
 // every command carries its Idempotency-Key: the cluster applies it at most once.
+//
+// It routes by owner as a cluster-aware load balancer would: an answer about an order
+// names the node that owns it (the Ordermesh-Owner header), and the order's next requests
+// go straight to that node while it is ready, sparing them the hop from a node that does
+// not own it. A create, or an order it has not heard of, goes round robin.
 type Balancer struct {
 	hc      *fasthttp.Client
 	probe   *http.Client
@@ -22,16 +29,25 @@ type Balancer struct {
 	targets []string
 	ready   map[string]bool
 	next    int
+	byAddr  map[string]string // host:port of a target -> the target
+	owners  map[string]string // order id -> target that owns it, from HeaderOwner; nil = routing by owner off
 
-	resent int64 // guarded by mu
+	resent, sent, toOwner int64 // guarded by mu
 }
+
+// maxOwners bounds the orders whose owner the balancer remembers; when it is full it
+// forgets them all and learns again (an owner is one answer away).
+const maxOwners = 1 << 17
+
+// HeaderOwner is the node's answer naming the order's owner (edge.HeaderOwner).
+const HeaderOwner = "Ordermesh-Owner"
 
 // NewBalancer returns a balancer over targets with connections for concurrency requests
 // in flight, each bounded by timeout; call Watch to keep readiness current.
 func NewBalancer(concurrency int, timeout time.Duration, targets []string) *Balancer {
 	b := &Balancer{
 		hc: newHTTPClient(concurrency, timeout), probe: &http.Client{Timeout: time.Second}, every: 250 * time.Millisecond, retries: 3,
-		ready: map[string]bool{},
+		ready: map[string]bool{}, byAddr: map[string]string{}, owners: map[string]string{},
 	}
 	for _, t := range targets {
 		b.Add(t)
@@ -50,6 +66,22 @@ func (b *Balancer) Add(target string) {
 	}
 	b.targets = append(b.targets, target)
 	b.ready[target] = true // optimistic until the first probe says otherwise
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		b.byAddr[u.Host] = target
+	}
+}
+
+// RouteByOwner turns routing by owner on or off (on by default); off, every request goes
+// round robin, which is what a balancer that knows nothing of the cluster does.
+func (b *Balancer) RouteByOwner(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case !on:
+		b.owners = nil
+	case b.owners == nil:
+		b.owners = map[string]string{}
+	}
 }
 
 // Close releases idle connections, so a finished run leaves no keep-alive goroutines.
@@ -70,6 +102,14 @@ func (b *Balancer) Resent() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.resent
+}
+
+// Sends returns how many requests were sent and how many of them went to the order's
+// owner as the cluster had named it.
+func (b *Balancer) Sends() (sent, toOwner int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sent, b.toOwner
 }
 
 // Probe checks every target's /readyz once.
@@ -106,11 +146,19 @@ func (b *Balancer) Watch(ctx context.Context) {
 	}
 }
 
-// pick returns the next ready target after skip (round robin), or any target when none
-// is ready: the request then fails visibly instead of the harness stalling.
-func (b *Balancer) pick(skip string) string {
+// pick returns the owner of the order, if it is known and ready and not skip; else the
+// next ready target after skip (round robin), or any target when none is ready: the
+// request then fails visibly instead of the harness stalling.
+func (b *Balancer) pick(orderID, skip string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.sent++
+	if orderID != "" {
+		if t, ok := b.owners[orderID]; ok && b.ready[t] && t != skip {
+			b.toOwner++
+			return t
+		}
+	}
 	n := len(b.targets)
 	for range n {
 		t := b.targets[b.next%n]
@@ -138,10 +186,12 @@ func (b *Balancer) Do(ctx context.Context, req Request) Response {
 	var resp Response
 	last := ""
 	unavailable := 0
+	orderID := orderOfPath(req.Path)
 	for try := 0; try < attempts+b.retries; try++ {
-		target := b.pick(last)
+		target := b.pick(orderID, last)
 		resp = send(ctx, b.hc, target, req)
 		last = target
+		b.learnOwner(orderID, resp)
 		switch {
 		case ctx.Err() != nil:
 			return resp
@@ -160,6 +210,43 @@ func (b *Balancer) Do(ctx context.Context, req Request) Response {
 		}
 	}
 	return resp
+}
+
+// learnOwner remembers the owner an answer named for its order: the order of the path,
+// or for a create the one its Location names.
+func (b *Balancer) learnOwner(orderID string, resp Response) {
+	if resp.Owner == "" {
+		return
+	}
+	if orderID == "" {
+		orderID = orderOfPath(resp.Location)
+	}
+	if orderID == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.byAddr[resp.Owner]
+	if !ok || b.owners == nil {
+		return // a node the harness was not given, or routing by owner is off
+	}
+	if len(b.owners) >= maxOwners {
+		clear(b.owners)
+	}
+	b.owners[orderID] = t
+}
+
+// orderOfPath returns the {id} of /api/v1/orders/{id}[/...], or "".
+func orderOfPath(path string) string {
+	rest, ok := strings.CutPrefix(path, "/api/v1/orders/")
+	if !ok {
+		return ""
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	return rest[:end]
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -37,6 +37,8 @@ type Response struct {
 	Message  string
 	Data     json.RawMessage
 	Replayed bool
+	Owner    string // HeaderOwner: edge address of the order's owner, if the answer named one
+	Location string // with Owner: the Location header (a create's new order)
 	Target   string // base URL that answered (or failed)
 	Err      error
 }
@@ -129,6 +131,10 @@ func send(ctx context.Context, hc *fasthttp.Client, base string, req Request) Re
 	}
 	out.HTTP = hres.StatusCode()
 	out.Replayed = string(hres.Header.Peek("Idempotent-Replayed")) == "true"
+	if o := hres.Header.Peek(HeaderOwner); len(o) > 0 {
+		out.Owner = string(o)
+		out.Location = string(hres.Header.Peek("Location"))
+	}
 	raw := hres.Body() // valid until hres is released; a json.RawMessage copies what it keeps
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err == nil {

@@ -27,7 +27,10 @@ type Config struct {
 	Timeout     time.Duration // one HTTP request
 	Out         string        // directory for report.json, report.svg, report.txt, acks.jsonl; "" writes none
 	NoCheck     bool          // skip the consistency check
-	Seed        int64         // of the scenario's random choices; 0 picks one
+	// RoundRobin sends every request round robin, ignoring the owner the cluster names
+	// (HeaderOwner), as a balancer that knows nothing of the cluster would.
+	RoundRobin bool
+	Seed       int64 // of the scenario's random choices; 0 picks one
 
 	CancelShare float64 // lifecycle: share of orders cancelled (after create or after pay)
 	FailShare   float64 // lifecycle: share whose payment fails once, then is paid again
@@ -108,6 +111,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one HTTP request")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for report.json, report.svg, report.txt and acks.jsonl")
 	fs.BoolVar(&c.NoCheck, "no-check", c.NoCheck, "skip the consistency check after the run")
+	fs.BoolVar(&c.RoundRobin, "round-robin", c.RoundRobin, "send every request round robin over the targets, not to the order's owner that the nodes name (Ordermesh-Owner)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed of the scenario (0: random)")
 	fs.Float64Var(&c.CancelShare, "cancel-share", c.CancelShare, "lifecycle: share of orders cancelled")
 	fs.Float64Var(&c.FailShare, "fail-share", c.FailShare, "lifecycle: share whose first payment fails")

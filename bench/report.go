@@ -54,6 +54,8 @@ type Report struct {
 	Arrivals    int             `json:"arrivals"`   // sessions started (lifecycles, races, reads)
 	Late        int64           `json:"late"`       // requests that could not start on time
 	Resent      int64           `json:"resent"`     // sends repeated on another node after a transport error
+	Sent        int64           `json:"sent"`       // requests sent, warm-up and retries included
+	ToOwner     int64           `json:"to_owner"`   // of Sent, those sent to the node the cluster named as the order's owner
 	Total       OpReport        `json:"total"`
 	Ops         []OpReport      `json:"ops"`
 	Timeline    []TimelinePoint `json:"timeline"`
@@ -123,6 +125,7 @@ func buildReport(cfg Config, r *runner, start, finished time.Time, arrivals int,
 		Started: start, Elapsed: finished.Sub(start), Arrivals: arrivals, Resent: r.lb.Resent(), Chaos: chaos,
 		Concurrency: cfg.Concurrency, SystemArgs: cfg.SystemArgs,
 	}
+	rep.Sent, rep.ToOwner = r.lb.Sends()
 	if cfg.Provider {
 		rep.Provider = r.provider.report()
 	}
@@ -166,6 +169,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "scenario %s against %s\n", r.Scenario, strings.Join(r.Targets, ", "))
 	fmt.Fprintf(w, "intended %.0f req/s for %s after %s warm-up; %d arrivals, %d late, %d resent to another node\n",
 		r.Rate, r.Duration, r.Warmup, r.Arrivals, r.Late, r.Resent)
+	if r.ToOwner > 0 {
+		fmt.Fprintf(w, "%d of %d requests sent straight to the order's owner (Ordermesh-Owner)\n", r.ToOwner, r.Sent)
+	}
 	if len(r.SystemArgs) > 0 {
 		fmt.Fprintf(w, "systems started by the bench with: %s\n", strings.Join(r.SystemArgs, " "))
 	}

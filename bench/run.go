@@ -235,6 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := &runner{cfg: cfg, clock: cfg.Clock, sem: make(chan struct{}, cfg.Concurrency), runID: "b" + hex.EncodeToString(idb),
 		provider: newProviderStats()}
 	r.lb = NewBalancer(cfg.Concurrency, cfg.Timeout, cfg.Targets)
+	r.lb.RouteByOwner(!cfg.RoundRobin)
 	defer r.lb.Close()
 
 	ctx, cancel := context.WithCancel(ctx)

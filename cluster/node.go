@@ -342,6 +342,18 @@ func (n *Node) View() View { return n.members.View() }
 // that each due order is swept by one node.
 func (n *Node) Owns(orderID string) bool { return n.lookup.owns(orderID) }
 
+// OwnerHTTP returns the edge address (host:port, as the member advertises it) of the
+// member that owns the order in this node's view of the cluster, or "" when no member is
+// active. A client that sends the order's next requests there saves the hop from a node
+// that does not own it; any node still answers any order.
+func (n *Node) OwnerHTTP(orderID string) string {
+	o, ok := n.lookup.owner(orderID)
+	if !ok {
+		return ""
+	}
+	return o.HTTP
+}
+
 // Execute delivers a command to its order's grain, wherever it lives.
 func (n *Node) Execute(ctx context.Context, c order.Command, requestID string) (order.Result, error) {
 	// The grain refuses it anyway; refusing it here keeps text protobuf cannot carry off

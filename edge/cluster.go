@@ -28,7 +28,18 @@ type Cluster interface {
 	// when it has left: the node may be this one, and the answer must still get out.
 	// Draining a node that is already leaving is not an error.
 	Drain(ctx context.Context, nodeID string) error
+	// OwnerHTTP returns the edge address (host:port) of the member that owns the order
+	// now, or "" when none is known: the edge names it in the Ordermesh-Owner header.
+	OwnerHTTP(orderID string) string
 }
+
+// HeaderOwner is on every answer about one order (its create, view, history and
+// commands) from a clustered node: the edge address (host:port, the "http" of the member
+// in the cluster view) of the node that owns the order now. A client or balancer that
+// sends the order's next requests there spares them the hop from a node that does not
+// own it to the one that does. It is a hint: ownership moves when members join or leave,
+// and any node answers any request.
+const HeaderOwner = "Ordermesh-Owner"
 
 // ClusterStatus is the answer of GET /api/v1/cluster.
 type ClusterStatus struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ type fakeCluster struct {
 	status  ClusterStatus
 	drained []string
 	fail    error // returned by every call when set
+	owner   func(orderID string) string
 }
 
 func newFakeCluster() *fakeCluster {
@@ -63,6 +65,13 @@ func (f *fakeCluster) Drain(_ context.Context, id string) error {
 		}
 	}
 	return order.Errorf(order.CodeNotFound, "no member %s", id)
+}
+
+func (f *fakeCluster) OwnerHTTP(orderID string) string {
+	if f.owner == nil {
+		return ""
+	}
+	return f.owner(orderID)
 }
 
 func (f *fakeCluster) failWith(err error) {
@@ -233,5 +242,39 @@ func TestReadinessWhileDraining(t *testing.T) {
 				t.Error("no Retry-After on a 503")
 			}
 		})
+	}
+}
+
+// Every answer about one order names the node that owns it, so that a client can send the
+// order's next requests there; requests about no order, or to a node that knows no owner,
+// carry no such header.
+func TestOwnerHeader(t *testing.T) {
+	f := newFakeCluster()
+	f.owner = func(id string) string { return "10.0.0." + strconv.Itoa(len(id)%3) + ":8080" }
+	h := newHarness(t, withCluster(f))
+	v := h.createOrder("alice", "owner-1", `[{"sku":"tea-sencha","qty":1}]`)
+	want := f.owner(v.ID)
+	for _, r := range []req{
+		{method: "POST", path: "/api/v1/orders", token: h.token("alice"), key: "owner-1", body: `{"items":[{"sku":"tea-sencha","qty":1}]}`},
+		{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")},
+		{method: "GET", path: "/api/v1/orders/" + v.ID + "/events", token: h.token("alice")},
+		{method: "POST", path: "/api/v1/orders/" + v.ID + "/pay", token: h.token("alice"), key: "owner-2"},
+		{method: "POST", path: "/api/v1/orders/" + v.ID + "/pay", token: h.token("alice"), key: "owner-3"}, // refused (already paying): still named
+	} {
+		if got := h.do(r).Header.Get(HeaderOwner); got != want {
+			t.Errorf("%s %s: %s = %q, want %q", r.method, r.path, HeaderOwner, got, want)
+		}
+	}
+	if got := h.do(req{method: "GET", path: "/api/v1/orders", token: h.token("alice")}).Header.Get(HeaderOwner); got != "" {
+		t.Errorf("a listing names an owner: %q", got)
+	}
+
+	f.owner = nil // no active member known
+	if got := h.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: h.token("alice")}).Header.Get(HeaderOwner); got != "" {
+		t.Errorf("no owner known, yet %s = %q", HeaderOwner, got)
+	}
+	solo := newHarness(t) // not clustered
+	if got := solo.do(req{method: "GET", path: "/api/v1/orders/" + v.ID, token: solo.token("alice")}).Header.Get(HeaderOwner); got != "" {
+		t.Errorf("a node without a cluster names an owner: %q", got)
 	}
 }

@@ -27,7 +27,7 @@ var corsAllowHeaders = strings.Join([]string{
 
 // corsExposeHeaders are the response headers a script may read.
 var corsExposeHeaders = strings.Join([]string{
-	HeaderRequestID, "X-Node-ID", fiber.HeaderRetryAfter, fiber.HeaderLocation, HeaderReplayed, HeaderPaymentSubmission,
+	HeaderRequestID, "X-Node-ID", fiber.HeaderRetryAfter, fiber.HeaderLocation, HeaderReplayed, HeaderPaymentSubmission, HeaderOwner,
 }, ",")
 
 // checkOrigins refuses origins that a browser never sends (a path, a wildcard, no

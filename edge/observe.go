@@ -164,11 +164,17 @@ func (s *server) logger(c *fiber.Ctx) *slog.Logger {
 	return s.log.With(slog.String("request_id", ensureRequestID(c)))
 }
 
-// setOrderID records the order a request is about, for the access log and later log lines.
+// setOrderID records the order a request is about, for the access log and later log
+// lines, and names the node that owns it in the Ordermesh-Owner header.
 func (s *server) setOrderID(c *fiber.Ctx, id string) {
 	if cur, ok := c.Locals(localOrderID).(string); ok && cur == id {
 		return
 	}
 	c.Locals(localOrderID, id)
 	c.Locals(localLogger, s.logger(c).With(slog.String("order_id", id)))
+	if s.cluster != nil {
+		if owner := s.cluster.OwnerHTTP(id); owner != "" {
+			c.Set(HeaderOwner, owner)
+		}
+	}
 }

@@ -36,3 +36,5 @@ func (c clusterOps) Status(ctx context.Context) (edge.ClusterStatus, error) {
 func (c clusterOps) Drain(ctx context.Context, nodeID string) error {
 	return c.n.DrainMember(ctx, nodeID, "api")
 }
+
+func (c clusterOps) OwnerHTTP(orderID string) string { return c.n.OwnerHTTP(orderID) }

@@ -1323,7 +1323,10 @@ export interface components {
         TaskID: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description On a clustered node: the edge address (host:port, the member's "http" in the cluster view) of the node that owns the order now. Sending the order's next requests there spares them a hop between nodes; it is a hint, since ownership moves when members join or leave, and any node answers any request. */
+        "Ordermesh-Owner": string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1616,6 +1619,7 @@ export interface operations {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
                     Location?: string;
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1646,6 +1650,7 @@ export interface operations {
             /** @description The order. */
             200: {
                 headers: {
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1673,6 +1678,7 @@ export interface operations {
             /** @description The events, oldest first. */
             200: {
                 headers: {
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1710,6 +1716,7 @@ export interface operations {
                     "Idempotent-Replayed"?: "true";
                     /** @description submitted: the provider has the payment intent; queued: it waits in the durable queue (provider down, slow or its breaker open). Absent on a replay and on nodes without a provider. */
                     "Payment-Submission"?: "submitted" | "queued";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1750,6 +1757,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1790,6 +1798,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1830,6 +1839,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1869,6 +1879,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1909,6 +1920,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1949,6 +1961,7 @@ export interface operations {
                 headers: {
                     /** @description Present when the answer repeats the one given to the first request with this key. */
                     "Idempotent-Replayed"?: "true";
+                    "Ordermesh-Owner": components["headers"]["Ordermesh-Owner"];
                     [name: string]: unknown;
                 };
                 content: {
