@@ -29,7 +29,11 @@ import (
 // (order_id, idempotency_key) then aborts the whole statement, and the slow path answers
 // the replay. The constraint, not this check, is the guarantee; the check just keeps the
 // common replay from costing an error.
-const transitionSQL = `
+//
+// The stock of the order's lines moves in the same statement: released (reserved -= n)
+// when the order leaves one of the statuses $11 (cancel, refund before shipping), and
+// shipped (on_hand -= n too) when $12.
+var transitionSQL = `
 WITH prev AS (
 	SELECT id, status FROM baseline_orders
 	WHERE id = $1 AND status = ANY($2::text[]) AND ($3::text = '' OR customer = $3)
@@ -44,21 +48,8 @@ WITH prev AS (
 ), ev AS (
 	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
 	SELECT $1, version, $8, from_status, $4, $7, $9, $6, $10 FROM u
-), st AS (
-	-- The stock of the order's lines, in the same statement: released (reserved -= n)
-	-- when the order leaves one of the statuses $11 (cancel, refund before shipping),
-	-- and shipped (on_hand -= n too) when $12.
-	UPDATE baseline_stock s
-	SET reserved = s.reserved - l.qty, on_hand = s.on_hand - CASE WHEN $12 THEN l.qty ELSE 0 END,
-		version = s.version + 1, updated_at = $6
-	FROM (
-		SELECT x.sku, sum(x.qty)::bigint AS qty
-		FROM u, jsonb_to_recordset(u.lines) AS x(sku text, qty bigint)
-		WHERE u.from_status = ANY($11::text[])
-		GROUP BY x.sku
-	) l
-	WHERE s.sku = l.sku
-), te AS (
+), ` + moveStockCTEs("u.from_status = ANY($11::text[])",
+	"reserved = s.reserved - l.qty, on_hand = s.on_hand - CASE WHEN $12 THEN l.qty ELSE 0 END, version = s.version + 1, updated_at = $6") + `, te AS (
 	-- The tasks the transition makes moot (tasks.go), in the same statement: leaving
 	-- PAYING cancels the payment's task, leaving PAID ends the fulfilment's (done when
 	-- the order ships).

@@ -28,7 +28,7 @@ const sweeperSubject = "sweeper"
 // The key is order.ExpiryKey of the deadline, computed in SQL (EXTRACT(EPOCH) is exact
 // numeric since PostgreSQL 14; deadlines are microseconds), so an expiry is recorded with
 // the key an ordermesh grain would use.
-const expireSQL = `
+var expireSQL = `
 WITH due AS (
 	SELECT id, payment_deadline FROM baseline_orders
 	WHERE payment_deadline <= $1 AND status = 'PAYING' AND ($2::text = '' OR id = $2)
@@ -46,9 +46,7 @@ WITH due AS (
 	SELECT id, version, 'PaymentExpired', 'PAYING', 'CLOSED',
 		'expire:' || ((EXTRACT(EPOCH FROM deadline) * 1000000)::bigint * 1000)::text, $4, $1, $5
 	FROM u
-), st AS (
-	` + releaseCTE + `
-), te AS (
+), ` + releaseCTEs + `, te AS (
 	-- The payment's task is moot (tasks.go).
 	UPDATE baseline_tasks t
 	SET state = 'cancelled', last_error = 'the order is CLOSED', lease_until = NULL, updated_at = $1
@@ -57,21 +55,37 @@ WITH due AS (
 )
 SELECT id, customer, version, lines, currency, total, created_at FROM u`
 
-// releaseCTE gives back the units of the orders u closed (reserved -= n per sku), in the
+// releaseCTEs give back the units of the orders u closed (reserved -= n per sku), in the
 // statement that closes them.
-const releaseCTE = `UPDATE baseline_stock s
-	SET reserved = s.reserved - l.qty, version = s.version + 1, updated_at = $1
-	FROM (
-		SELECT x.sku, sum(x.qty)::bigint AS qty
-		FROM u, jsonb_to_recordset(u.lines) AS x(sku text, qty bigint)
-		GROUP BY x.sku
-	) l
-	WHERE s.sku = l.sku`
+var releaseCTEs = moveStockCTEs("true", "reserved = s.reserved - l.qty, version = s.version + 1, updated_at = $1")
+
+// moveStockCTEs are the CTEs that move the stock of the orders the CTE u returned (those
+// of its rows for which cond holds): l, their units per sku; lk, which locks those skus'
+// rows in sku order; and st, the update of those rows with set (s is the row, l.qty the
+// units). Every transaction that changes stock rows locks them in sku order (a create's
+// reservations too, see quantities), so two of them that touch the same skus wait for
+// each other instead of deadlocking: an UPDATE ... FROM locks rows in whatever order its
+// join produces them, and PostgreSQL breaks a deadlock only after deadlock_timeout (1 s),
+// by failing one of the transactions.
+func moveStockCTEs(cond, set string) string {
+	return `l AS (
+	SELECT x.sku, sum(x.qty)::bigint AS qty
+	FROM u, jsonb_to_recordset(u.lines) AS x(sku text, qty bigint)
+	WHERE ` + cond + `
+	GROUP BY x.sku
+), lk AS MATERIALIZED (
+	SELECT s.sku FROM baseline_stock s WHERE s.sku IN (SELECT sku FROM l) ORDER BY s.sku FOR UPDATE
+), st AS (
+	UPDATE baseline_stock s SET ` + set + `
+	FROM l JOIN lk ON lk.sku = l.sku
+	WHERE s.sku = l.sku
+)`
+}
 
 // expireOrdersSQL closes CREATED orders older than the order timeout ($2 is now minus
 // the timeout) with their OrderExpired events, releasing their stock, in one statement;
 // SKIP LOCKED as expireSQL. $3 is the batch size.
-const expireOrdersSQL = `
+var expireOrdersSQL = `
 WITH due AS (
 	SELECT id FROM baseline_orders
 	WHERE status = 'CREATED' AND created_at <= $2
@@ -88,9 +102,7 @@ WITH due AS (
 	INSERT INTO baseline_order_events (order_id, version, type, from_status, to_status, idempotency_key, node, at, payload)
 	SELECT id, version, $6, 'CREATED', 'CLOSED', $7, $4, $1, $5
 	FROM u
-), st AS (
-	` + releaseCTE + `
-)
+), ` + releaseCTEs + `
 SELECT count(*) FROM u`
 
 // expire runs expireSQL at time at for up to limit orders (only order id, unless empty).
