@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func benchIdleGrains(b *testing.B, grains int, lines []order.Line, declines int)
 					cmds = append(cmds, order.Command{Type: order.CmdFailPayment, OrderID: id, Key: fmt.Sprintf("decline-%d", round), By: olga, Reason: "card declined"})
 				}
 				for _, c := range cmds {
-					if _, err := n.Execute(context.Background(), c, "bench"); err != nil {
+					if err := executeRetrying(n, c); err != nil {
 						return err
 					}
 				}
@@ -104,13 +105,24 @@ func createOrdersOf(b *testing.B, svc order.Service, prefix string, count int, l
 		ids[i] = order.OrderIDFor(alice.Subject, fmt.Sprintf("%s-%d", prefix, i))
 	}
 	forEach(b, ids, func(i int, id string) error {
-		_, err := svc.Execute(context.Background(), order.Command{
+		return executeRetrying(svc, order.Command{
 			Type: order.CmdCreate, OrderID: id, Key: fmt.Sprintf("%s-%d", prefix, i), By: alice,
 			Lines: lines, Currency: "EUR",
-		}, "bench")
-		return err
+		})
 	})
 	return ids
+}
+
+// executeRetrying runs c, again with the same key while the answer is "unavailable,
+// retry" (a busy machine can outlast the nodes' short request timeout), as the API says.
+func executeRetrying(svc order.Service, c order.Command) error {
+	for try := 0; ; try++ {
+		_, err := svc.Execute(context.Background(), c, "bench")
+		var e *order.Error
+		if err == nil || try == 20 || !errors.As(err, &e) || !e.Code.Retryable() {
+			return err
+		}
+	}
 }
 
 func liveHeap() uint64 {

@@ -6,6 +6,7 @@ package orderpb
 import (
 	"fmt"
 	"time"
+	"unique"
 
 	"github.com/ordermesh/ordermesh/actors/order"
 
@@ -34,9 +35,12 @@ func DecodeSnapshot(b []byte) (order.Order, error) {
 		return order.Order{}, fmt.Errorf("decoding order snapshot: %w", err)
 	}
 	v := ViewFromPB(s.Order)
+	for i := range v.Lines {
+		v.Lines[i].SKU, v.Lines[i].Name = interned(v.Lines[i].SKU), interned(v.Lines[i].Name)
+	}
 	o := order.Order{
-		ID: v.ID, Customer: v.Customer, Status: v.Status, Version: v.Version, Lines: v.Lines,
-		Currency: v.Currency, Total: v.Total, PaymentDeadline: v.PaymentDeadline,
+		ID: v.ID, Customer: interned(v.Customer), Status: order.Status(interned(string(v.Status))), Version: v.Version, Lines: v.Lines,
+		Currency: interned(v.Currency), Total: v.Total, PaymentDeadline: v.PaymentDeadline,
 		CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
 		ExpiresAt: fromUnixNano(s.ExpiresAt), Rejection: s.Rejection, StockVersion: s.StockVersion,
 	}
@@ -44,13 +48,19 @@ func DecodeSnapshot(b []byte) (order.Order, error) {
 		o.Keys = make([]order.KeyResult, len(s.Keys))
 		for i, k := range s.Keys {
 			o.Keys[i] = order.KeyResult{
-				Key: k.Key, Command: order.CommandType(k.Command), Fingerprint: k.Fingerprint, Version: k.Version,
-				Status: order.Status(k.Status), At: fromUnixNano(k.At), Deadline: fromUnixNano(k.Deadline),
+				Key: k.Key, Command: order.CommandType(interned(k.Command)), Fingerprint: k.Fingerprint, Version: k.Version,
+				Status: order.Status(interned(k.Status)), At: fromUnixNano(k.At), Deadline: fromUnixNano(k.Deadline),
 			}
 		}
 	}
 	return o, nil
 }
+
+// interned returns the process's one copy of s. A grain lives for as long as its order is
+// used, so what it decodes from its snapshot stays on the heap: the text that many orders
+// share (statuses, command types, skus and product names, customers, currencies) is then
+// held once, not once per grain.
+func interned(s string) string { return unique.Make(s).Value() }
 
 // ViewToPB converts a view for the wire.
 func viewToPB(v order.View) *OrderView {
