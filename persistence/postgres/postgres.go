@@ -35,6 +35,10 @@ const (
 	// 2 cores with 1024 writers: 2 beats 1 (no overlap), 3, 4 and 8 (smaller batches,
 	// more per-statement work and index-page contention).
 	flushers = 2
+	// overlapAt is the backlog at which a second batch goes out while one is in flight
+	// (batch.Queue.HoldWhileBusy): below it, writes wait for the batch in flight and go
+	// together in the next, so a busy store commits fuller batches.
+	overlapAt = 16
 	// maxBatch caps the writes of one batch statement.
 	maxBatch = 1000
 	// readConns is how many pool connections are left for reads beside the flushers,
@@ -86,6 +90,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("opening postgres store: %w", err)
 	}
 	s := &Store{pool: pool, queue: batch.New(), now: time.Now}
+	s.queue.HoldWhileBusy(overlapAt)
 	for range flushers {
 		s.wg.Add(1)
 		go s.flusher()

@@ -101,6 +101,7 @@ func (s *Store) flusher() {
 			return
 		}
 		s.flush(reqs)
+		s.queue.Done()
 	}
 }
 

@@ -47,6 +47,7 @@ func (s *Store) writer() {
 			return
 		}
 		s.commit(reqs)
+		s.queue.Done()
 	}
 }
 

@@ -50,6 +50,10 @@ type Queue struct {
 	cond    *sync.Cond
 	pending []*Request
 	closed  bool
+
+	// inflight counts the batches taken and not yet Done; overlapAt, when above 0, is
+	// the backlog at which Take hands out a batch while another is still in flight.
+	inflight, overlapAt int
 }
 
 // New returns an empty, open queue.
@@ -91,7 +95,35 @@ func (q *Queue) submit(r *Request) error {
 	}
 }
 
-// Take blocks until writes are queued and returns up to max of them in arrival order.
+// HoldWhileBusy makes the queue's batching adaptive: while a batch is being written, Take
+// hands out another only once n writes are queued; until then the writes wait for the
+// batch in flight to finish and go together in the next one. An idle store writes a lone
+// write at once (nothing is in flight); a busy one writes fewer, fuller batches; and a
+// backlog of n or more (the database keeps up no longer with one batch at a time) gets
+// several batches in flight again. Call it before the first Take; without it every
+// flusher takes whatever is queued.
+func (q *Queue) HoldWhileBusy(n int) {
+	q.mu.Lock()
+	q.overlapAt = n
+	q.mu.Unlock()
+}
+
+// Done tells the queue that a batch Take returned has been written (whatever the outcome).
+// Every batch taken must be Done.
+func (q *Queue) Done() {
+	q.mu.Lock()
+	q.inflight--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// held reports whether Take must wait although writes are queued (see HoldWhileBusy).
+func (q *Queue) held() bool {
+	return q.overlapAt > 0 && q.inflight > 0 && len(q.pending) < q.overlapAt && !q.closed
+}
+
+// Take blocks until writes are queued and returns up to max of them in arrival order;
+// call Done once they are written.
 // With distinct set, no two returned writes share an order id (or a sku): a later write
 // for one already in the batch stays queued, ahead of newer writes, for the next batch. Requests
 // whose context already ended are completed with its error and not returned. Take
@@ -100,8 +132,8 @@ func (q *Queue) Take(max int, distinct bool) (reqs []*Request, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
-		for len(q.pending) == 0 {
-			if q.closed {
+		for len(q.pending) == 0 || q.held() {
+			if q.closed && len(q.pending) == 0 {
 				return nil, false
 			}
 			q.cond.Wait()
@@ -137,6 +169,7 @@ func (q *Queue) Take(max int, distinct bool) (reqs []*Request, ok bool) {
 			q.cond.Signal()
 		}
 		if len(reqs) > 0 {
+			q.inflight++
 			return reqs, true
 		}
 	}

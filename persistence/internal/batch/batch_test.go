@@ -86,3 +86,61 @@ func TestSubmitAfterClose(t *testing.T) {
 		t.Error("Take on a closed, empty queue returned ok")
 	}
 }
+
+// With HoldWhileBusy, a lone write goes out at once; while it is in flight the next
+// writes wait and go together when it is Done, unless the backlog reaches the threshold;
+// Close lets a held flusher drain.
+func TestHoldWhileBusy(t *testing.T) {
+	q := New()
+	q.HoldWhileBusy(3)
+	ctx := context.Background()
+	enqueue(q, ctx, "a")
+	if got, _ := q.Take(10, true); !slices.Equal(ids(got), []string{"a"}) {
+		t.Fatalf("idle: took %v, want [a] at once", ids(got))
+	}
+	taken := make(chan []string)
+	go func() {
+		got, _ := q.Take(10, true)
+		taken <- ids(got)
+	}()
+	q.mu.Lock()
+	enqueue(q, ctx, "b", "c")
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	q.mu.Lock()
+	held := q.held()
+	q.mu.Unlock()
+	if !held {
+		t.Fatal("[b c] may go out while [a] is in flight and the backlog is under 3")
+	}
+	q.Done()
+	if got := <-taken; !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("after Done: took %v, want [b c] in one batch", got)
+	}
+
+	// b and c are in flight; a backlog of 3 gets a second batch out.
+	go func() {
+		got, _ := q.Take(10, true)
+		taken <- ids(got)
+	}()
+	q.mu.Lock()
+	enqueue(q, ctx, "d", "e", "f")
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	if got := <-taken; !slices.Equal(got, []string{"d", "e", "f"}) {
+		t.Fatalf("backlog of 3: took %v, want [d e f]", got)
+	}
+
+	// Two batches in flight, one write queued: Close releases it.
+	go func() {
+		got, _ := q.Take(10, true)
+		taken <- ids(got)
+	}()
+	q.mu.Lock()
+	enqueue(q, ctx, "g")
+	q.mu.Unlock()
+	q.Close()
+	if got := <-taken; !slices.Equal(got, []string{"g"}) {
+		t.Fatalf("after Close: took %v, want [g]", got)
+	}
+}
